@@ -1,0 +1,189 @@
+"""A STAND-IN for an OpenAI-compatible LLM server, at the edge of the system, for tests, the
+benchmark and the chaos run. It is not vLLM: it writes a schema-valid answer from the request's
+JSON schema (honouring enums, bounds and lengths), after a fixed latency, and can inject faults.
+The real-server tier (tests/vllm) is what proves constrained decoding.
+
+Faults (``fault``): none, timeout (sleeps past the client's timeout), error500, refuse_conn (closes
+the socket), invalid_json, truncated (finish_reason=length), over_cap (ignores the bounds, as a
+server that dropped the schema would), percent_mismatch (message names another percent).
+Change them at run time with ``POST /_standin/config {"fault": ..., "latency_s": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = (
+    "none",
+    "timeout",
+    "error500",
+    "refuse_conn",
+    "invalid_json",
+    "truncated",
+    "over_cap",
+    "percent_mismatch",
+)
+WORDS = "the customer left a cart with good value and may come back with a small nudge today"
+
+
+def fill(schema: dict[str, Any], path: str = "") -> Any:
+    """A value that satisfies ``schema`` (the subset the worker sends)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: fill(v, f"{path}/{k}") for k, v in schema["properties"].items()}
+    if kind in ("number", "integer"):
+        high = schema.get("maximum", 10)
+        low = schema.get("minimum", 0)
+        value = max(low, min(high, high if "discount" in path else (low + high) / 2))
+        return int(value) if kind == "integer" else value
+    if kind == "string":
+        text = f"{path.rsplit('/', 1)[-1].replace('_', ' ')}: {WORDS}"
+        return text[: schema.get("maxLength", len(text))]
+    if kind == "boolean":
+        return True
+    return None
+
+
+class StandInLLM:
+    """Run with ``with StandInLLM(latency_s=0.1) as llm: ... llm.url``."""
+
+    def __init__(
+        self, latency_s: float = 0.0, fault: str = "none", port: int = 0, model: str = "stand-in"
+    ) -> None:
+        self.latency_s = latency_s
+        self.fault = fault
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> StandInLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        with self.lock:
+            self.requests.append(body)
+            fault, latency = self.fault, self.latency_s
+        if fault == "timeout":
+            time.sleep(max(latency, 3600.0))
+        time.sleep(latency)
+        if fault == "error500":
+            return 500, {"error": {"message": "stand-in: injected server error", "code": 500}}
+        if fault == "refuse_conn":
+            return 0, None
+        schema = body.get("response_format", {}).get("json_schema", {}).get("schema")
+        if schema is None:
+            schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+        value = fill(schema)
+        pricing = value.get("pricing") if isinstance(value, dict) else None
+        if fault == "over_cap" and pricing:
+            pricing["discount_percent"] = pricing["max_allowed_discount"] + 25
+        if pricing:
+            limit = schema["properties"]["pricing"]["properties"]["customer_message"]["maxLength"]
+            percent = 95 if fault == "percent_mismatch" else pricing["discount_percent"]
+            pricing["customer_message"] = f"Come back today for {percent:g}% off your cart."[:limit]
+        content = json.dumps(value, separators=(",", ":"))
+        finish = "stop"
+        if fault == "invalid_json":
+            content = content[: len(content) // 2] + "}}"
+        if fault == "truncated":
+            content, finish = content[: len(content) // 3], "length"
+        return 200, {
+            "id": f"standin-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish,
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [
+                                {"id": outer.model, "object": "model", "owned_by": "stand-in"}
+                            ],
+                        },
+                    )
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/_standin/config":
+                    with outer.lock:
+                        outer.fault = body.get("fault", outer.fault)
+                        outer.latency_s = float(body.get("latency_s", outer.latency_s))
+                    self._send(200, {"fault": outer.fault, "latency_s": outer.latency_s})
+                    return
+                status, payload = outer.answer(body)
+                if payload is None:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self._send(status, payload)
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--fault", choices=FAULTS, default="none")
+    args = parser.parse_args()
+    with StandInLLM(args.latency_ms / 1000, args.fault, args.port) as llm:
+        print(f"stand-in LLM (not vLLM) listening on {llm.url}", flush=True)
+        try:
+            llm.thread.join()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+-- Hot store (SQLite, WAL): live cart sessions, processed events, offers (audit trail + outbox).
+-- Times are ISO-8601 UTC text with microseconds, so text order is time order.
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id    TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'checkout', 'abandoned', 'ordered')),
+    cart_value    REAL,
+    margin        REAL,
+    currency      TEXT,
+    inventory     TEXT,
+    last_event_id TEXT NOT NULL,
+    last_event_at TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id     TEXT PRIMARY KEY,
+    session_id   TEXT,
+    user_id      TEXT,
+    type         TEXT,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('offer', 'no_offer', 'dead_letter')),
+    reason       TEXT,
+    offer_id     TEXT,
+    error        TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 1,
+    occurred_at  TEXT,
+    enqueued_at  TEXT,
+    started_at   TEXT,
+    finished_at  TEXT NOT NULL,
+    timings      TEXT
+);
+
+CREATE TABLE IF NOT EXISTS offers (
+    offer_id      TEXT PRIMARY KEY,
+    event_id      TEXT NOT NULL UNIQUE,
+    session_id    TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    cart_value    REAL NOT NULL,
+    margin        REAL NOT NULL,
+    segment       TEXT NOT NULL,
+    cap_pct       REAL NOT NULL,
+    discount_pct  REAL NOT NULL CHECK (discount_pct > 0 AND discount_pct <= cap_pct),
+    code          TEXT NOT NULL UNIQUE,
+    expires_at    TEXT NOT NULL,
+    engine        TEXT NOT NULL,
+    model         TEXT,
+    reasoning     TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    guardrail     TEXT,
+    created_at    TEXT NOT NULL,
+    published_at  TEXT,
+    redeemed_at   TEXT
+);
+
+CREATE INDEX IF NOT EXISTS offers_by_user ON offers (user_id, created_at);
+CREATE INDEX IF NOT EXISTS offers_unpublished ON offers (created_at) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_by_outcome ON processed_events (outcome, reason);

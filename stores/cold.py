@@ -1,0 +1,54 @@
+"""The cold store: customer history in DuckDB, opened read-only once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from stores.sqlfiles import sql
+from worker.rules import History
+
+
+class ColdStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"cold store {self.path} does not exist: run `sgr setup-data`")
+        self.conn = duckdb.connect(str(self.path), read_only=True)
+        self._get = sql("cold/get_customer")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def history(self, user_id: str) -> History | None:
+        """The customer's history, or None for a customer the store does not know (new)."""
+        row = self.conn.execute(self._get, [user_id]).fetchone()
+        if row is None:
+            return None
+        uid, ltv, churn, cadence, orders, last = row
+        return History(uid, float(ltv), float(churn), cadence, int(orders), last)
+
+
+def write_history(
+    path: Path | str,
+    customers: Iterable[tuple[str, float, float, float | None, int, datetime | None]],
+) -> int:
+    """(Re)create the cold store with these customers; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(customers)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(sql("cold/schema"))
+        conn.executemany(sql("cold/insert_customer"), rows)
+    return len(rows)
+
+
+def summary(path: Path | str) -> dict[str, float]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        cur = conn.execute(sql("cold/summary"))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
+    return dict(zip(names, row or (), strict=False))

@@ -1,0 +1,181 @@
+"""The business rules: who may get an offer, the largest discount allowed, the check of an answer.
+
+Pure functions of their arguments: no I/O, no clock, no settings lookup. ``pipeline.py`` gathers
+the facts, these functions decide, and the same ``check_answer`` runs on every engine's answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from worker.events import EventType
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class History:
+    """A customer's history from the cold store."""
+
+    user_id: str
+    lifetime_value: float
+    churn_probability: float
+    avg_days_between_orders: float | None
+    orders_count: int
+    last_order_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules look at for one event, gathered by the pipeline."""
+
+    event_type: EventType
+    cart_value: float
+    margin: float
+    inventory: str
+    session_status: str
+    stale: bool
+    history: History | None
+    last_offer_at: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    min_cart_value: float = 20.0
+    offer_window_hours: float = 24.0
+    margin_floor: float = 0.10
+    churn_high: float = 0.7
+    churn_low: float = 0.3
+    high_churn_margin_share: float = 0.5
+    mid_churn_margin_share: float = 0.25
+    low_churn_cap_pct: float = 5.0
+    loyal_ltv: float = 2000.0
+    loyal_cap_pct: float = 5.0
+    new_customer_cap_pct: float = 5.0
+    low_stock_factor: float = 0.5
+    max_discount_pct: float = 30.0
+    min_discount_pct: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RuleConfig:
+        names = cls.__dataclass_fields__
+        return cls(**{name: getattr(settings, name) for name in names})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether an offer is allowed, and if so the cap in percent and why."""
+
+    allowed: bool
+    reason: str
+    segment: str = ""
+    cap_pct: float = 0.0
+    steps: tuple[str, ...] = field(default_factory=tuple)
+
+
+def floor_to(value: float, step: float = 0.1) -> float:
+    """Round down to a multiple of step (money never rounds up)."""
+    return round(math.floor(round(value / step, 9)) * step, 6)
+
+
+def cap_for(facts: Facts, cfg: RuleConfig) -> Decision:
+    """The largest discount (percent of the cart value) these facts allow."""
+    margin_pct = facts.margin * 100
+    headroom = margin_pct - cfg.margin_floor * 100
+    steps = [
+        f"margin {margin_pct:.1f}%, floor {cfg.margin_floor * 100:.1f}%: headroom {headroom:.1f}%"
+    ]
+    hist = facts.history
+    if hist is None:
+        segment, base = "new_customer", cfg.new_customer_cap_pct
+        steps.append(f"no history: new customer, at most {base:.1f}%")
+    elif hist.churn_probability > cfg.churn_high:
+        segment, base = "high_churn", margin_pct * cfg.high_churn_margin_share
+        steps.append(f"churn {hist.churn_probability:.2f} > {cfg.churn_high}: up to {base:.1f}%")
+    elif hist.churn_probability < cfg.churn_low:
+        segment, base = "low_churn", cfg.low_churn_cap_pct
+        steps.append(f"churn {hist.churn_probability:.2f} < {cfg.churn_low}: at most {base:.1f}%")
+    else:
+        segment, base = "mid_churn", margin_pct * cfg.mid_churn_margin_share
+        steps.append(f"churn {hist.churn_probability:.2f}: up to {base:.1f}%")
+    if hist is not None and hist.lifetime_value >= cfg.loyal_ltv:
+        base = min(base, cfg.loyal_cap_pct)
+        segment += "+loyal"
+        steps.append(f"loyal (LTV {hist.lifetime_value:.0f}): at most {base:.1f}%")
+    if facts.inventory == "low_stock":
+        base *= cfg.low_stock_factor
+        steps.append(f"low stock: x{cfg.low_stock_factor} -> {base:.1f}%")
+    cap = floor_to(max(0.0, min(base, headroom, cfg.max_discount_pct, margin_pct)))
+    steps.append(f"cap {cap:.1f}% (never above headroom or {cfg.max_discount_pct:.0f}%)")
+    if cap < cfg.min_discount_pct:
+        reason = "margin_too_thin" if headroom < cfg.min_discount_pct else "cap_below_minimum"
+        return Decision(False, reason, segment, cap, tuple(steps))
+    return Decision(True, "eligible", segment, cap, tuple(steps))
+
+
+def gate(facts: Facts, cfg: RuleConfig) -> str | None:
+    """Why this event may not get an offer (checked cheaply, in this order), or None if it may."""
+    if facts.event_type is not EventType.CART_ABANDONED:
+        return "not_a_trigger"
+    if facts.stale:
+        return "stale_event"
+    if facts.session_status == "ordered":
+        return "order_completed"
+    if facts.inventory == "out_of_stock":
+        return "out_of_stock"
+    if facts.cart_value < cfg.min_cart_value:
+        return "below_min_cart_value"
+    window = timedelta(hours=cfg.offer_window_hours)
+    if facts.last_offer_at is not None and facts.now - facts.last_offer_at < window:
+        return "offer_window"
+    return None
+
+
+def decide(facts: Facts, cfg: RuleConfig) -> Decision:
+    """Eligibility first, then the cap (which needs the customer's history in ``facts``)."""
+    reason = gate(facts, cfg)
+    return Decision(False, reason) if reason else cap_for(facts, cfg)
+
+
+_PERCENT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(?:%|percent|per cent)", re.IGNORECASE)
+_CODE_LIKE = re.compile(r"\bSGR-[A-Z0-9-]+", re.IGNORECASE)
+
+
+def check_answer(
+    discount_pct: float,
+    stated_cap_pct: float,
+    message: str,
+    cap_pct: float,
+    cfg: RuleConfig,
+) -> list[str]:
+    """Everything wrong with an engine's answer; an empty list means it may be sent."""
+    problems = []
+    if not math.isfinite(discount_pct) or discount_pct < 0:
+        problems.append(f"discount_invalid: {discount_pct!r}")
+    elif discount_pct > cap_pct + 1e-9:
+        problems.append(f"discount_above_cap: {discount_pct} > {cap_pct}")
+    elif discount_pct < cfg.min_discount_pct:
+        problems.append(f"discount_below_minimum: {discount_pct} < {cfg.min_discount_pct}")
+    if not math.isfinite(stated_cap_pct) or stated_cap_pct > cap_pct + 1e-9:
+        problems.append(f"stated_cap_above_cap: {stated_cap_pct} > {cap_pct}")
+    for found in _PERCENT.findall(message):
+        if abs(float(found.replace(",", ".")) - discount_pct) > 0.05:
+            problems.append(
+                f"message_percent_mismatch: says {found}% but discount is {discount_pct}%"
+            )
+            break
+    if _CODE_LIKE.search(message):
+        problems.append("message_invents_code")
+    return problems
+
+
+def policy_discount(decision: Decision) -> float:
+    """The rules engine's own choice: the cap, rounded down to a whole percent when possible."""
+    whole = math.floor(decision.cap_pct)
+    return float(whole) if whole >= 1 else decision.cap_pct

@@ -1,0 +1,122 @@
+"""Schema-Guided Reasoning: the answer's shape, and the bounded JSON schema sent with each request.
+
+The model fills the fields in this order: first the routing (what situation is this?), then the
+pricing logic (churn, finances, margin math, the cap), and only then the discount and the message.
+``offer_schema(cap)`` puts this cart's cap into the schema, so constrained decoding (xgrammar in
+vLLM) cannot produce a discount above it; ``validate_answer`` checks a reply against the very same
+schema dict that was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field
+
+INTENTS = ("price_sensitive", "hesitant", "comparison_shopping", "distracted", "support_needed")
+TONES = ("friendly", "reassuring", "urgent")
+SUMMARY_MAX = 160
+ANALYSIS_MAX = 240
+MESSAGE_MAX = 280
+
+
+class RouterSchema(BaseModel):
+    """Step 1: what kind of situation the abandoned cart is, and how to speak to the customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intent: Literal[
+        "price_sensitive", "hesitant", "comparison_shopping", "distracted", "support_needed"
+    ]
+    tone: Literal["friendly", "reassuring", "urgent"]
+    summary: str = Field(max_length=SUMMARY_MAX)
+
+
+class PricingLogic(BaseModel):
+    """Step 2, field by field: the reasoning first, the numbers after, the message last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    churn_analysis: str = Field(max_length=ANALYSIS_MAX)
+    financial_analysis: str = Field(max_length=ANALYSIS_MAX)
+    margin_math: str = Field(max_length=ANALYSIS_MAX)
+    max_allowed_discount: float = Field(ge=0)
+    discount_percent: float = Field(ge=0)
+    customer_message: str = Field(max_length=MESSAGE_MAX)
+
+
+class OfferAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routing: RouterSchema
+    pricing: PricingLogic
+
+
+def _text(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
+    """The JSON schema for one request: the cap is a hard bound, every string has a length bound.
+
+    No ``pattern`` next to a length bound and no ``multipleOf``: vLLM refuses those for xgrammar.
+    ``max_allowed_discount`` may only be the cap itself (the model restates the rules' result).
+    """
+    low = min(min_pct, cap_pct)
+    return _object(
+        {
+            "routing": _object(
+                {
+                    "intent": {"type": "string", "enum": list(INTENTS)},
+                    "tone": {"type": "string", "enum": list(TONES)},
+                    "summary": _text(SUMMARY_MAX),
+                }
+            ),
+            "pricing": _object(
+                {
+                    "churn_analysis": _text(ANALYSIS_MAX),
+                    "financial_analysis": _text(ANALYSIS_MAX),
+                    "margin_math": _text(ANALYSIS_MAX),
+                    "max_allowed_discount": {
+                        "type": "number",
+                        "minimum": cap_pct,
+                        "maximum": cap_pct,
+                    },
+                    "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
+                    "customer_message": _text(MESSAGE_MAX),
+                }
+            ),
+        }
+    )
+
+
+class AnswerInvalid(ValueError):
+    """An engine's reply that is not JSON or does not fit the schema it was asked for."""
+
+
+def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
+    """Parse a reply strictly and check it against the schema that was sent with the request."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnswerInvalid(f"not JSON: {exc.msg} at char {exc.pos} (got {text[:80]!r})") from None
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        where = ["/".join(str(p) for p in e.path) or "<answer>" for e in errors]
+        raise AnswerInvalid(
+            "; ".join(f"{w}: {e.message[:120]}" for w, e in zip(where, errors, strict=True))
+        )
+    return OfferAnswer.model_validate(data)

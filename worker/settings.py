@@ -1,0 +1,76 @@
+"""One typed settings object for every process; environment variables are prefixed ``SGR_``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_CODE_SECRET = "sgr-dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Configuration of producers, workers and tools. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="SGR_", extra="ignore")
+
+    # Where things live
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "cart-events"
+    data_dir: Path = Path("data")
+    offers_stream: str = "sgr:offers"
+    offers_channel: str = "sgr:offers:live"
+    dead_letter_key: str = "sgr:dead-letters"
+
+    # The engine that writes offers
+    engine: Literal["auto", "vllm", "policy"] = "auto"
+    llm_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str | None = None
+    llm_api_key: SecretStr = SecretStr("EMPTY")
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_retries: int = Field(default=2, ge=0, le=10)
+    llm_backoff_s: float = Field(default=0.2, ge=0)
+    llm_max_tokens: int = Field(default=700, ge=16)
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    on_invalid_answer: Literal["policy", "no_offer"] = "policy"
+
+    # Offer codes
+    code_secret: SecretStr = SecretStr(DEV_CODE_SECRET)
+    offer_ttl_hours: float = Field(default=48.0, gt=0)
+
+    # Business rules (see worker/rules.py and the README's rules table)
+    min_cart_value: float = Field(default=20.0, ge=0)
+    offer_window_hours: float = Field(default=24.0, ge=0)
+    margin_floor: float = Field(default=0.10, ge=0, le=1)
+    churn_high: float = Field(default=0.7, ge=0, le=1)
+    churn_low: float = Field(default=0.3, ge=0, le=1)
+    high_churn_margin_share: float = Field(default=0.5, ge=0, le=1)
+    mid_churn_margin_share: float = Field(default=0.25, ge=0, le=1)
+    low_churn_cap_pct: float = Field(default=5.0, ge=0, le=100)
+    loyal_ltv: float = Field(default=2000.0, ge=0)
+    loyal_cap_pct: float = Field(default=5.0, ge=0, le=100)
+    new_customer_cap_pct: float = Field(default=5.0, ge=0, le=100)
+    low_stock_factor: float = Field(default=0.5, ge=0, le=1)
+    max_discount_pct: float = Field(default=30.0, ge=0, le=100)
+    min_discount_pct: float = Field(default=1.0, ge=0, le=100)
+
+    # Delivery
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    job_timeout_s: int = Field(default=120, ge=1)
+
+    @property
+    def offer_ttl(self) -> timedelta:
+        return timedelta(hours=self.offer_ttl_hours)
+
+    @property
+    def hot_db(self) -> Path:
+        return self.data_dir / "hot.sqlite"
+
+    @property
+    def cold_db(self) -> Path:
+        return self.data_dir / "cold.duckdb"
