@@ -12,6 +12,7 @@ Change them at run time with ``POST /_standin/config {"fault": ..., "latency_s":
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -179,10 +180,8 @@ def main() -> None:
     args = parser.parse_args()
     with StandInLLM(args.latency_ms / 1000, args.fault, args.port) as llm:
         print(f"stand-in LLM (not vLLM) listening on {llm.url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             llm.thread.join()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

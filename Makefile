@@ -1,0 +1,41 @@
+# Two commands for a new user: `make demo` and `make test`. Each installs uv if missing and syncs.
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+export UV_PYTHON ?= python3
+
+.PHONY: help uv sync demo test test-unit test-integration test-vllm lint typecheck redis-server vllm vllm-stop bench chaos loadgen
+
+help:
+	@echo "make demo | test | test-vllm | lint | typecheck | vllm | bench | chaos"
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+sync: uv
+	@$(UV) sync --locked --quiet
+
+demo: sync
+	$(UV) run sgr demo
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server missing: installing it (Debian package)"; \
+	  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
+test: sync redis-server
+	$(UV) run pytest -q
+
+test-unit: sync
+	$(UV) run pytest -q tests/unit
+
+test-integration: sync redis-server
+	$(UV) run pytest -q tests/integration
+
+lint: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+typecheck: sync
+	$(UV) run mypy

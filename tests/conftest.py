@@ -1,0 +1,128 @@
+"""Shared fixtures: a real redis-server (own process on a free port unless SGR_TEST_REDIS_URL is
+given), data folders with real SQLite and DuckDB files, and pipeline deps on them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+
+from producers.redisproc import RedisServer
+from producers.synthetic import customers
+from stores.cold import ColdStore, write_history
+from stores.hot import HotStore
+from worker.codes import CodeSigner
+from worker.engines import Engine, PolicyEngine
+from worker.pipeline import Deps
+from worker.publish import Publisher
+from worker.rules import RuleConfig
+
+SECRET = "test-secret-0123456789abcdef"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("SGR_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def cold_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cold") / "cold.duckdb"
+    write_history(path, customers(500, seed=3, now=NOW))
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, cold_db: Path) -> Path:
+    """A data folder as `sgr setup-data` leaves it: a cold store, and a fresh hot store."""
+    (tmp_path / "cold.duckdb").symlink_to(cold_db)
+    return tmp_path
+
+
+class Clock:
+    """A settable clock, handed to the pipeline like any other collaborator."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_deps(
+    data_dir: Path,
+    client: redis.Redis | None = None,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    on_invalid_answer: str = "policy",
+    **rule_overrides: float,
+) -> Deps:
+    return Deps(
+        hot=HotStore(data_dir / "hot.sqlite"),
+        cold=ColdStore(data_dir / "cold.duckdb"),
+        engine=engine or PolicyEngine(),
+        fallback=PolicyEngine(),
+        publisher=Publisher(client or fakeredis.FakeRedis(), "sgr:offers", "sgr:offers:live"),
+        codes=CodeSigner(SECRET.encode()),
+        rules=RuleConfig(**rule_overrides),
+        clock=clock or Clock(),
+        on_invalid_answer=on_invalid_answer,
+    )
+
+
+def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for `rq worker` subprocesses using this data folder."""
+    env = {
+        "SGR_DATA_DIR": str(data_dir),
+        "SGR_ENGINE": "policy",
+        "SGR_CODE_SECRET": SECRET,
+        "SGR_LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+def event(
+    kind: str = "cart_abandoned",
+    *,
+    event_id: str = "e1",
+    user: str = "u000001",
+    session: str = "s1",
+    at: datetime = NOW,
+    value: float = 120.0,
+    margin: float = 0.4,
+    **extra: object,
+) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "event_id": event_id,
+        "type": kind,
+        "occurred_at": at.isoformat(),
+        "user_id": user,
+        "session_id": session,
+        **extra,
+    }
+    if kind not in ("order_completed", "customer_message") or "cart" in extra:
+        payload.setdefault("cart", {"currency": "EUR", "value": value, "margin": margin})
+    return payload
