@@ -79,14 +79,15 @@ def make_deps(
     on_invalid_answer: str = "policy",
     **rule_overrides: float,
 ) -> Deps:
+    rules = RuleConfig(**rule_overrides)
     return Deps(
         hot=HotStore(data_dir / "hot.sqlite"),
         cold=ColdStore(data_dir / "cold.duckdb"),
-        engine=engine or PolicyEngine(),
-        fallback=PolicyEngine(),
+        engine=engine or PolicyEngine(rules),
+        fallback=PolicyEngine(rules),
         publisher=Publisher(client or fakeredis.FakeRedis(), "sgr:offers", "sgr:offers:live"),
         codes=CodeSigner(SECRET.encode()),
-        rules=RuleConfig(**rule_overrides),
+        rules=rules,
         clock=clock or Clock(),
         on_invalid_answer=on_invalid_answer,
     )

@@ -18,7 +18,7 @@ import openai
 import structlog
 
 from worker import prompts
-from worker.rules import Decision, History, policy_discount
+from worker.rules import Decision, History, RuleConfig, policy_discount
 from worker.schemas import AnswerInvalid, OfferAnswer, PricingLogic, RouterSchema, validate_answer
 
 log = structlog.get_logger("sgr.engine")
@@ -80,8 +80,11 @@ class PolicyEngine:
 
     name = "policy"
 
+    def __init__(self, rules: RuleConfig | None = None) -> None:
+        self.rules = rules or RuleConfig()
+
     def propose(self, request: OfferRequest) -> EngineReply:
-        discount = policy_discount(request.decision)
+        discount = policy_discount(request.decision, self.rules)
         hist = request.history
         churn = (
             "no history: new customer" if hist is None else f"churn {hist.churn_probability:.2f}"

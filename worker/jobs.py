@@ -40,12 +40,12 @@ class Runtime:
         self.dead_letters = dead_letters
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: Settings, rules: RuleConfig) -> Engine:
     if settings.engine == "policy":
-        return PolicyEngine()
+        return PolicyEngine(rules)
     if settings.engine == "auto" and not endpoint_answers(settings.llm_url):
         log.warning("engine_selected", engine="policy", why=f"{settings.llm_url} does not answer")
-        return PolicyEngine()
+        return PolicyEngine(rules)
     engine = VllmEngine(
         base_url=settings.llm_url,
         model=settings.llm_model,
@@ -66,14 +66,15 @@ def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runt
     client = client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     if settings.code_secret.get_secret_value() == DEV_CODE_SECRET:
         log.warning("code_secret_is_dev_default", hint="set SGR_CODE_SECRET in production")
+    rules = RuleConfig.from_settings(settings)
     deps = Deps(
         hot=HotStore(settings.hot_db),
         cold=ColdStore(settings.cold_db),
-        engine=build_engine(settings),
-        fallback=PolicyEngine(),
+        engine=build_engine(settings, rules),
+        fallback=PolicyEngine(rules),
         publisher=Publisher(client, settings.offers_stream, settings.offers_channel),
         codes=CodeSigner(settings.code_secret.get_secret_value().encode()),
-        rules=RuleConfig.from_settings(settings),
+        rules=rules,
         clock=lambda: datetime.now(UTC),
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,

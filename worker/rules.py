@@ -113,7 +113,7 @@ def cap_for(facts: Facts, cfg: RuleConfig) -> Decision:
         steps.append(f"low stock: x{cfg.low_stock_factor} -> {base:.1f}%")
     cap = floor_to(max(0.0, min(base, headroom, cfg.max_discount_pct, margin_pct)))
     steps.append(f"cap {cap:.1f}% (never above headroom or {cfg.max_discount_pct:.0f}%)")
-    if cap < cfg.min_discount_pct:
+    if cap <= 0 or cap < cfg.min_discount_pct:
         reason = "margin_too_thin" if headroom < cfg.min_discount_pct else "cap_below_minimum"
         return Decision(False, reason, segment, cap, tuple(steps))
     return Decision(True, "eligible", segment, cap, tuple(steps))
@@ -175,7 +175,8 @@ def check_answer(
     return problems
 
 
-def policy_discount(decision: Decision) -> float:
-    """The rules engine's own choice: the cap, rounded down to a whole percent when possible."""
-    whole = math.floor(decision.cap_pct)
-    return float(whole) if whole >= 1 else decision.cap_pct
+def policy_discount(decision: Decision, cfg: RuleConfig) -> float:
+    """The rules engine's own choice: the cap, rounded down to a whole percent when that stays
+    at or above the minimum discount."""
+    whole = float(math.floor(decision.cap_pct))
+    return whole if whole >= max(1.0, cfg.min_discount_pct) else decision.cap_pct

@@ -1,0 +1,139 @@
+"""The business rules: no input makes an allowed discount exceed the margin or the cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.events import EventType
+from worker.rules import Facts, History, RuleConfig, cap_for, check_answer, decide, policy_discount
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+CFG = RuleConfig()
+
+
+def facts(**kw: object) -> Facts:
+    base: dict[str, object] = {
+        "event_type": EventType.CART_ABANDONED,
+        "cart_value": 100.0,
+        "margin": 0.4,
+        "inventory": "in_stock",
+        "session_status": "abandoned",
+        "stale": False,
+        "history": History("u", 300.0, 0.5, 30.0, 3, None),
+        "last_offer_at": None,
+        "now": NOW,
+    }
+    base.update(kw)
+    return Facts(**base)  # type: ignore[arg-type]
+
+
+histories = st.one_of(
+    st.none(),
+    st.builds(
+        History,
+        user_id=st.just("u"),
+        lifetime_value=st.floats(0, 1e6),
+        churn_probability=st.floats(0, 1),
+        avg_days_between_orders=st.none() | st.floats(0, 1000),
+        orders_count=st.integers(0, 1000),
+        last_order_at=st.none(),
+    ),
+)
+configs = st.builds(
+    RuleConfig,
+    margin_floor=st.floats(0, 1),
+    high_churn_margin_share=st.floats(0, 1),
+    mid_churn_margin_share=st.floats(0, 1),
+    low_churn_cap_pct=st.floats(0, 100),
+    loyal_cap_pct=st.floats(0, 100),
+    new_customer_cap_pct=st.floats(0, 100),
+    low_stock_factor=st.floats(0, 1),
+    max_discount_pct=st.floats(0, 100),
+    min_discount_pct=st.floats(0, 10),
+)
+
+
+@settings(max_examples=400)
+@given(
+    margin=st.floats(0, 1),
+    value=st.floats(0, 1e7),
+    history=histories,
+    inventory=st.sampled_from(["in_stock", "low_stock", "out_of_stock"]),
+    cfg=configs,
+)
+def test_cap_never_exceeds_margin_headroom_or_limit(
+    margin: float, value: float, history: History | None, inventory: str, cfg: RuleConfig
+) -> None:
+    decision = decide(
+        facts(margin=margin, cart_value=value, history=history, inventory=inventory), cfg
+    )
+    if decision.allowed:
+        assert 0 < decision.cap_pct <= margin * 100 + 1e-9
+        assert decision.cap_pct <= (margin - cfg.margin_floor) * 100 + 1e-9
+        assert decision.cap_pct <= cfg.max_discount_pct + 1e-9
+        assert decision.cap_pct >= cfg.min_discount_pct
+        assert policy_discount(decision, cfg) <= decision.cap_pct
+        assert check_answer(policy_discount(decision, cfg), decision.cap_pct, "", decision.cap_pct, cfg) == []
+
+
+@given(discount=st.floats(allow_nan=True, allow_infinity=True), cap=st.floats(0, 100))
+def test_check_refuses_any_discount_above_cap(discount: float, cap: float) -> None:
+    problems = check_answer(discount, cap, "", cap, CFG)
+    if not (0 <= discount <= cap):
+        assert problems
+
+
+def test_prototype_baseline_churn_bands() -> None:
+    high = cap_for(facts(history=History("u", 100, 0.9, None, 1, None)), CFG)
+    low = cap_for(facts(history=History("u", 100, 0.1, None, 1, None)), CFG)
+    assert high.cap_pct == 20.0  # half of a 40% margin
+    assert low.cap_pct == 5.0
+    assert high.segment == "high_churn" and low.segment == "low_churn"
+
+
+def test_loyal_customers_get_small_discounts() -> None:
+    loyal = cap_for(facts(history=History("u", 50_000, 0.95, None, 40, None)), CFG)
+    assert loyal.cap_pct == CFG.loyal_cap_pct
+    assert "loyal" in loyal.segment
+
+
+def test_new_customer_is_explicit_and_conservative() -> None:
+    decision = cap_for(facts(history=None), CFG)
+    assert decision.segment == "new_customer"
+    assert decision.cap_pct == CFG.new_customer_cap_pct
+
+
+def test_margin_floor_keeps_thin_margins_out() -> None:
+    decision = cap_for(facts(margin=0.105, history=History("u", 1, 0.99, None, 1, None)), CFG)
+    assert not decision.allowed
+    assert decision.reason == "margin_too_thin"
+
+
+def test_low_stock_halves_the_cap() -> None:
+    plain = cap_for(facts(), CFG).cap_pct
+    scarce = cap_for(facts(inventory="low_stock"), CFG).cap_pct
+    assert scarce == plain / 2
+
+
+def test_gate_reasons_in_order() -> None:
+    assert decide(facts(event_type=EventType.CART_UPDATED), CFG).reason == "not_a_trigger"
+    assert decide(facts(stale=True), CFG).reason == "stale_event"
+    assert decide(facts(session_status="ordered"), CFG).reason == "order_completed"
+    assert decide(facts(inventory="out_of_stock"), CFG).reason == "out_of_stock"
+    assert decide(facts(cart_value=5), CFG).reason == "below_min_cart_value"
+    recent = NOW - timedelta(hours=2)
+    assert decide(facts(last_offer_at=recent), CFG).reason == "offer_window"
+    old = NOW - timedelta(hours=30)
+    assert decide(facts(last_offer_at=old), CFG).allowed
+
+
+def test_message_must_state_the_same_percent() -> None:
+    assert check_answer(10, 20, "Take 10% off today", 20, CFG) == []
+    assert check_answer(10, 20, "Take 10.0 percent off", 20, CFG) == []
+    problems = check_answer(10, 20, "Take 15% off today", 20, CFG)
+    assert problems and problems[0].startswith("message_percent_mismatch")
+    assert "message_invents_code" in check_answer(10, 20, "use SGR-FREE-99", 20, CFG)
+    assert check_answer(10, 25, "", 20, CFG)[0].startswith("stated_cap_above_cap")

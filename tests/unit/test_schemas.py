@@ -1,0 +1,94 @@
+"""The schema sent with each request bounds the answer; the same dict validates the reply."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from producers.standin_llm import fill
+from worker.schemas import (
+    MESSAGE_MAX,
+    AnswerInvalid,
+    OfferAnswer,
+    PricingLogic,
+    RouterSchema,
+    offer_schema,
+    validate_answer,
+)
+
+
+def answer(schema: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(fill(schema)))
+
+
+def walk(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [schema]
+    for sub in schema.get("properties", {}).values():
+        out.extend(walk(sub))
+    return out
+
+
+@given(cap=st.floats(1, 60))
+def test_a_filled_answer_validates(cap: float) -> None:
+    schema = offer_schema(cap, 1.0)
+    parsed = validate_answer(json.dumps(answer(schema)), schema)
+    assert parsed.pricing.discount_percent <= cap
+
+
+def test_value_above_cap_fails_against_the_sent_schema() -> None:
+    schema = offer_schema(7.5, 1.0)
+    data = answer(schema)
+    data["pricing"]["discount_percent"] = 7.6
+    with pytest.raises(AnswerInvalid, match="discount_percent"):
+        validate_answer(json.dumps(data), schema)
+
+
+def test_stated_cap_must_be_the_cap() -> None:
+    schema = offer_schema(7.5, 1.0)
+    data = answer(schema)
+    data["pricing"]["max_allowed_discount"] = 50
+    with pytest.raises(AnswerInvalid, match="max_allowed_discount"):
+        validate_answer(json.dumps(data), schema)
+
+
+def test_string_over_bound_and_extra_key_fail() -> None:
+    schema = offer_schema(7.5, 1.0)
+    data = answer(schema)
+    data["pricing"]["customer_message"] = "x" * (MESSAGE_MAX + 1)
+    with pytest.raises(AnswerInvalid, match="customer_message"):
+        validate_answer(json.dumps(data), schema)
+    data = answer(schema)
+    data["routing"]["bonus"] = 1
+    with pytest.raises(AnswerInvalid, match="bonus"):
+        validate_answer(json.dumps(data), schema)
+
+
+def test_not_json_is_reported() -> None:
+    with pytest.raises(AnswerInvalid, match="not JSON"):
+        validate_answer('{"routing": ', offer_schema(5, 1))
+
+
+def test_schema_is_xgrammar_friendly() -> None:
+    """Every string bounded; no pattern/format next to a length bound; no multipleOf."""
+    for node in walk(offer_schema(12.3, 1.0)):
+        assert "multipleOf" not in node
+        if node.get("type") == "string" and "enum" not in node:
+            assert "maxLength" in node
+            assert "pattern" not in node and "format" not in node
+        if node.get("type") == "object":
+            assert node["additionalProperties"] is False
+            assert node["required"] == list(node["properties"])
+
+
+def test_schema_follows_the_sgr_order_of_the_models() -> None:
+    schema = offer_schema(10, 1)
+    assert list(schema["properties"]) == list(OfferAnswer.model_fields)
+    assert list(schema["properties"]["routing"]["properties"]) == list(RouterSchema.model_fields)
+    pricing = list(schema["properties"]["pricing"]["properties"])
+    assert pricing == list(PricingLogic.model_fields)
+    assert pricing[:4] == ["churn_analysis", "financial_analysis", "margin_math", "max_allowed_discount"]
+    assert pricing[-2:] == ["discount_percent", "customer_message"]
