@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Start vLLM's OpenAI-compatible server on 127.0.0.1 and wait until /v1/models answers.
+#   serve.sh [--background] [extra vllm serve args...]
+# Env: MODEL (HF id or path; default: the offline tiny model, built if missing),
+#      SERVED_MODEL_NAME (default sgr-tiny for the tiny model, else $MODEL), PORT (default 8000;
+#      0 = pick a free port), DETACH=1 (= --background), MAX_MODEL_LEN (2048),
+#      VLLM_START_TIMEOUT (300 s), SGR_VLLM_VENV, VLLM_PIDFILE, VLLM_LOGFILE.
+# Foreground (default): runs until Ctrl-C/SIGTERM, then stops the server.
+# Background: leaves it running, writes pidfile, logfile and an env file (VLLM_BASE_URL, ...).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/common.sh"
+
+DETACH="${DETACH:-0}"
+if [[ "${1:-}" == "--background" ]]; then DETACH=1; shift; fi
+PORT="${PORT:-8000}"
+TIMEOUT="${VLLM_START_TIMEOUT:-300}"
+
+if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+  log "already running (pid $(cat "$PIDFILE"), pidfile $PIDFILE); stop it with $HERE/stop.sh"
+  exit 1
+fi
+
+bash "$HERE/install.sh"
+export VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
+if [[ -n "${MODEL:-}" ]]; then
+  MODEL_PATH="$MODEL"
+  NAME="${SERVED_MODEL_NAME:-$MODEL}"
+else
+  MODEL_PATH="$("$VENV/bin/python" "$HERE/build_tiny_model.py")" ||
+    { log "building the tiny model failed; run: $VENV/bin/python $HERE/build_tiny_model.py"; exit 1; }
+  NAME="${SERVED_MODEL_NAME:-sgr-tiny}"
+  export HF_HUB_OFFLINE=1
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port_busy() { python3 -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$1"; }
+if [[ "$PORT" == 0 ]]; then PORT="$(free_port)"; fi
+if port_busy "$PORT"; then log "port $PORT on 127.0.0.1 is already in use"; exit 1; fi
+URL="http://127.0.0.1:$PORT/v1"
+
+mkdir -p "$(dirname "$PIDFILE")" "$(dirname "$LOGFILE")"
+log "starting vLLM: model $MODEL_PATH as '$NAME' on $URL (log: $LOGFILE)"
+started=$SECONDS
+# setsid: the server and its worker processes get a process group of their own, which is
+# what we signal on shutdown (and Ctrl-C in a terminal reaches it only through our trap).
+setsid "$VENV/bin/vllm" serve "$MODEL_PATH" --served-model-name "$NAME" \
+  --host 127.0.0.1 --port "$PORT" --dtype float32 --max-model-len "${MAX_MODEL_LEN:-2048}" \
+  --structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}' \
+  "$@" >"$LOGFILE" 2>&1 </dev/null &
+PID=$!
+echo "$PID" >"$PIDFILE"
+
+cleanup() { trap - INT TERM EXIT; log "stopping vLLM (pid $PID)"; stop_group "$PID"; rm -f "$PIDFILE" "$ENVFILE"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+until "$VENV/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$URL/models" 2>/dev/null; do
+  if ! kill -0 "$PID" 2>/dev/null; then
+    tail -n 40 "$LOGFILE" >&2
+    log "vLLM exited during start-up (log: $LOGFILE)"
+    exit 1
+  fi
+  if ((SECONDS - started > TIMEOUT)); then
+    tail -n 40 "$LOGFILE" >&2
+    log "vLLM did not answer $URL/models within ${TIMEOUT}s (log: $LOGFILE)"
+    exit 1
+  fi
+  sleep 1
+done
+log "ready after $((SECONDS - started)) s"
+echo "vLLM listening on $URL"
+
+if [[ "$DETACH" == 1 ]]; then
+  printf 'VLLM_BASE_URL=%s\nVLLM_MODEL=%s\nVLLM_PID=%s\n' "$URL" "$NAME" "$PID" >"$ENVFILE"
+  trap - EXIT INT TERM
+  log "running in background: pid $PID, pidfile $PIDFILE, log $LOGFILE, env $ENVFILE; stop with $HERE/stop.sh"
+  exit 0
+fi
+log "serving in the foreground; Ctrl-C stops it"
+tail -n 0 -f --pid="$PID" "$LOGFILE" >&2 &
+wait "$PID" || exit $?
