@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-import openai
 import structlog
 
 from worker import prompts
@@ -159,6 +158,9 @@ class VllmEngine:
     name: str = "vllm"
 
     def __post_init__(self) -> None:
+        import openai  # imported here: a worker on the rules engine never pays for it
+
+        self._openai = openai
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
@@ -189,6 +191,7 @@ class VllmEngine:
         }
 
     def _once(self, request: OfferRequest) -> tuple[OfferAnswer, str]:
+        openai = self._openai
         try:
             resp = self.client.chat.completions.create(**self.request_body(request))
         except openai.APITimeoutError as exc:
@@ -199,8 +202,13 @@ class VllmEngine:
             raise EngineError("server_error", f"HTTP {exc.status_code}: {exc.message}") from None
         except openai.APIStatusError as exc:
             raise EngineError("rejected", f"HTTP {exc.status_code}: {exc.message}") from None
-        choice = resp.choices[0]
-        text = choice.message.content or ""
+        except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
+            raise EngineError("invalid_output", f"{type(exc).__name__}: {exc}") from None
+        try:
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+        except (IndexError, AttributeError, TypeError) as exc:
+            raise EngineError("invalid_output", f"not a chat completion: {exc!r}") from None
         if choice.finish_reason == "length":
             raise EngineError("length", f"stopped at max_tokens={self.max_tokens}: {text[-60:]!r}")
         try:

@@ -117,6 +117,9 @@ def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
     if errors:
         where = ["/".join(str(p) for p in e.path) or "<answer>" for e in errors]
         raise AnswerInvalid(
-            "; ".join(f"{w}: {e.message[:120]}" for w, e in zip(where, errors, strict=True))
+            "; ".join(
+                f"{w}: [{e.validator}] {e.message[:120]}"
+                for w, e in zip(where, errors, strict=True)
+            )
         )
     return OfferAnswer.model_validate(data)

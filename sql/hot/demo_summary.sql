@@ -9,7 +9,9 @@ SELECT
     (SELECT count(*) FROM processed_events
       WHERE outcome = 'offer' OR (outcome = 'no_offer' AND error IS NOT NULL)) AS engine_asked,
     (SELECT count(*) FROM processed_events WHERE error LIKE '%engine\_%' ESCAPE '\') AS engine_failed,
-    (SELECT count(*) FROM processed_events WHERE error LIKE '%above\_cap%' ESCAPE '\')
-        AS bound_interventions,
+    -- answers whose numbers broke a bound: refused by the schema check or by the rules
+    (SELECT count(*) FROM processed_events
+      WHERE error LIKE '%above\_cap%' ESCAPE '\' OR error LIKE '%[maximum]%'
+         OR error LIKE '%[minimum]%') AS bound_interventions,
     (SELECT count(*) FROM processed_events WHERE error IS NOT NULL AND outcome != 'dead_letter')
         AS guardrail_interventions;

@@ -76,7 +76,12 @@ def test_cap_never_exceeds_margin_headroom_or_limit(
         assert decision.cap_pct <= cfg.max_discount_pct + 1e-9
         assert decision.cap_pct >= cfg.min_discount_pct
         assert policy_discount(decision, cfg) <= decision.cap_pct
-        assert check_answer(policy_discount(decision, cfg), decision.cap_pct, "", decision.cap_pct, cfg) == []
+        assert (
+            check_answer(
+                policy_discount(decision, cfg), decision.cap_pct, "", decision.cap_pct, cfg
+            )
+            == []
+        )
 
 
 @given(discount=st.floats(allow_nan=True, allow_infinity=True), cap=st.floats(0, 100))

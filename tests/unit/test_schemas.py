@@ -90,5 +90,10 @@ def test_schema_follows_the_sgr_order_of_the_models() -> None:
     assert list(schema["properties"]["routing"]["properties"]) == list(RouterSchema.model_fields)
     pricing = list(schema["properties"]["pricing"]["properties"])
     assert pricing == list(PricingLogic.model_fields)
-    assert pricing[:4] == ["churn_analysis", "financial_analysis", "margin_math", "max_allowed_discount"]
+    assert pricing[:4] == [
+        "churn_analysis",
+        "financial_analysis",
+        "margin_math",
+        "max_allowed_discount",
+    ]
     assert pricing[-2:] == ["discount_percent", "customer_message"]

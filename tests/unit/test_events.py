@@ -1,0 +1,69 @@
+"""The event contract: bad input is refused with the field and the value named."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import event
+from worker.events import EventType, InvalidEvent, parse_event
+
+
+def error_of(payload: object) -> str:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(payload)
+    return str(info.value)
+
+
+def test_valid_event_and_line_items_derive_value_and_margin() -> None:
+    payload = event(
+        cart={
+            "currency": "EUR",
+            "items": [
+                {"sku": "A", "quantity": 2, "unit_price": "50", "unit_cost": "30"},
+                {"sku": "B", "quantity": 1, "unit_price": "100", "unit_cost": "40"},
+            ],
+        }
+    )
+    parsed = parse_event(payload)
+    assert parsed.type is EventType.CART_ABANDONED
+    assert parsed.cart is not None
+    assert parsed.cart.total == 200.0
+    assert parsed.cart.margin_fraction == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "value"),
+    [
+        ({"type": "cart_exploded"}, "type", "cart_exploded"),
+        ({"cart": {"currency": "EUR", "value": -5, "margin": 0.2}}, "cart.value", "-5"),
+        ({"cart": {"currency": "EUR", "value": 5, "margin": 1.2}}, "cart.margin", "1.2"),
+        ({"cart": {"currency": "EURO", "value": 5, "margin": 0.2}}, "cart.currency", "EURO"),
+        ({"occurred_at": "2026-11-28T10:00:00"}, "occurred_at", "2026-11-28T10:00:00"),
+        ({"user_id": ""}, "user_id", "''"),
+        ({"surprise": 1}, "surprise", "1"),
+    ],
+)
+def test_errors_name_field_and_value(change: dict[str, object], field: str, value: str) -> None:
+    text = error_of({**event(), **change})
+    assert f"{field}:" in text
+    assert value in text
+
+
+def test_ten_megabyte_message_is_refused_without_echoing_it() -> None:
+    text = error_of(event(message="x" * 10_000_000))
+    assert "message:" in text
+    assert "10000000 chars" in text
+    assert len(text) < 500
+
+
+def test_not_an_object_and_bad_json() -> None:
+    assert "expected a JSON object" in error_of([1, 2])
+    assert "<event>" in error_of("{not json")
+
+
+def test_cart_is_required_for_cart_events_but_not_for_orders() -> None:
+    payload = event()
+    del payload["cart"]
+    assert "needs a 'cart'" in error_of(payload)
+    assert parse_event(event("order_completed")).cart is None
+    assert "needs a 'message'" in error_of(event("customer_message"))

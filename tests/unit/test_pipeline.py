@@ -1,0 +1,157 @@
+"""The pipeline on real SQLite and DuckDB files: one outcome per event, offers within the cap,
+published once; the LLM path against an OpenAI-compatible STAND-IN at the edge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from producers.standin_llm import StandInLLM
+from tests.conftest import NOW, Clock, event, make_deps
+from worker.codes import CodeSigner
+from worker.engines import CircuitBreaker, VllmEngine
+from worker.events import parse_event
+from worker.pipeline import flush_outbox, process
+
+
+def run(deps, payload):  # type: ignore[no-untyped-def]
+    return process(parse_event(payload), deps)
+
+
+@pytest.fixture
+def client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+def test_abandoned_cart_gets_one_published_offer(
+    data_dir: Path, client: fakeredis.FakeRedis
+) -> None:
+    deps = make_deps(data_dir, client)
+    outcome = run(deps, event())
+    assert outcome.outcome == "offer"
+    offer = deps.hot.get_offer(outcome.offer_id or "")
+    assert offer is not None
+    assert 0 < offer["discount_pct"] <= offer["cap_pct"]
+    assert offer["published_at"] is not None
+    info = CodeSigner(b"test-secret-0123456789abcdef").verify(offer["code"], NOW)
+    assert info.offer_id == offer["offer_id"]
+    assert f"{offer['discount_pct']:g}%" in offer["message"]
+    entries = client.xrange("sgr:offers")
+    assert len(entries) == 1
+    assert entries[0][1][b"offer_id"].decode() == offer["offer_id"]
+    reasoning = json.loads(offer["reasoning"])
+    assert list(reasoning["pricing"])[:4] == [
+        "churn_analysis",
+        "financial_analysis",
+        "margin_math",
+        "max_allowed_discount",
+    ]
+
+
+def test_replayed_event_does_nothing_twice(data_dir: Path, client: fakeredis.FakeRedis) -> None:
+    deps = make_deps(data_dir, client)
+    first = run(deps, event())
+    second = run(deps, event())
+    assert second.replayed and second.offer_id == first.offer_id
+    assert client.xlen("sgr:offers") == 1
+    assert deps.hot.summary()["offers"] == 1
+
+
+def test_one_offer_per_customer_within_window(data_dir: Path, client: fakeredis.FakeRedis) -> None:
+    clock = Clock()
+    deps = make_deps(data_dir, client, clock=clock)
+    assert run(deps, event(event_id="a", session="s1")).outcome == "offer"
+    clock.advance(hours=1)
+    second = run(deps, event(event_id="b", session="s2", at=clock.now))
+    assert (second.outcome, second.reason) == ("no_offer", "offer_window")
+    clock.advance(hours=30)
+    assert run(deps, event(event_id="c", session="s3", at=clock.now)).outcome == "offer"
+
+
+def test_out_of_order_events(data_dir: Path, client: fakeredis.FakeRedis) -> None:
+    deps = make_deps(data_dir, client)
+    later = NOW.replace(hour=13)
+    assert run(deps, event("order_completed", event_id="o", at=later)).reason == "not_a_trigger"
+    stale = run(deps, event(event_id="a", at=NOW))
+    assert (stale.outcome, stale.reason) == ("no_offer", "stale_event")
+    state = deps.hot.get_session("s1")
+    assert state is not None and state.status == "ordered"
+
+
+def test_new_customer_rule(data_dir: Path, client: fakeredis.FakeRedis) -> None:
+    deps = make_deps(data_dir, client)
+    outcome = run(deps, event(user="brand-new"))
+    offer = deps.hot.get_offer(outcome.offer_id or "")
+    assert offer is not None
+    assert offer["segment"] == "new_customer"
+    assert offer["cap_pct"] == deps.rules.new_customer_cap_pct
+
+
+def test_outbox_publishes_committed_offers_once(
+    data_dir: Path, client: fakeredis.FakeRedis
+) -> None:
+    deps = make_deps(data_dir, client)
+    outcome = run(deps, event())
+    deps.hot.conn.execute("UPDATE offers SET published_at = NULL")  # as if we crashed before
+    assert flush_outbox(deps) == 1
+    assert flush_outbox(deps) == 0
+    assert client.xlen("sgr:offers") == 1  # the marker kept the stream free of a double
+    assert deps.hot.get_offer(outcome.offer_id or "")["published_at"] is not None  # type: ignore[index]
+
+
+def vllm_edge(url: str) -> VllmEngine:
+    return VllmEngine(
+        base_url=url, timeout_s=2, retries=1, backoff_s=0.01, breaker=CircuitBreaker(2, 60)
+    )
+
+
+def test_llm_path_sends_strict_json_schema_with_the_cap(
+    data_dir: Path, client: fakeredis.FakeRedis
+) -> None:
+    with StandInLLM() as llm:
+        deps = make_deps(data_dir, client, engine=vllm_edge(llm.url))
+        outcome = run(deps, event())
+        assert outcome.engine == "vllm" and outcome.guardrail == ()
+        body = llm.requests[-1]
+        assert body["model"] == "stand-in"  # discovered from /v1/models
+        fmt = body["response_format"]
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+        offer = deps.hot.get_offer(outcome.offer_id or "")
+        assert offer is not None
+        bound = fmt["json_schema"]["schema"]["properties"]["pricing"]["properties"][
+            "discount_percent"
+        ]
+        assert bound["maximum"] == offer["cap_pct"]
+        assert "guided_json" not in body and "extra_body" not in body
+        assert offer["engine"] == "vllm" and offer["model"] == "stand-in"
+
+
+@pytest.mark.parametrize(
+    "fault", ["over_cap", "percent_mismatch", "invalid_json", "truncated", "error500"]
+)
+def test_bad_llm_answers_fall_back_to_rules(
+    data_dir: Path, client: fakeredis.FakeRedis, fault: str
+) -> None:
+    with StandInLLM(fault=fault) as llm:
+        deps = make_deps(data_dir, client, engine=vllm_edge(llm.url))
+        outcome = run(deps, event())
+    assert outcome.outcome == "offer"
+    assert outcome.engine == "policy"
+    assert outcome.guardrail  # the reason is recorded
+    offer = deps.hot.get_offer(outcome.offer_id or "")
+    assert offer is not None and offer["discount_pct"] <= offer["cap_pct"]
+    assert json.loads(offer["guardrail"])
+
+
+def test_bad_llm_answer_can_mean_no_offer(data_dir: Path, client: fakeredis.FakeRedis) -> None:
+    with StandInLLM(fault="over_cap") as llm:
+        deps = make_deps(data_dir, client, engine=vllm_edge(llm.url), on_invalid_answer="no_offer")
+        outcome = run(deps, event())
+    assert (outcome.outcome, outcome.reason) == ("no_offer", "engine_failed")
+    recorded = deps.hot.get_outcome("e1")
+    assert recorded is not None and "[maximum]" in (recorded.error or "")
+    assert deps.hot.summary()["bound_interventions"] == 1
+    assert client.xlen("sgr:offers") == 0
