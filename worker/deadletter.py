@@ -4,7 +4,7 @@ recorded as the event's outcome in the hot store. ``sgr dead-letters`` lists and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +20,11 @@ class DeadLetter:
     job_id: str | None
     at: str
     payload: Any
+    raw: bytes | None = field(default=None, repr=False, compare=False)  # the list item as stored
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, default=str)
+        fields = {k: v for k, v in self.__dict__.items() if k != "raw"}
+        return json.dumps(fields, default=str)
 
 
 def clip_payload(payload: Any) -> Any:
@@ -45,11 +47,17 @@ class DeadLetters:
         self.client.rpush(self.key, letter.to_json())
 
     def list(self, limit: int = 100) -> list[DeadLetter]:
-        raw = self.client.lrange(self.key, 0, limit - 1)
-        return [DeadLetter(**json.loads(item)) for item in raw]  # type: ignore[union-attr]
+        items = self.client.lrange(self.key, 0, limit - 1)
+        return [
+            DeadLetter(**json.loads(item), raw=item)
+            for item in items  # type: ignore[union-attr]
+        ]
 
-    def remove(self, letter: DeadLetter) -> None:
-        self.client.lrem(self.key, 1, letter.to_json())
+    def remove(self, letter: DeadLetter) -> bool:
+        """Remove exactly the stored item ``letter`` was read from (not a re-serialisation of it,
+        which need not match byte for byte). True if it was still there."""
+        item = letter.raw if letter.raw is not None else letter.to_json()
+        return int(self.client.lrem(self.key, 1, item)) == 1  # type: ignore[arg-type]
 
     def count(self) -> int:
         return int(self.client.llen(self.key))  # type: ignore[arg-type]

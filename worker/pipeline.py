@@ -176,7 +176,9 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         margin=cart.margin_fraction if cart else (session.margin or 0.0),
         inventory=event.inventory if cart else (session.inventory or "in_stock"),
         session_status=session.status,
-        stale=not newest,
+        # A re-run after a crash between the two transactions finds its own event already applied:
+        # that is not a stale event (else a recovered abandoned cart would lose its offer).
+        stale=not newest and session.last_event_id != event.event_id,
         history=None,
         last_offer_at=deps.hot.last_offer_at(event.user_id),
         now=now,
