@@ -98,7 +98,7 @@ def current_runtime() -> Runtime:
     runtime = _runtimes.get(os.getpid())
     if runtime is None:
         settings = Settings()
-        configure(json_logs=True, level=os.environ.get("SGR_LOG_LEVEL", "INFO"))
+        configure(json_logs=True, level=settings.log_level)
         runtime = build_runtime(settings)
         use_runtime(runtime)
     return runtime

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Delivery
     max_attempts: int = Field(default=3, ge=1, le=20)
     job_timeout_s: int = Field(default=120, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    reap_interval_s: float = Field(default=5.0, ge=0)  # worker/reaper.py; 0 = not in workers
 
     @property
     def offer_ttl(self) -> timedelta:
