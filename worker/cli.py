@@ -191,8 +191,8 @@ def offers_tail(
     last, seen = ("0-0" if from_start else "$"), 0
     try:
         while count == 0 or seen < count:
-            reply = conn.xread({settings.offers_stream: last}, block=5000, count=100)
-            for _stream, entries in reply or []:  # type: ignore[union-attr]
+            reply: Any = conn.xread({settings.offers_stream: last}, block=5000, count=100)
+            for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
                     offer = {k.decode(): v.decode() for k, v in fields.items()}

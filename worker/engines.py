@@ -164,7 +164,7 @@ class VllmEngine:
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
-            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 3.0)),
+            timeout=self.timeout_s,
             max_retries=0,
         )
 
