@@ -143,7 +143,7 @@ def demo(
     from worker.demo import run_demo
     from worker.logs import configure
 
-    configure(json_logs=True, level="ERROR")
+    configure(json_logs=True, level="CRITICAL")
     if llm_url and engine is None:
         engine = "vllm"
     settings = _settings(data_dir, llm_url=llm_url, engine=engine)

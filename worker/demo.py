@@ -81,7 +81,7 @@ def run_demo(settings: Settings, sessions: int = 120, customers_count: int = 500
     events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
     report = enqueue_events(queue, events, max_attempts=settings.max_attempts)
     bad = enqueue_events(queue, BAD_EVENTS, validate=False, max_attempts=1)
-    SimpleWorker([queue], connection=client).work(burst=True, logging_level="WARNING")
+    SimpleWorker([queue], connection=client).work(burst=True, logging_level="CRITICAL")
 
     hot = runtime.deps.hot
     figures = hot.summary()
