@@ -33,6 +33,17 @@ test-unit: sync
 test-integration: sync redis-server
 	$(UV) run pytest -q tests/integration
 
+test-vllm: sync redis-server
+	$(UV) run pytest -q -m vllm tests/vllm
+
+# A vLLM CPU server with xgrammar: MODEL=<hub id> to serve a real model (needs hub access);
+# by default a tiny random-weight model built offline. PORT=8000 by default.
+vllm:
+	bash deploy/vllm/serve.sh
+
+vllm-stop:
+	bash deploy/vllm/stop.sh
+
 lint: sync
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
