@@ -297,6 +297,29 @@ def codes_redeem(code: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def reap(
+    data_dir: DataDir = None,
+    loop: Annotated[
+        bool, typer.Option(help="Keep reaping (a sidecar), every --interval s.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes with --loop.")] = 5.0,
+) -> None:
+    """Re-run jobs of dead workers, dead-letter those out of attempts, flush the outbox."""
+    from worker.jobs import build_runtime
+    from worker.logs import configure
+    from worker.reaper import reaper_for, run_forever, stats
+
+    configure(json_logs=True, level="WARNING")
+    settings = _settings(data_dir, engine="policy", reap_interval_s=0)
+    reaper = reaper_for(build_runtime(settings))  # the engine is not used by the reaper
+    if loop:
+        run_forever(reaper, interval)
+        return
+    report = reaper.reap()
+    console.print_json(json.dumps({**report.as_dict(), "totals": stats(reaper.client)}))
+
+
+@app.command()
 def status(data_dir: DataDir = None) -> None:
     """Queue depth, outcomes so far and the stream length."""
     from rq import Queue

@@ -20,7 +20,8 @@ class DeadLetter:
     job_id: str | None
     at: str
     payload: Any
-    raw: bytes | None = field(default=None, repr=False, compare=False)  # the list item as stored
+    # the list item as stored (what remove() deletes)
+    raw: bytes | str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
         fields = {k: v for k, v in self.__dict__.items() if k != "raw"}

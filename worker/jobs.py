@@ -8,6 +8,7 @@ never reuses its parent's SQLite connection), and handed to the pipeline.
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +102,9 @@ def current_runtime() -> Runtime:
         configure(json_logs=True, level=settings.log_level)
         runtime = build_runtime(settings)
         use_runtime(runtime)
+        from worker.reaper import start_background
+
+        start_background(runtime)  # re-runs jobs of dead workers, flushes the outbox
     return runtime
 
 
@@ -128,15 +132,32 @@ def dead_letter(runtime: Runtime, payload: Any, error: str, job: Job | None) -> 
     if not isinstance(event_id, str) or not event_id:
         event_id = f"job:{job.id if job else 'none'}"
     now = runtime.deps.clock()
-    runtime.deps.hot.record_outcome(
+    recorded = runtime.deps.hot.record_outcome(
         event_id=event_id,
         outcome="dead_letter",
         error=error[:2000],
         finished_at=now,
         attempts=_job_info(job, runtime.settings.max_attempts).attempt,
     )
+    if not recorded:  # the event already has its one outcome (e.g. committed, then Redis failed)
+        log.warning("dead_letter_skipped", event_id=event_id, error=error[:500])
+        return
     runtime.dead_letters.push(event_id, error[:2000], job.id if job else None, now, payload)
     log.error("dead_letter", event_id=event_id, error=error[:500])
+
+
+REDIS_WAIT_S = 30.0
+
+
+def _wait_for_redis(client: redis.Redis, limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
 
 
 def handle_event(payload: Any) -> dict[str, Any]:
@@ -155,8 +176,18 @@ def handle_event(payload: Any) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(
         event_id=event.event_id, session_id=event.session_id, user_id=event.user_id
     )
+    info = _job_info(job, runtime.settings.max_attempts)
     try:
-        outcome = process(event, runtime.deps, _job_info(job, runtime.settings.max_attempts))
+        try:
+            outcome = process(event, runtime.deps, info)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Redis is only used after the commit (to publish): wait for it to come back, then
+            # re-run, which replays the committed outcome and publishes it. Measured: a stock
+            # worker that hits a Redis outage while finishing a job exits (a supervisor restarts
+            # it), so riding out a short restart here keeps the worker alive.
+            log.warning("redis_unavailable", error=str(exc)[:200])
+            _wait_for_redis(runtime.deps.publisher.client, REDIS_WAIT_S)
+            outcome = process(event, runtime.deps, info)
     except Exception as exc:
         last_attempt = job is None or not job.should_retry
         log.exception("event_failed", last_attempt=last_attempt)

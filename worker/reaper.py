@@ -1,0 +1,300 @@
+"""The reaper: re-runs jobs whose worker died (SIGKILL, OOM, power loss), publishes offers still in
+the outbox, and turns jobs that ran out of attempts into dead letters.
+
+What rq 3.0.0 does by itself (measured with a SIGKILLed ``rq worker -w rq.worker.SimpleWorker``
+and read in ``rq/registry.py``): the killed worker's job stays ``STARTED`` in the queue's
+``StartedJobRegistry`` with a score of start + job timeout + 60 s (180 s for our 120 s timeout),
+and the dead worker's key stays registered as "busy" for the same time. ``StartedJobRegistry.
+cleanup()`` re-enqueues an expired job if it still has ``retries_left`` (our producer enqueues with
+``Retry(max=max_attempts - 1)``) and otherwise moves it to the ``FailedJobRegistry`` with
+``AbandonedJobError`` and no dead letter. That cleanup only runs in a worker's maintenance pass: at
+worker start-up and then every 10 minutes (``maintenance_interval``). So RQ's own recovery is sound
+about attempts but takes between 3 and 13 minutes, and a job out of attempts vanishes silently. A
+new worker started right after the kill does not re-run the job (its start-up cleanup finds the
+entry unexpired).
+
+What this module adds, without changing how RQ runs jobs:
+- A started job whose worker is known dead is made due at once: the worker's key is gone, or the
+  worker ran on this host and its PID no longer exists (or is a zombie). Its registry entry is
+  given score 0 and RQ's own ``StartedJobRegistry.cleanup`` is run for exactly those entries, so
+  the retry accounting (``retries_left``) stays RQ's. A job with no attempt left is written as a
+  dead letter first (unless its event already has an outcome). Re-running is safe: ``process`` is
+  idempotent by ``event_id`` and publication is exactly-once per offer id.
+- RQ's time-based cleanup is run as well (it covers workers on other hosts and lost keys).
+- Jobs that RQ itself moved to the failed registry as abandoned are swept into dead letters.
+- The outbox is flushed: offers committed but not yet on the stream are published.
+
+It runs as a daemon thread in each worker process every ``SGR_REAP_INTERVAL_S`` seconds (started
+when the process's runtime is built: at once for ``sgr worker``, at its first job for a stock
+``rq worker``), and as ``sgr reap [--loop]``. A Redis lock lets one reaper act at a time.
+
+Limit: the PID check assumes workers that report this host's name share this PID namespace
+(containers with ``network_mode: host`` do not): there, set ``SGR_REAP_INTERVAL_S=0`` in the
+workers and run ``sgr reap --loop`` inside each worker container, or rely on the time-based path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import redis
+import structlog
+from rq import Queue
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.worker import BaseWorker, Worker
+
+from stores.hot import HotStore
+from worker.deadletter import DeadLetters
+from worker.pipeline import Deps, flush_outbox
+from worker.publish import Publisher
+
+log = structlog.get_logger("sgr.reaper")
+
+LOCK_KEY = "sgr:reaper:lock"
+STATS_KEY = "sgr:reaper:stats"  # a hash of counters: requeued, dead_lettered, swept, published
+SWEPT_META = "sgr_swept"
+
+
+@dataclass
+class ReapReport:
+    requeued: list[str] = field(default_factory=list)  # job ids
+    dead_lettered: list[str] = field(default_factory=list)  # event ids
+    swept: list[str] = field(default_factory=list)  # event ids from the failed registry
+    dead_workers: list[str] = field(default_factory=list)
+    published: int = 0
+    skipped: bool = False  # another reaper held the lock
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requeued": len(self.requeued),
+            "dead_lettered": len(self.dead_lettered),
+            "swept": len(self.swept),
+            "dead_workers": len(self.dead_workers),
+            "published": self.published,
+            "skipped": self.skipped,
+        }
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this PID exists here and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _payload_event_id(job: Job) -> str:
+    payload = job.args[0] if job.args else None
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+    return event_id if isinstance(event_id, str) and event_id else f"job:{job.id}"
+
+
+class Reaper:
+    """One reaping pass per ``reap()``; ``runtime`` supplies the stores (a ``jobs.Runtime``)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        queue_name: str,
+        runtime: Any,
+        *,
+        hostname: str | None = None,
+        lock_timeout_s: float = 60.0,
+        sweep_limit: int = 500,
+    ) -> None:
+        self.client = client
+        self.queue = Queue(queue_name, connection=client)
+        self.runtime = runtime
+        self.hostname = hostname or socket.gethostname()
+        self.lock_timeout_s = lock_timeout_s
+        self.sweep_limit = sweep_limit
+
+    @property
+    def deps(self) -> Deps:
+        return self.runtime.deps  # type: ignore[no-any-return]
+
+    # --- finding the dead -------------------------------------------------------------------
+    def worker_dead(self, worker_name: str, cache: dict[str, bool]) -> bool:
+        if worker_name in cache:
+            return cache[worker_name]
+        key = BaseWorker.redis_worker_namespace_prefix + worker_name
+        worker = Worker.find_by_key(key, connection=self.client) if worker_name else None
+        if worker is None:
+            dead = bool(worker_name)  # key expired: the worker stopped heart-beating long ago
+        else:
+            dead = worker.hostname == self.hostname and not pid_alive(worker.pid or 0)
+            if dead:
+                worker.register_death()  # so `rq info` stops listing it as busy
+        if dead:
+            log.warning("worker_dead", worker=worker_name, host=worker and worker.hostname)
+        cache[worker_name] = dead
+        return dead
+
+    def abandoned(self) -> list[tuple[Job, Execution, str]]:
+        """Started jobs whose worker is dead, with the execution and the worker's name."""
+        registry = self.queue.started_job_registry
+        found: list[tuple[Job, Execution, str]] = []
+        cache: dict[str, bool] = {}
+        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+            try:
+                job = Job.fetch(job_id, connection=self.client)
+                execution = Execution.fetch(execution_id, job_id, connection=self.client)
+            except Exception:  # the job finished meanwhile or its data expired: RQ's cleanup
+                continue
+            if job.get_status(refresh=False) != JobStatus.STARTED:
+                continue
+            if self.worker_dead(execution.worker_name, cache):
+                found.append((job, execution, execution.worker_name))
+        return found
+
+    # --- acting ----------------------------------------------------------------------------
+    def _dead_letter(self, job: Job, error: str) -> str | None:
+        """Record a dead letter for the job's event unless the event already has an outcome."""
+        from worker.jobs import dead_letter  # jobs starts the reaper thread: import late
+
+        event_id = _payload_event_id(job)
+        if self.deps.hot.get_outcome(event_id) is not None:
+            return None
+        payload = job.args[0] if job.args else None
+        dead_letter(self.runtime, payload, error, job)
+        return event_id
+
+    def reap(self) -> ReapReport:
+        report = ReapReport()
+        lock = self.client.lock(LOCK_KEY, timeout=self.lock_timeout_s, blocking=False)
+        if not lock.acquire():
+            report.skipped = True
+            return report
+        try:
+            self._requeue_abandoned(report)
+            self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
+            self._sweep_failed(report)
+            report.published = flush_outbox(self.deps)
+        finally:
+            # An expired lock is harmless: the next pass takes it again.
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
+        counts = {
+            "requeued": len(report.requeued),
+            "dead_lettered": len(report.dead_lettered),
+            "swept": len(report.swept),
+            "published": report.published,
+        }
+        if any(counts.values()):
+            with self.client.pipeline() as pipe:
+                for name, n in counts.items():
+                    if n:
+                        pipe.hincrby(STATS_KEY, name, n)
+                pipe.execute()
+            log.warning("reaped", **counts, dead_workers=report.dead_workers)
+        return report
+
+    def _requeue_abandoned(self, report: ReapReport) -> None:
+        registry = self.queue.started_job_registry
+        found = self.abandoned()
+        if not found:
+            return
+        for job, execution, worker_name in found:
+            if worker_name not in report.dead_workers:
+                report.dead_workers.append(worker_name)
+            if job.retries_left:
+                report.requeued.append(job.id)
+            else:
+                attempts = self.runtime.settings.max_attempts
+                error = (
+                    f"AbandonedJobError: worker {worker_name} died running the job; "
+                    f"{attempts} attempt(s) used"
+                )
+                event_id = self._dead_letter(job, error)
+                if event_id:
+                    report.dead_lettered.append(event_id)
+            # Due now: RQ's cleanup below retries it (or fails it) with its own bookkeeping.
+            self.client.zadd(registry.key, {execution.composite_key: 0}, xx=True)
+        registry.cleanup(timestamp=1)
+        log.warning(
+            "abandoned_jobs_recovered",
+            requeued=report.requeued,
+            dead_lettered=report.dead_lettered,
+        )
+
+    def _sweep_failed(self, report: ReapReport) -> None:
+        """Jobs RQ moved to the failed registry as abandoned (out of retries) become dead letters;
+        other failed jobs were dead-lettered by ``handle_event`` on their last attempt."""
+        registry = self.queue.failed_job_registry
+        for job_id in registry.get_job_ids(0, self.sweep_limit - 1, desc=True, cleanup=False):
+            try:
+                job = Job.fetch(job_id, connection=self.client)
+            except Exception:
+                continue
+            if job.meta.get(SWEPT_META):
+                continue
+            info = job.exc_info or ""
+            if "Abandoned" in info or "intermediate queue" in info:
+                event_id = self._dead_letter(job, f"abandoned, out of attempts: {info[:300]}")
+                if event_id:
+                    report.swept.append(event_id)
+            job.meta[SWEPT_META] = 1
+            job.save_meta()
+
+
+def reaper_for(runtime: Any) -> Reaper:
+    """A reaper with its own Redis client and SQLite connection (safe to use from a thread)."""
+    settings = runtime.settings
+    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    deps = replace(
+        runtime.deps,
+        hot=HotStore(settings.hot_db),
+        publisher=Publisher(client, settings.offers_stream, settings.offers_channel),
+    )
+    own = type(runtime)(deps, settings, DeadLetters(client, settings.dead_letter_key))
+    return Reaper(client, settings.queue, own)
+
+
+def run_forever(reaper: Reaper, interval_s: float, stop: threading.Event | None = None) -> None:
+    """Reap every ``interval_s`` (with jitter) until ``stop`` is set; errors are logged, not fatal
+    (Redis may be restarting)."""
+    stop = stop or threading.Event()
+    while not stop.wait(interval_s * (0.75 + random.random() / 2)):
+        try:
+            reaper.reap()
+        except Exception as exc:
+            log.warning("reap_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+_started: dict[int, threading.Thread] = {}
+
+
+def start_background(runtime: Any) -> threading.Thread | None:
+    """Start this process's reaper thread once (per PID); None when disabled."""
+    interval = runtime.settings.reap_interval_s
+    if interval <= 0 or os.getpid() in _started:
+        return _started.get(os.getpid())
+    reaper = reaper_for(runtime)
+    thread = threading.Thread(
+        target=run_forever, args=(reaper, interval), name="sgr-reaper", daemon=True
+    )
+    thread.start()
+    _started[os.getpid()] = thread
+    return thread
+
+
+def stats(client: redis.Redis) -> dict[str, int]:
+    raw = client.hgetall(STATS_KEY)
+    return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
