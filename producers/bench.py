@@ -1,0 +1,704 @@
+"""``sgr bench``: the pipeline beside its limits, measured in one run on one machine and one Redis.
+
+1. the floor: stock ``rq worker`` processes (same class, same number as the pipeline) draining a
+   no-op job that takes the same payload (``noop``);
+2. the pipeline with the rules engine only, on the same fleet, alternating with (1) batch by batch
+   so that both see the same machine load: events/s and ``rules_vs_floor``;
+3. the pipeline against an LLM STAND-IN at the edge (``StandInLLM``, fixed latency) with W
+   workers: offers/s and ``llm_edge_efficiency`` = rate / (W / latency);
+4. with a real vLLM server (``--vllm-url``, or SGR_LLM_URL when it answers): the pipeline beside
+   the same requests sent straight to vLLM by a plain HTTP client at the same concurrency:
+   ``vllm_vs_direct``;
+5. ``worker_rss_mb``: resident memory (VmRSS) of the largest worker process after its run.
+
+Every event is an eligible abandoned cart of a distinct session (known customers, some new ones),
+so each one goes through every stage: state, history, engine, checks, commit and publication.
+The Redis is a throwaway ``redis-server`` of the bench's own; the data folder is temporary.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+# Imports stay light at module level: a forking worker imports this module in every work horse
+# that runs ``noop``, and the floor should measure RQ, not an import (structlog pulls in rich).
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("sgr.bench")
+
+
+SIMPLE = "rq.worker.SimpleWorker"
+FORKING = "rq.worker.Worker"
+NOOP_FUNC = "producers.bench.noop"
+PIPELINE_FUNC = "worker.jobs.handle_event"
+BENCH_SECRET = "sgr-bench-secret-0123456789"
+TARGETS = {
+    "rules_vs_floor": 0.8,
+    "llm_edge_efficiency_at_16": 0.85,
+    "vllm_vs_direct": 0.9,
+    "worker_rss_mb": 100,
+}
+
+
+def noop(payload: Any) -> None:
+    """The floor's job: receives the same payload as ``handle_event`` and does nothing."""
+    return None
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class BenchConfig:
+    workers: int = 2  # floor and rules phase
+    worker_class: str = SIMPLE
+    rounds: int = 3  # floor/rules batches, alternating
+    floor_jobs: int = 3000
+    rules_events: int = 3000
+    fork_floor_jobs: int = 400  # the forking Worker's floor, for the choice of class (0 = skip)
+    llm_workers: tuple[int, ...] = (1, 4, 16)
+    llm_latency_ms: float = 100.0
+    llm_seconds: float = 6.0  # events per W: W / latency * seconds
+    vllm_url: str | None = None  # None: SGR_LLM_URL if it answers (auto_vllm)
+    auto_vllm: bool = True
+    vllm_workers: int = 4
+    vllm_requests: int = 16
+    customers: int = 20_000
+    log_level: str = "INFO"  # the workers' structlog level (production default)
+    seed: int = 5
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> BenchConfig:
+        base: dict[str, Any] = {
+            "rounds": 1,
+            "floor_jobs": 300,
+            "rules_events": 300,
+            "fork_floor_jobs": 60,
+            "llm_workers": (1, 4),
+            "llm_seconds": 2.0,
+            "vllm_workers": 2,
+            "vllm_requests": 4,
+            "customers": 3000,
+        }
+        return cls(**(base | overrides))
+
+
+# Events --------------------------------------------------------------------------------------
+def bench_events(count: int, *, customers: int, seed: int, prefix: str) -> list[dict[str, Any]]:
+    """Eligible abandoned carts, each of its own session and (while they last) its own customer:
+    one in ten from a customer the cold store does not know."""
+    rng = random.Random(seed)
+    known = rng.sample(range(customers), min(count, customers))
+    now = datetime.now(UTC)
+    events = []
+    for i in range(count):
+        new = i >= len(known) or rng.random() < 0.1
+        user = f"new-{prefix}-{i}" if new else f"u{known[i]:06d}"
+        events.append(
+            {
+                "event_id": f"{prefix}-{i}",
+                "type": "cart_abandoned",
+                "occurred_at": (now - timedelta(milliseconds=count - i)).isoformat(),
+                "user_id": user,
+                "session_id": f"s-{prefix}-{i}",
+                "inventory": "in_stock",
+                "cart": {
+                    "currency": "EUR",
+                    "value": round(rng.uniform(40, 400), 2),
+                    "margin": round(rng.uniform(0.3, 0.6), 3),
+                },
+            }
+        )
+    return events
+
+
+# Machinery -----------------------------------------------------------------------------------
+def rss_mb(pid: int) -> float | None:
+    """Resident size of a process (VmRSS) in MiB, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def machine() -> dict[str, Any]:
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import platform
+
+    import redis as redis_py
+    import rq
+
+    server = shutil.which("redis-server")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "python": platform.python_version(),
+        "rq": rq.__version__,
+        "redis_py": redis_py.__version__,
+        "redis_server": server,
+        "loadavg_at_start": list(os.getloadavg()),
+    }
+
+
+class Lane:
+    """One queue and its registries: push payloads as jobs, wait until they are all done."""
+
+    def __init__(self, conn: Any, name: str) -> None:
+        from rq import Queue
+
+        self.conn = conn
+        self.queue = Queue(name, connection=conn)
+        self.finished = self.queue.finished_job_registry
+        self.failed = self.queue.failed_job_registry
+
+    def done(self) -> int:
+        return self.finished.get_job_count(cleanup=False) + self.failed.get_job_count(cleanup=False)
+
+    def push(self, func: str, payloads: Sequence[Any]) -> None:
+        """The producer's own way: ``prepare_data`` + ``enqueue_many`` in pipelines of 500."""
+        from rq import Queue, Retry
+
+        for start in range(0, len(payloads), 500):
+            jobs = [
+                Queue.prepare_data(
+                    func,
+                    args=(p,),
+                    timeout=120,
+                    retry=Retry(max=2),
+                    description=f"cart event {p.get('event_id')}",
+                )
+                for p in payloads[start : start + 500]
+            ]
+            with self.conn.pipeline() as pipe:
+                self.queue.enqueue_many(jobs, pipeline=pipe)
+                pipe.execute()
+
+    def run(self, func: str, payloads: Sequence[Any], timeout_s: float) -> float:
+        """Push ``payloads`` and wait for all of them; the drain rate in jobs per second."""
+        target = self.done() + len(payloads)
+        t0 = time.perf_counter()
+        self.push(func, payloads)
+        deadline = t0 + timeout_s
+        while self.done() < target:
+            if time.perf_counter() > deadline:
+                raise BenchError(
+                    f"{self.queue.name}: {target - self.done()} of {len(payloads)} jobs not done "
+                    f"after {timeout_s:.0f} s (failed so far: {self.failed.get_job_count()})"
+                )
+            time.sleep(0.005)
+        return len(payloads) / (time.perf_counter() - t0)
+
+    def wait_workers(self, count: int, timeout_s: float = 120.0) -> None:
+        from rq import Worker
+
+        deadline = time.monotonic() + timeout_s
+        while Worker.count(connection=self.conn, queue=self.queue) < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{count} workers did not register within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+
+@dataclass
+class Phase:
+    """A data folder with a fresh hot store beside a shared cold store."""
+
+    root: Path
+    name: str
+    cold_db: Path
+    dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dir = self.root / self.name
+        self.dir.mkdir(parents=True)
+        (self.dir / "cold.duckdb").symlink_to(self.cold_db)
+
+    def env(self, log_level: str, **extra: str) -> dict[str, str]:
+        return {
+            "SGR_DATA_DIR": str(self.dir),
+            "SGR_ENGINE": "policy",
+            "SGR_CODE_SECRET": BENCH_SECRET,
+            "SGR_LOG_LEVEL": log_level,
+            **extra,
+        }
+
+    def stages(self, since: datetime) -> dict[str, Any]:
+        """p50/mean ms per stage of the events enqueued since ``since`` (the collector's view)."""
+        from producers.collector import collect
+
+        report, _ = collect(self.dir / "hot.sqlite", since=since)
+        return {
+            "events": report["events"],
+            "outcomes": report["outcomes"],
+            "stages_ms_p50": {k: v["p50"] for k, v in report["stages_ms"].items() if v["n"]},
+            "stages_ms_mean": {k: v["mean"] for k, v in report["stages_ms"].items() if v["n"]},
+            "enqueue_to_publish_ms": report["latency_ms"]["enqueue_to_publish"],
+            "fallbacks": report["fallbacks"],
+            "errors": report["errors"],
+        }
+
+
+def _fleet(count: int, url: str, queue: str, env: dict[str, str], worker_class: str) -> Any:
+    from producers.fleet import Fleet
+
+    return Fleet(count, url, queue, env, worker_class=worker_class)
+
+
+def _rss(fleet: Any) -> list[float]:
+    return [v for v in (rss_mb(p.pid) for p in fleet.alive()) if v is not None]
+
+
+# Phases --------------------------------------------------------------------------------------
+def floor_and_rules(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, Any]:
+    """(1) and (2) on one fleet: no-op batches and pipeline batches, alternating."""
+    lane = Lane(conn, "bench-rules")
+    per_round = cfg.rules_events
+    warm = 4 * cfg.workers
+    events = bench_events(
+        warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="r"
+    )
+    floor_payloads = bench_events(
+        cfg.floor_jobs, customers=cfg.customers, seed=cfg.seed + 1, prefix="f"
+    )
+    fleet = _fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), cfg.worker_class)
+    floors: list[float] = []
+    rules: list[float] = []
+    with fleet:
+        lane.wait_workers(cfg.workers)
+        lane.run(NOOP_FUNC, floor_payloads[:warm], 120)
+        lane.run(PIPELINE_FUNC, events[:warm], 120)
+        since = datetime.now(UTC)
+        for r in range(cfg.rounds):
+            floors.append(lane.run(NOOP_FUNC, floor_payloads, 60 + cfg.floor_jobs / 20))
+            batch = events[warm + r * per_round : warm + (r + 1) * per_round]
+            rules.append(lane.run(PIPELINE_FUNC, batch, 60 + per_round / 10))
+            _log().info(
+                "bench_round",
+                round=r + 1,
+                floor_per_s=round(floors[-1]),
+                rules_per_s=round(rules[-1]),
+            )
+        rss = _rss(fleet)
+    floor, rule = statistics.median(floors), statistics.median(rules)
+    return {
+        "rq_floor_per_s": round(floor, 1),
+        "pipeline_rules_per_s": round(rule, 1),
+        "rules_vs_floor": round(rule / floor, 3),
+        "rounds": {
+            "rq_floor_per_s": [round(v, 1) for v in floors],
+            "pipeline_rules_per_s": [round(v, 1) for v in rules],
+        },
+        "rules_run": phase.stages(since),
+        "rss_mb": rss,
+    }
+
+
+def fork_floor(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> float | None:
+    """The forking ``Worker``'s floor with the same number of workers (for the choice of class)."""
+    if cfg.fork_floor_jobs <= 0:
+        return None
+    lane = Lane(conn, "bench-fork")
+    payloads = bench_events(
+        cfg.fork_floor_jobs, customers=cfg.customers, seed=cfg.seed + 2, prefix="k"
+    )
+    with _fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), FORKING):
+        lane.wait_workers(cfg.workers)
+        lane.run(NOOP_FUNC, payloads[: 2 * cfg.workers], 120)
+        return round(lane.run(NOOP_FUNC, payloads, 60 + cfg.fork_floor_jobs / 10), 1)
+
+
+def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, Any]:
+    """(3): the pipeline against the STAND-IN LLM with W = 1, 4, 16... workers (grown in place)."""
+    from producers.standin_llm import StandInLLM
+
+    latency_s = cfg.llm_latency_ms / 1000
+    sizes = sorted(set(cfg.llm_workers))
+    counts = {w: max(4 * w, round(w / latency_s * cfg.llm_seconds)) for w in sizes}
+    total = sum(counts.values()) + sum(2 * w for w in sizes)
+    events = bench_events(total, customers=cfg.customers, seed=cfg.seed + 3, prefix="l")
+    lane = Lane(conn, "bench-llm")
+    rates: dict[str, float] = {}
+    efficiency: dict[str, float] = {}
+    runs: dict[str, Any] = {}
+    rss: list[float] = []
+    with StandInLLM(latency_s=latency_s) as llm:
+        _no_delay(llm)
+        env = phase.env(
+            cfg.log_level,
+            SGR_ENGINE="vllm",
+            SGR_LLM_URL=llm.url,
+            SGR_LLM_MODEL=llm.model,
+        )
+        fleet = _fleet(0, url, lane.queue.name, env, cfg.worker_class)
+        used = 0
+        try:
+            for w in sizes:
+                while len(fleet.procs) < w:
+                    fleet.spawn()
+                lane.wait_workers(w)
+                warm = events[used : used + 2 * w]
+                used += len(warm)
+                lane.run(PIPELINE_FUNC, warm, 180)
+                batch = events[used : used + counts[w]]
+                used += len(batch)
+                since = datetime.now(UTC)
+                rate = lane.run(PIPELINE_FUNC, batch, 60 + len(batch) * latency_s * 2)
+                rates[str(w)] = round(rate, 2)
+                efficiency[str(w)] = round(rate / (w / latency_s), 3)
+                runs[str(w)] = phase.stages(since)
+                _log().info(
+                    "bench_llm",
+                    workers=w,
+                    offers_per_s=rates[str(w)],
+                    efficiency=efficiency[str(w)],
+                )
+            rss = _rss(fleet)
+        finally:
+            fleet.stop()
+    return {
+        "llm_latency_ms": cfg.llm_latency_ms,
+        "llm_offers_per_s": rates,
+        "llm_ideal_per_s": {str(w): round(w / latency_s, 2) for w in sizes},
+        "llm_edge_efficiency": efficiency,
+        "llm_runs": runs,
+        "rss_mb": rss,
+    }
+
+
+def _no_delay(llm: Any) -> None:
+    """Make the stand-in answer without Nagle's delay. It writes headers and body in two sends;
+    with Nagle on, the body waits for the client's delayed ACK (~40 ms on Linux), which the bench
+    would count as LLM latency. ``disable_nagle_algorithm`` is socketserver's own switch
+    (TCP_NODELAY on each accepted socket); a no-op once the stand-in sets it itself."""
+    handler = llm.server.RequestHandlerClass
+    if not getattr(handler, "disable_nagle_algorithm", False):
+        llm.server.RequestHandlerClass = type(
+            f"NoDelay{handler.__name__}", (handler,), {"disable_nagle_algorithm": True}
+        )
+
+
+def _endpoint(url: str) -> str | None:
+    """The first model an OpenAI-compatible endpoint lists, or None if it does not answer."""
+    import httpx
+
+    try:
+        resp = httpx.get(url.rstrip("/") + "/models", timeout=2.0)
+        if resp.status_code != 200:
+            return None
+        data = resp.json().get("data") or []
+        return data[0]["id"] if data else None
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def request_bodies(
+    events: Sequence[dict[str, Any]], cold_db: Path, url: str, model: str
+) -> list[dict[str, Any]]:
+    """The chat requests the pipeline sends for these events (fresh sessions, no prior offers),
+    built with the project's own rules, schema, prompts and engine."""
+    from dataclasses import replace
+
+    from stores.cold import ColdStore
+    from worker import rules
+    from worker.engines import OfferRequest, VllmEngine
+    from worker.events import parse_event
+    from worker.schemas import offer_schema
+    from worker.settings import Settings
+
+    settings = Settings()
+    cfg = rules.RuleConfig.from_settings(settings)
+    engine = VllmEngine(
+        base_url=url,
+        model=model,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+    cold = ColdStore(cold_db)
+    bodies = []
+    try:
+        for payload in events:
+            event = parse_event(payload)
+            assert event.cart is not None
+            facts = rules.Facts(
+                event_type=event.type,
+                cart_value=event.cart.total,
+                margin=event.cart.margin_fraction,
+                inventory=event.inventory,
+                session_status="abandoned",
+                stale=False,
+                history=None,
+                last_offer_at=None,
+                now=datetime.now(UTC),
+            )
+            facts = replace(facts, history=cold.history(event.user_id))
+            decision = rules.cap_for(facts, cfg)
+            request = OfferRequest(
+                event_id=event.event_id,
+                cart_value=facts.cart_value,
+                currency=event.cart.currency,
+                margin=facts.margin,
+                inventory=facts.inventory,
+                history=facts.history,
+                customer_message=event.message,
+                decision=decision,
+                min_pct=cfg.min_discount_pct,
+                schema=offer_schema(decision.cap_pct, cfg.min_discount_pct),
+            )
+            bodies.append(engine.request_body(request))
+    finally:
+        cold.close()
+    return bodies
+
+
+def direct_rate(url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> tuple[float, int]:
+    """The same requests sent straight to the server by a plain HTTP client, ``concurrency`` at a
+    time; (requests per second, how many answered 200)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    endpoint = url.rstrip("/") + "/chat/completions"
+    with httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0)) as client:
+
+        def send(body: dict[str, Any]) -> int:
+            return client.post(endpoint, json=body).status_code
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            codes = list(pool.map(send, bodies))
+        elapsed = time.perf_counter() - t0
+    return len(bodies) / elapsed, sum(1 for c in codes if c == 200)
+
+
+def vllm_phase(
+    cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
+) -> dict[str, Any]:
+    """(4): the pipeline against a real server, then the same requests sent directly."""
+    w, n = cfg.vllm_workers, cfg.vllm_requests
+    events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
+    warm, measured = events[:w], events[w:]
+    bodies = request_bodies(measured, phase.cold_db, llm_url, model)
+    lane = Lane(conn, "bench-vllm")
+    env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
+    with _fleet(w, url, lane.queue.name, env, cfg.worker_class) as fleet:
+        lane.wait_workers(w)
+        lane.run(PIPELINE_FUNC, warm, 600)
+        since = datetime.now(UTC)
+        pipeline = lane.run(PIPELINE_FUNC, measured, 120 + 60 * n)
+        stages = phase.stages(since)
+        rss = _rss(fleet)
+    direct, answered = direct_rate(llm_url, bodies, w)
+    return {
+        "vllm_url": llm_url,
+        "vllm_model": model,
+        "vllm_workers": w,
+        "vllm_requests": n,
+        "vllm_pipeline_per_s": round(pipeline, 3),
+        "vllm_direct_per_s": round(direct, 3),
+        "vllm_direct_answered": answered,
+        "vllm_vs_direct": round(pipeline / direct, 3),
+        "vllm_run": stages,
+        "rss_mb": rss,
+    }
+
+
+def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """All phases, in one run on one throwaway Redis; one JSON-ready dict."""
+    import redis
+
+    from producers.redisproc import RedisServer
+    from producers.synthetic import customers
+    from stores.cold import write_history
+
+    started = time.monotonic()
+    result: dict[str, Any] = {"machine": machine(), "config": asdict(cfg), "targets": TARGETS}
+    llm_url = cfg.vllm_url
+    model = None
+    if llm_url is None and cfg.auto_vllm:
+        from worker.settings import Settings
+
+        llm_url = Settings().llm_url
+    if llm_url:
+        model = os.environ.get("SGR_LLM_MODEL") or _endpoint(llm_url)
+        if model is None:
+            _log().warning("vllm_not_answering", url=llm_url)
+    root = Path(tempfile.mkdtemp(prefix="sgr-bench-"))
+    try:
+        cold_db = root / "cold.duckdb"
+        write_history(cold_db, customers(cfg.customers, seed=cfg.seed))
+        with RedisServer() as server:
+            conn = redis.Redis.from_url(server.url)
+            result["machine"]["redis_server_version"] = conn.info("server").get("redis_version")
+            result["worker_class"] = cfg.worker_class
+            result["workers"] = cfg.workers
+            _log().info("bench_phase", phase="floor+rules", workers=cfg.workers)
+            rules = floor_and_rules(cfg, server.url, conn, Phase(root, "rules", cold_db))
+            conn.flushdb()
+            _log().info("bench_phase", phase="fork floor", workers=cfg.workers)
+            result["rq_floor_fork_per_s"] = fork_floor(
+                cfg, server.url, conn, Phase(root, "fork", cold_db)
+            )
+            conn.flushdb()
+            _log().info("bench_phase", phase="llm stand-in", workers=cfg.llm_workers)
+            llm = llm_edge(cfg, server.url, conn, Phase(root, "llm", cold_db))
+            conn.flushdb()
+            vllm = None
+            if llm_url and model:
+                _log().info("bench_phase", phase="vllm", url=llm_url, model=model)
+                vllm = vllm_phase(
+                    cfg, server.url, conn, Phase(root, "vllm", cold_db), llm_url, model
+                )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rss = {"rules": rules.pop("rss_mb"), "llm": llm.pop("rss_mb")}
+    if vllm is not None:
+        rss["vllm"] = vllm.pop("rss_mb")
+    result.update(rules)
+    result.update(llm)
+    result["vllm"] = vllm
+    result["vllm_vs_direct"] = vllm["vllm_vs_direct"] if vllm else None
+    all_rss = [v for values in rss.values() for v in values]
+    result["worker_rss_mb"] = max(all_rss) if all_rss else None
+    result["worker_rss_mb_by_phase"] = {k: max(v) if v else None for k, v in rss.items()}
+    result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+# CLI -----------------------------------------------------------------------------------------
+def _table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"sgr bench ({result['workers']} x {result['worker_class']})")
+    for column in ("measure", "rate /s", "compared with", "ratio", "target"):
+        table.add_column(column, justify="right")
+    floor = result["rq_floor_per_s"]
+    table.add_row("rq floor (no-op job)", f"{floor:g}", "", "", "")
+    if result.get("rq_floor_fork_per_s"):
+        table.add_row(
+            "rq floor, forking Worker",
+            f"{result['rq_floor_fork_per_s']:g}",
+            f"{floor:g}",
+            f"{result['rq_floor_fork_per_s'] / floor:.2f}",
+            "",
+        )
+    table.add_row(
+        "pipeline, rules engine",
+        f"{result['pipeline_rules_per_s']:g}",
+        f"floor {floor:g}",
+        f"{result['rules_vs_floor']:.3f}",
+        ">= 0.8",
+    )
+    for w, rate in result["llm_offers_per_s"].items():
+        target = ">= 0.85" if w == "16" else ""
+        table.add_row(
+            f"pipeline + stand-in LLM {result['llm_latency_ms']:g} ms, W={w}",
+            f"{rate:g}",
+            f"W/latency {result['llm_ideal_per_s'][w]:g}",
+            f"{result['llm_edge_efficiency'][w]:.3f}",
+            target,
+        )
+    vllm = result.get("vllm")
+    if vllm:
+        table.add_row(
+            f"pipeline + vLLM, W={vllm['vllm_workers']}",
+            f"{vllm['vllm_pipeline_per_s']:g}",
+            f"direct {vllm['vllm_direct_per_s']:g}",
+            f"{vllm['vllm_vs_direct']:.3f}",
+            ">= 0.9",
+        )
+    else:
+        table.add_row("pipeline + vLLM", "-", "no vLLM answering", "null", ">= 0.9")
+    table.add_row("worker RSS (MiB, largest)", f"{result['worker_rss_mb']}", "", "", "<= 100")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import typer
+
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def bench(
+        quick: bool = typer.Option(
+            False, "--quick", help="A small run (~30 s): fewer jobs, W=1,4."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        workers: int = typer.Option(2, help="Workers for the floor and the rules engine."),
+        worker_class: str = typer.Option(SIMPLE, help="rq worker class for every phase."),
+        rounds: int | None = typer.Option(None, help="Alternating floor/rules batches."),
+        jobs: int | None = typer.Option(None, help="Jobs per floor batch and rules batch."),
+        llm_workers: str | None = typer.Option(None, help="Comma-separated W for the LLM edge."),
+        latency_ms: float = typer.Option(100.0, help="Stand-in LLM latency."),
+        llm_seconds: float | None = typer.Option(None, help="Seconds of work per W."),
+        vllm_url: str | None = typer.Option(
+            None, help="Real vLLM URL (default: SGR_LLM_URL if it answers)."
+        ),
+        vllm_workers: int | None = typer.Option(None, help="Concurrency against vLLM."),
+        vllm_requests: int | None = typer.Option(None, help="Requests against vLLM."),
+        no_vllm: bool = typer.Option(False, help="Skip the vLLM comparison."),
+        log_level: str = typer.Option("INFO", help="Workers' log level."),
+    ) -> None:
+        """Measure the pipeline beside RQ's floor, a fixed-latency LLM edge and vLLM."""
+        import json
+
+        from rich.console import Console
+
+        from worker.logs import configure
+
+        configure(json_logs=False, level="INFO")
+        overrides: dict[str, Any] = {
+            "workers": workers,
+            "worker_class": worker_class,
+            "llm_latency_ms": latency_ms,
+            "vllm_url": vllm_url,
+            "auto_vllm": not no_vllm,
+            "log_level": log_level,
+        }
+        if rounds is not None:
+            overrides["rounds"] = rounds
+        if jobs is not None:
+            overrides["floor_jobs"] = overrides["rules_events"] = jobs
+        if llm_workers:
+            overrides["llm_workers"] = tuple(int(w) for w in llm_workers.split(","))
+        if llm_seconds is not None:
+            overrides["llm_seconds"] = llm_seconds
+        if vllm_workers is not None:
+            overrides["vllm_workers"] = vllm_workers
+        if vllm_requests is not None:
+            overrides["vllm_requests"] = vllm_requests
+        cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
+        result = run_bench(cfg)
+        Console(stderr=as_json).print(_table(result))
+        if as_json:
+            typer.echo(json.dumps(result))
+
+    app(args=list(argv) if argv is not None else None, prog_name="sgr bench")
+
+
+if __name__ == "__main__":
+    main()
