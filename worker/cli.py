@@ -341,5 +341,36 @@ def status(data_dir: DataDir = None) -> None:
     )
 
 
+# Load testing: thin wrappers; each tool parses its own options (`sgr loadgen --help`).
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def loadgen(ctx: typer.Context) -> None:
+    """Open-loop load at a target rate (mix, bursts, live display); --replay FILE pushes recorded
+    events at their pace. Options: sgr loadgen --help."""
+    from producers.loadgen import app as loadgen_app
+
+    loadgen_app(args=ctx.args, prog_name="sgr loadgen")
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def report(ctx: typer.Context) -> None:
+    """A run's throughput, latency percentiles, time per stage, errors and fallbacks (--json,
+    --plot FILE.png). Options: sgr report --help."""
+    from producers.collector import app as collector_app
+
+    collector_app(args=ctx.args, prog_name="sgr report")
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """The pipeline beside RQ's floor, a fixed-latency LLM edge and vLLM, in one run (--quick,
+    --json). Options: sgr bench --help."""
+    from producers.bench import main as bench_main
+
+    bench_main(ctx.args)
+
+
 if __name__ == "__main__":
     app()
