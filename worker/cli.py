@@ -320,6 +320,32 @@ def reap(
 
 
 @app.command()
+def chaos(
+    events: Annotated[int, typer.Option(help="Events to push (with faults among them).")] = 500,
+    workers: Annotated[int, typer.Option(help="rq worker processes.")] = 3,
+    seed: int = 23,
+    max_time: Annotated[float, typer.Option(help="Overall time bound in seconds.")] = 240.0,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary folder (logs, stores).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fault-injection run on its own redis-server, stand-in LLM and workers, then reconcile:
+    lost, duplicate_offers and published_mismatch must be 0. Exit 1 otherwise."""
+    from producers.chaos import ChaosConfig, run_chaos
+    from worker.logs import configure
+
+    configure(json_logs=True, level="WARNING")
+    report = run_chaos(
+        ChaosConfig(events=events, workers=workers, seed=seed, max_time_s=max_time, keep=keep)
+    )
+    if as_json:
+        print(json.dumps(report))
+    else:
+        console.print_json(json.dumps(report))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def status(data_dir: DataDir = None) -> None:
     """Queue depth, outcomes so far and the stream length."""
     from rq import Queue

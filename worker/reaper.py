@@ -21,6 +21,8 @@ What this module adds, without changing how RQ runs jobs:
   dead letter first (unless its event already has an outcome). Re-running is safe: ``process`` is
   idempotent by ``event_id`` and publication is exactly-once per offer id.
 - RQ's time-based cleanup is run as well (it covers workers on other hosts and lost keys).
+- A job a dead worker took off the queue but never registered (RQ's "intermediate" list) is
+  re-enqueued after ``stuck_after_s`` (RQ itself waits a minute and runs that check every 10).
 - Jobs that RQ itself moved to the failed registry as abandoned are swept into dead letters.
 - The outbox is flushed: offers committed but not yet on the stream are published.
 
@@ -40,6 +42,7 @@ import os
 import random
 import socket
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -118,6 +121,7 @@ class Reaper:
         hostname: str | None = None,
         lock_timeout_s: float = 60.0,
         sweep_limit: int = 500,
+        stuck_after_s: float = 10.0,
     ) -> None:
         self.client = client
         self.queue = Queue(queue_name, connection=client)
@@ -125,6 +129,7 @@ class Reaper:
         self.hostname = hostname or socket.gethostname()
         self.lock_timeout_s = lock_timeout_s
         self.sweep_limit = sweep_limit
+        self.stuck_after_s = stuck_after_s
 
     @property
     def deps(self) -> Deps:
@@ -158,7 +163,9 @@ class Reaper:
                 execution = Execution.fetch(execution_id, job_id, connection=self.client)
             except Exception:  # the job finished meanwhile or its data expired: RQ's cleanup
                 continue
-            if job.get_status(refresh=False) != JobStatus.STARTED:
+            # QUEUED here means the worker died (e.g. on a Redis outage) between creating the
+            # execution and marking the job started: RQ's cleanup skips it, so it is ours too.
+            if job.get_status(refresh=False) not in (JobStatus.STARTED, JobStatus.QUEUED):
                 continue
             if self.worker_dead(execution.worker_name, cache):
                 found.append((job, execution, execution.worker_name))
@@ -184,6 +191,7 @@ class Reaper:
             return report
         try:
             self._requeue_abandoned(report)
+            self._unstick_intermediate(report)
             self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
             self._sweep_failed(report)
             report.published = flush_outbox(self.deps)
@@ -225,6 +233,9 @@ class Reaper:
                 event_id = self._dead_letter(job, error)
                 if event_id:
                     report.dead_lettered.append(event_id)
+            if job.get_status(refresh=False) == JobStatus.QUEUED:
+                job.set_status(JobStatus.STARTED)  # so that RQ's cleanup takes it
+                self.client.lrem(self.queue.intermediate_queue_key, 0, job.id)
             # Due now: RQ's cleanup below retries it (or fails it) with its own bookkeeping.
             self.client.zadd(registry.key, {execution.composite_key: 0}, xx=True)
         registry.cleanup(timestamp=1)
@@ -233,6 +244,38 @@ class Reaper:
             requeued=report.requeued,
             dead_lettered=report.dead_lettered,
         )
+
+    def _unstick_intermediate(self, report: ReapReport) -> None:
+        """A job a worker moved off the queue but never registered as started (it died in
+        between) sits in RQ's intermediate list; RQ looks there every 10 minutes and only after a
+        minute. Here: once seen twice ``stuck_after_s`` apart, it is retried or dead-lettered."""
+        inter = self.queue.intermediate_queue
+        started = set(self.queue.started_job_registry.get_job_ids(cleanup=False))
+        for job_id in inter.get_job_ids():
+            if job_id in started or inter.set_first_seen(job_id):
+                continue
+            first = inter.get_first_seen(job_id)
+            if first is None or time.time() - first.timestamp() < self.stuck_after_s:
+                continue
+            try:
+                job = Job.fetch(job_id, connection=self.client)
+            except Exception:
+                inter.remove(job_id)
+                continue
+            if job.get_status(refresh=False) != JobStatus.QUEUED:
+                continue  # RQ's own cleanup deals with the rest
+            with self.client.pipeline() as pipe:
+                pipe.lrem(inter.key, 0, job_id)
+                if job.retries_left:
+                    job.retry(self.queue, pipe)
+                    report.requeued.append(job_id)
+                else:
+                    job.set_status(JobStatus.FAILED, pipeline=pipe)
+                pipe.execute()
+            if not job.retries_left and job_id not in report.requeued:
+                event_id = self._dead_letter(job, "worker died before starting the job")
+                if event_id:
+                    report.dead_lettered.append(event_id)
 
     def _sweep_failed(self, report: ReapReport) -> None:
         """Jobs RQ moved to the failed registry as abandoned (out of retries) become dead letters;

@@ -1,0 +1,452 @@
+"""The chaos run: a load of cart events through real `rq worker` processes while faults are
+injected on a schedule, then a reconciliation of every accepted event against the stores and the
+result stream. ``sgr chaos`` or ``python -m producers.chaos``; it talks only to 127.0.0.1.
+
+It starts its own redis-server (AOF on, on a free loopback port, so restarting it harms nothing
+else), a StandInLLM (the OpenAI-compatible stand-in at the edge; not vLLM), a temporary data folder
+and a fleet of stock ``rq worker -w rq.worker.SimpleWorker`` processes with engine ``vllm`` pointed
+at the stand-in and a short LLM timeout. It plays a supervisor too: a worker that exits on its
+own is replaced (counted as ``worker_restarts``), as systemd ``Restart=always`` would.
+
+Faults, each at a point of progress (share of events with an outcome): SIGKILL of a worker that is
+busy with a job (and a replacement), a restart of redis-server, the stand-in timing out and then
+answering HTTP 500 for a while; and in the load itself: duplicate events, sessions sent newest
+first, and malformed payloads (which must end as dead letters).
+
+The run is bounded (``max_time_s``); ``ok`` in the report is true when nothing was lost, nothing
+doubled, every offer is on the stream exactly once, every session's state is its newest event's,
+and every fault kind was injected at least once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import structlog
+from rq import Queue, Worker
+
+from producers.enqueue import enqueue_events
+from producers.fleet import Fleet
+from producers.redisproc import RedisServer
+from producers.standin_llm import StandInLLM
+from producers.synthetic import StreamConfig, customers, event_stream
+from stores.cold import write_history
+from stores.hot import HotStore
+from stores.sqlfiles import sql
+from worker.reaper import stats as reaper_stats
+
+log = structlog.get_logger("sgr.chaos")
+
+QUEUE = "cart-events"
+STREAM = "sgr:offers"
+DEAD_LETTERS = "sgr:dead-letters"
+FAULT_KINDS = (
+    "worker_sigkill",
+    "redis_restart",
+    "llm_timeout",
+    "llm_error",
+    "duplicates",
+    "out_of_order",
+    "malformed",
+)
+
+
+@dataclass
+class ChaosConfig:
+    events: int = 500
+    workers: int = 3
+    seed: int = 23
+    llm_latency_s: float = 0.03
+    llm_timeout_s: float = 0.5
+    fault_window_s: float = 1.5  # how long the stand-in times out / fails each time
+    duplicate_share: float = 0.05
+    malformed_share: float = 0.03
+    out_of_order_share: float = 0.15  # of the sessions with two or more events
+    waves: int = 4
+    max_time_s: float = 240.0
+    keep: bool = False  # keep the temporary folder (worker logs, stores, AOF) for a look
+
+
+@dataclass
+class Load:
+    payloads: list[Any]
+    valid: list[dict[str, Any]]  # the well-formed events (duplicates not repeated)
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+MALFORMED: tuple[Callable[[int, dict[str, Any]], Any], ...] = (
+    lambda i, e: {**e, "event_id": f"bad-type-{i}", "type": "cart_teleported"},
+    lambda i, e: {k: v for k, v in e.items() if k != "cart"} | {"event_id": f"bad-cart-{i}"},
+    lambda i, e: {**e, "event_id": f"bad-time-{i}", "occurred_at": "yesterday-ish"},
+    lambda i, e: {**e, "event_id": f"bad-extra-{i}", "discount_please": 90},
+    lambda i, e: f"not an event at all #{i}",
+    lambda i, e: [1, 2, 3, i],
+)
+
+
+def build_load(cfg: ChaosConfig) -> Load:
+    """``cfg.events`` payloads: synthetic sessions, some sent newest-first, plus duplicates and
+    malformed ones at random places (duplicates always after their original)."""
+    rng = random.Random(cfg.seed)
+    n_dup = max(1, round(cfg.events * cfg.duplicate_share))
+    n_bad = max(1, round(cfg.events * cfg.malformed_share))
+    n_valid = max(4, cfg.events - n_dup - n_bad)
+    stream = event_stream(StreamConfig(sessions=n_valid, seed=cfg.seed))
+    valid = [e for _, e in zip(range(n_valid), stream, strict=False)]
+    load = Load(payloads=list(valid), valid=valid)
+
+    # Out of order: in some sessions the newest two events are sent the other way round.
+    positions: dict[str, list[int]] = {}
+    for i, e in enumerate(load.payloads):
+        positions.setdefault(e["session_id"], []).append(i)
+    multi = [p for p in positions.values() if len(p) >= 2]
+    for pos in rng.sample(multi, max(1, round(len(multi) * cfg.out_of_order_share))):
+        a, b = pos[-2], pos[-1]
+        load.payloads[a], load.payloads[b] = load.payloads[b], load.payloads[a]
+        load.faults["out_of_order"] += 1
+
+    for _ in range(n_dup):  # a later copy of an earlier event
+        src = rng.randrange(len(load.payloads))
+        if isinstance(load.payloads[src], dict):
+            load.payloads.insert(rng.randint(src + 1, len(load.payloads)), dict(load.payloads[src]))
+            load.faults["duplicates"] += 1
+    for i in range(n_bad):
+        make = MALFORMED[i % len(MALFORMED)]
+        load.payloads.insert(rng.randrange(len(load.payloads) + 1), make(i, rng.choice(valid)))
+        load.faults["malformed"] += 1
+    return load
+
+
+class Chaos:
+    """One run; ``run()`` returns the report (a dict)."""
+
+    def __init__(self, cfg: ChaosConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.dir = Path(tempfile.mkdtemp(prefix="sgr-chaos-"))
+        self.faults: Counter[str] = Counter()
+        self.accepted: dict[str, int] = {}  # event id -> times enqueued
+        self.restarts = 0
+        self.killed: set[int] = set()
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _retry(self, what: str, action: Callable[[], Any], limit_s: float = 30.0) -> Any:
+        """Producer-side: keep trying while redis-server restarts (it is part of the chaos)."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                return action()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("redis_unavailable", during=what, error=str(exc)[:120])
+                time.sleep(0.2)
+
+    def _llm(self, fault: str) -> None:
+        httpx.post(f"{self.llm_base}/_standin/config", json={"fault": fault}, timeout=5)
+        log.info("llm_fault", fault=fault)
+
+    def _enqueue(self, payloads: list[Any]) -> None:
+        report = self._retry(
+            "enqueue",
+            lambda: enqueue_events(self.queue, payloads, validate=False, max_attempts=3),
+        )
+        for payload, job_id in zip(payloads, report.job_ids, strict=True):
+            event_id = payload.get("event_id") if isinstance(payload, dict) else None
+            key = event_id if isinstance(event_id, str) and event_id else f"job:{job_id}"
+            self.accepted[key] = self.accepted.get(key, 0) + 1
+
+    def _done(self) -> int:
+        return int(self.hot.query(sql("hot/count_outcomes"))[0]["n"])
+
+    def _supervise(self) -> None:
+        """Replace workers that exited on their own (a supervisor's job)."""
+        for proc in list(self.fleet.procs):
+            if proc.poll() is not None and proc.pid not in self.killed:
+                self.fleet.procs.remove(proc)
+                self.fleet.spawn()
+                self.restarts += 1
+                log.warning("worker_replaced", pid=proc.pid, rc=proc.returncode)
+
+    def _kill_busy_worker(self) -> bool:
+        """SIGKILL a worker that is running a job; spawn its replacement. False if none busy."""
+        alive = {p.pid: p for p in self.fleet.alive()}
+        try:
+            busy = [
+                w
+                for w in Worker.all(queue=self.queue)
+                if w.get_state() == "busy" and w.pid in alive and w.get_current_job_id()
+            ]
+        except redis.RedisError:
+            return False
+        if not busy:
+            return False
+        target = self.rng.choice(busy)
+        proc = alive[target.pid or 0]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.killed.add(proc.pid)
+        self.fleet.procs.remove(proc)
+        self.fleet.spawn()
+        log.warning("worker_sigkilled", pid=proc.pid, job=target.get_current_job_id())
+        return True
+
+    # --- the run -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        started = time.monotonic()
+        write_history(self.dir / "cold.duckdb", customers(5000, seed=cfg.seed))
+        self.hot = HotStore(self.dir / "hot.sqlite")
+        load = build_load(cfg)
+        self.faults.update(load.faults)
+        with RedisServer(appendonly=True) as server, StandInLLM(latency_s=cfg.llm_latency_s) as llm:
+            self.server, self.llm_base = server, llm.url.removesuffix("/v1")
+            self.client = redis.Redis.from_url(server.url, socket_timeout=5)
+            self.queue = Queue(QUEUE, connection=self.client)
+            env = {
+                "SGR_DATA_DIR": str(self.dir),
+                "SGR_ENGINE": "vllm",
+                "SGR_LLM_URL": llm.url,
+                "SGR_LLM_MODEL": llm.model,
+                "SGR_LLM_TIMEOUT_S": str(cfg.llm_timeout_s),
+                "SGR_LLM_RETRIES": "1",
+                "SGR_LLM_BACKOFF_S": "0.05",
+                "SGR_BREAKER_FAILURES": "3",
+                "SGR_BREAKER_COOLDOWN_S": "1.0",
+                "SGR_CODE_SECRET": secrets.token_hex(16),
+                "SGR_REAP_INTERVAL_S": "1.0",
+                "SGR_JOB_TIMEOUT_S": "60",
+                "SGR_LOG_LEVEL": "WARNING",
+            }
+            self.fleet = Fleet(cfg.workers, server.url, QUEUE, env, log_dir=self.dir)
+            self.fleet.start()
+            try:
+                self._drive(load, started)
+            finally:
+                self.fleet.stop(timeout_s=15)
+            report = self.reconcile(load, time.monotonic() - started)
+        if not cfg.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return report
+
+    def _drive(self, load: Load, started: float) -> None:
+        cfg = self.cfg
+        total = len(load.payloads)
+        waves = [load.payloads[i :: cfg.waves] for i in range(cfg.waves)]
+        # Faults at shares of progress; the LLM ones are switched off again after a window.
+        schedule: list[tuple[float, str]] = [
+            (0.10, "worker_sigkill"),
+            (0.22, "llm_timeout"),
+            (0.38, "redis_restart"),
+            (0.52, "llm_error"),
+            (0.60, "worker_sigkill"),
+            (0.72, "redis_restart"),
+        ]
+        llm_off_at: float | None = None
+        deadline = started + cfg.max_time_s
+        while time.monotonic() < deadline:
+            self._supervise()
+            queued = self._retry("queue length", lambda: self.queue.count)
+            if waves and queued < 40:
+                self._enqueue(waves.pop(0))
+            expected = len(self.accepted) if not waves else total
+            progress = self._done() / max(1, expected)
+            now = time.monotonic()
+            if llm_off_at is not None and now >= llm_off_at:
+                self._llm("none")
+                llm_off_at = None
+            if schedule and progress >= schedule[0][0] and llm_off_at is None:
+                kind = schedule[0][1]
+                done = True
+                if kind == "worker_sigkill":
+                    done = self._kill_busy_worker()
+                elif kind == "redis_restart":
+                    log.warning("redis_restart")
+                    self.server.restart()
+                elif kind in ("llm_timeout", "llm_error"):
+                    self._llm("timeout" if kind == "llm_timeout" else "error500")
+                    llm_off_at = now + cfg.fault_window_s
+                if done:
+                    self.faults[kind] += 1
+                    schedule.pop(0)
+                elif not waves and self.faults[kind] and self._drained():
+                    schedule.pop(0)  # a repeat kill with no job left to interrupt: skip it
+            if not waves and not schedule and llm_off_at is None and self._drained():
+                return
+            time.sleep(0.05)
+        log.error("chaos_time_limit", max_time_s=cfg.max_time_s)
+        if llm_off_at is not None:
+            self._llm("none")
+
+    def _drained(self) -> bool:
+        if self._done() < len(self.accepted):
+            return False
+        q = self.queue
+        return bool(
+            self._retry(
+                "drain check",
+                lambda: (
+                    q.count == 0
+                    and q.started_job_registry.count == 0
+                    and not self.hot.unpublished_offers(1)
+                ),
+            )
+        )
+
+    # --- the reconciliation ------------------------------------------------------------------
+    def reconcile(self, load: Load, elapsed_s: float) -> dict[str, Any]:
+        outcomes = {r["event_id"]: dict(r) for r in self.hot.query(sql("hot/reconcile_outcomes"))}
+        offers = [dict(r) for r in self.hot.query(sql("hot/reconcile_offers"))]
+        sessions = {
+            r["session_id"]: r["last_event_id"]
+            for r in self.hot.query(sql("hot/reconcile_sessions"))
+        }
+        entries = self._retry("xrange", lambda: self.client.xrange(STREAM))
+        on_stream = [fields[b"offer_id"].decode() for _id, fields in entries]
+
+        lost = sorted(e for e in self.accepted if e not in outcomes)
+        counts = Counter(o["outcome"] for e, o in outcomes.items() if e in self.accepted)
+        offer_ids = {o["offer_id"] for o in offers}
+        per_event = Counter(o["event_id"] for o in offers)
+        per_session = Counter(o["session_id"] for o in offers)
+        duplicate_offers = (
+            sum(n - 1 for n in per_event.values())
+            + sum(n - 1 for n in per_session.values())
+            + (len(on_stream) - len(set(on_stream)))
+        )
+        recorded_offers = {o["offer_id"] for o in outcomes.values() if o["outcome"] == "offer"}
+        published_mismatch = (
+            len(offer_ids ^ set(on_stream))
+            + sum(1 for o in offers if o["published_at"] is None)
+            + len(recorded_offers ^ offer_ids)
+        )
+        newest: dict[str, tuple[datetime, str]] = {}
+        for e in load.valid:
+            key = (datetime.fromisoformat(e["occurred_at"]), e["event_id"])
+            newest[e["session_id"]] = max(newest.get(e["session_id"], key), key)
+        state_mismatch = sum(1 for s, (_, eid) in newest.items() if sessions.get(s) != eid)
+        over_cap = sum(1 for o in offers if o["discount_pct"] > o["cap_pct"] + 1e-9)
+        faults = {kind: self.faults.get(kind, 0) for kind in FAULT_KINDS}
+        report: dict[str, Any] = {
+            "accepted": len(self.accepted),
+            "enqueued": sum(self.accepted.values()),
+            "offers": counts.get("offer", 0),
+            "no_offer": counts.get("no_offer", 0),
+            "dead_letter": counts.get("dead_letter", 0),
+            "lost": len(lost),
+            "duplicate_offers": duplicate_offers,
+            "published_mismatch": published_mismatch,
+            "state_mismatch": state_mismatch,
+            "over_cap": over_cap,
+            "stream_entries": len(on_stream),
+            "dead_letter_list": int(self._retry("llen", lambda: self.client.llen(DEAD_LETTERS))),
+            "offers_by_engine": dict(Counter(o["engine"] for o in offers)),
+            "faults": faults,
+            "recovery": {
+                **self._retry("stats", lambda: reaper_stats(self.client)),
+                "worker_restarts": self.restarts,
+                "reran_events": sum(1 for o in outcomes.values() if o["attempts"] > 1),
+            },
+            "elapsed_s": round(elapsed_s, 1),
+        }
+        report["ok"] = (
+            not lost
+            and duplicate_offers == 0
+            and published_mismatch == 0
+            and state_mismatch == 0
+            and over_cap == 0
+            and all(n >= 1 for n in faults.values())
+        )
+        if lost:
+            report["lost_ids"] = lost[:20]
+            report["lost_jobs"] = self._retry("diagnose", lambda: self.diagnose(lost[:20]))
+        if self.cfg.keep:
+            report["dir"] = str(self.dir)
+        return report
+
+    def diagnose(self, event_ids: list[str]) -> list[dict[str, Any]]:
+        """Where the jobs of lost events are in RQ (to find the hole, not to fix the figures)."""
+        from rq.job import Job
+
+        q = self.queue
+        where = {
+            "queued": set(q.get_job_ids()),
+            "started": set(q.started_job_registry.get_job_ids(cleanup=False)),
+            "failed": set(q.failed_job_registry.get_job_ids(cleanup=False)),
+            "finished": set(q.finished_job_registry.get_job_ids(cleanup=False)),
+            "intermediate": {
+                j.decode() if isinstance(j, bytes) else j
+                for j in self.client.lrange(q.intermediate_queue.key, 0, -1)
+            },
+        }
+        wanted = set(event_ids)
+        found = []
+        for key in self.client.scan_iter("rq:job:*", count=1000):
+            name = key.decode()
+            if name.count(":") != 2:
+                continue
+            job = Job.fetch(name.split(":")[2], connection=self.client)
+            payload = job.args[0] if job.args else None
+            event_id = payload.get("event_id") if isinstance(payload, dict) else None
+            if event_id in wanted:
+                found.append(
+                    {
+                        "event_id": event_id,
+                        "job_id": job.id,
+                        "status": str(job.get_status()),
+                        "retries_left": job.retries_left,
+                        "in": [k for k, ids in where.items() if job.id in ids],
+                        "exc": (job.exc_info or "")[-300:],
+                    }
+                )
+        return found
+
+
+def run_chaos(cfg: ChaosConfig | None = None) -> dict[str, Any]:
+    return Chaos(cfg or ChaosConfig()).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Chaos run: faults injected, then reconciled.")
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--max-time", type=float, default=240.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    from worker.logs import configure
+
+    configure(json_logs=True, level="WARNING")
+    report = run_chaos(
+        ChaosConfig(
+            events=args.events,
+            workers=args.workers,
+            seed=args.seed,
+            max_time_s=args.max_time,
+            keep=args.keep,
+        )
+    )
+    text = json.dumps(report) if args.json else json.dumps(report, indent=2)
+    sys.stdout.write(text + "\n")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

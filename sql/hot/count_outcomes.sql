@@ -1,0 +1,2 @@
+-- How many events have their outcome (progress of a run).
+SELECT count(*) AS n FROM processed_events;

@@ -1,0 +1,25 @@
+"""The short chaos run of `make test`: ~150 events through real `rq worker` processes on their own
+redis-server while a worker is SIGKILLed mid-job, redis-server restarts, the stand-in LLM times out
+and fails, and duplicate, out-of-order and malformed events arrive. Nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers.chaos import FAULT_KINDS, ChaosConfig, run_chaos
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_chaos_short_run_loses_and_doubles_nothing() -> None:
+    report = run_chaos(ChaosConfig(events=150, workers=3, seed=23, max_time_s=80))
+    assert report["lost"] == 0, report
+    assert report["duplicate_offers"] == 0, report
+    assert report["published_mismatch"] == 0, report
+    assert report["state_mismatch"] == 0 and report["over_cap"] == 0, report
+    assert all(report["faults"][kind] >= 1 for kind in FAULT_KINDS), report["faults"]
+    assert report["accepted"] == report["offers"] + report["no_offer"] + report["dead_letter"]
+    assert report["dead_letter"] >= report["faults"]["malformed"]  # each malformed one, recorded
+    assert report["recovery"]["requeued"] >= 1  # the killed worker's job was re-run
+    assert report["offers"] == report["stream_entries"]
+    assert report["ok"]
