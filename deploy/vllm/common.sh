@@ -8,10 +8,11 @@ ENVFILE="${PIDFILE%.pid}.env"
 
 log() { echo "[vllm] $*" >&2; }
 
-# stop_group PID [TIMEOUT]: SIGTERM the server's process group, wait, then SIGKILL what is left.
+# stop_group PID [TIMEOUT]: SIGTERM the API server (vLLM then shuts its engine processes down
+# itself), wait for its whole process group to go, then SIGKILL whatever is left.
 stop_group() {
   local pid="$1" timeout="${2:-30}" i
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || kill -TERM -- "-$pid" 2>/dev/null || return 0
   for ((i = 0; i < timeout * 10; i++)); do
     kill -0 -- "-$pid" 2>/dev/null || return 0
     sleep 0.1

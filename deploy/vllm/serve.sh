@@ -51,7 +51,11 @@ setsid "$VENV/bin/vllm" serve "$MODEL_PATH" --served-model-name "$NAME" \
 PID=$!
 echo "$PID" >"$PIDFILE"
 
-cleanup() { trap - INT TERM EXIT; log "stopping vLLM (pid $PID)"; stop_group "$PID"; rm -f "$PIDFILE" "$ENVFILE"; }
+cleanup() {
+  trap - INT TERM EXIT
+  if kill -0 -- "-$PID" 2>/dev/null; then log "stopping vLLM (pid $PID)"; stop_group "$PID"; fi
+  rm -f "$PIDFILE" "$ENVFILE"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
