@@ -652,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         worker_class: str = typer.Option(SIMPLE, help="rq worker class for every phase."),
         rounds: int | None = typer.Option(None, help="Alternating floor/rules batches."),
         jobs: int | None = typer.Option(None, help="Jobs per floor batch and rules batch."),
+        fork_jobs: int | None = typer.Option(None, help="Jobs for the forking floor (0 = skip)."),
         llm_workers: str | None = typer.Option(None, help="Comma-separated W for the LLM edge."),
         latency_ms: float = typer.Option(100.0, help="Stand-in LLM latency."),
         llm_seconds: float | None = typer.Option(None, help="Seconds of work per W."),
@@ -683,6 +684,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             overrides["rounds"] = rounds
         if jobs is not None:
             overrides["floor_jobs"] = overrides["rules_events"] = jobs
+        if fork_jobs is not None:
+            overrides["fork_floor_jobs"] = fork_jobs
         if llm_workers:
             overrides["llm_workers"] = tuple(int(w) for w in llm_workers.split(","))
         if llm_seconds is not None:

@@ -1,0 +1,65 @@
+"""`sgr bench --quick`, scaled down further: every phase runs end to end on its own redis-server
+and returns every key. Figures are not asserted (shared, noisy machines): only their presence and
+their consistency."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from producers.bench import main
+from producers.standin_llm import StandInLLM
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KEYS = (
+    "rq_floor_per_s",
+    "pipeline_rules_per_s",
+    "rules_vs_floor",
+    "llm_edge_efficiency",
+    "vllm_vs_direct",
+    "worker_rss_mb",
+)
+
+
+def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> None:
+    # The "vLLM" here is the STAND-IN, to run the comparison path; the real tier is tests/vllm.
+    with StandInLLM(latency_s=0.02) as llm, pytest.raises(SystemExit) as done:
+        main(
+            [
+                "--quick",
+                "--json",
+                "--jobs",
+                "120",
+                "--fork-jobs",
+                "10",
+                "--llm-workers",
+                "1,2",
+                "--llm-seconds",
+                "0.5",
+                "--latency-ms",
+                "50",
+                "--vllm-url",
+                llm.url,
+                "--vllm-requests",
+                "4",
+            ]
+        )
+    assert done.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in KEYS:
+        assert key in result, key
+    assert result["rq_floor_per_s"] > 0 and result["pipeline_rules_per_s"] > 0
+    assert result["rules_vs_floor"] == pytest.approx(
+        result["pipeline_rules_per_s"] / result["rq_floor_per_s"], rel=0.01
+    )
+    assert set(result["llm_edge_efficiency"]) == {"1", "2"}
+    assert all(0 < v <= 1.05 for v in result["llm_edge_efficiency"].values())
+    assert result["rules_run"]["outcomes"] == {"offer": 120}  # every event went the whole way
+    assert result["llm_runs"]["2"]["stages_ms_p50"]["llm"] >= 50
+    assert (
+        isinstance(result["vllm_vs_direct"], float) and result["vllm"]["vllm_direct_answered"] == 4
+    )
+    assert 10 < result["worker_rss_mb"] < 1000
+    assert result["machine"]["nproc"] >= 1
