@@ -44,6 +44,12 @@ vllm:
 vllm-stop:
 	bash deploy/vllm/stop.sh
 
+chaos: sync redis-server
+	$(UV) run sgr chaos
+
+bench: sync redis-server
+	$(UV) run sgr bench
+
 lint: sync
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_CODE_SECRET = "sgr-dev-secret-change-me"
@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(default=120, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     reap_interval_s: float = Field(default=5.0, ge=0)  # worker/reaper.py; 0 = not in workers
+
+    @model_validator(mode="after")
+    def _llm_fits_in_job(self) -> Settings:
+        worst = (self.llm_retries + 1) * self.llm_timeout_s + self.llm_backoff_s * 2**self.llm_retries
+        if worst >= self.job_timeout_s:
+            raise ValueError(
+                f"SGR_JOB_TIMEOUT_S={self.job_timeout_s} must exceed the LLM's worst case "
+                f"(SGR_LLM_RETRIES={self.llm_retries} + 1) x SGR_LLM_TIMEOUT_S={self.llm_timeout_s}"
+                f" + backoff = {worst:.0f} s, or RQ would kill jobs mid-retry"
+            )
+        return self
 
     @property
     def offer_ttl(self) -> timedelta:
