@@ -7,6 +7,7 @@ schema's bounds (discount 0..7.5, message <= 80 chars, no extra keys). Exit 0 on
 Defaults come from $VLLM_BASE_URL / $VLLM_MODEL, else the env file that `serve.sh --background`
 writes (${XDG_CACHE_HOME:-~/.cache}/sgr/run/vllm.env), else http://127.0.0.1:8000/v1 and sgr-tiny.
 """
+
 import argparse
 import json
 import os
@@ -29,12 +30,18 @@ SCHEMA = {
 
 def env_defaults() -> dict:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    path = Path(os.environ.get("VLLM_PIDFILE", Path(cache) / "sgr/run/vllm.pid")).with_suffix(".env")
+    path = Path(os.environ.get("VLLM_PIDFILE", Path(cache) / "sgr/run/vllm.pid")).with_suffix(
+        ".env"
+    )
     vals = {}
     if path.is_file():
         vals = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {"url": os.environ.get("VLLM_BASE_URL") or vals.get("VLLM_BASE_URL") or "http://127.0.0.1:8000/v1",
-            "model": os.environ.get("VLLM_MODEL") or vals.get("VLLM_MODEL") or "sgr-tiny"}
+    return {
+        "url": os.environ.get("VLLM_BASE_URL")
+        or vals.get("VLLM_BASE_URL")
+        or "http://127.0.0.1:8000/v1",
+        "model": os.environ.get("VLLM_MODEL") or vals.get("VLLM_MODEL") or "sgr-tiny",
+    }
 
 
 def call(url: str, body: dict | None = None, timeout: float = 120) -> dict:
@@ -75,11 +82,16 @@ def main() -> int:
         return 1
     body = {
         "model": args.model,
-        "messages": [{"role": "system", "content": "You make discount offers as JSON."},
-                     {"role": "user", "content": "Gold tier customer, cart 120.50 USD. Make an offer."}],
-        "max_tokens": 200, "temperature": 1.0,
-        "response_format": {"type": "json_schema",
-                            "json_schema": {"name": "offer", "schema": SCHEMA, "strict": True}},
+        "messages": [
+            {"role": "system", "content": "You make discount offers as JSON."},
+            {"role": "user", "content": "Gold tier customer, cart 120.50 USD. Make an offer."},
+        ],
+        "max_tokens": 200,
+        "temperature": 1.0,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "offer", "schema": SCHEMA, "strict": True},
+        },
     }
     failures, latencies = 0, []
     for i in range(args.n):
@@ -88,10 +100,14 @@ def main() -> int:
         latencies.append(time.monotonic() - t0)
         err = check(choice["message"]["content"])
         failures += err is not None
-        print(f"{i + 1:3d} {latencies[-1]:.3f}s {choice['finish_reason']:6s} "
-              f"{'FAIL ' + err if err else 'ok'} {choice['message']['content'][:100]}")
-    print(f"{args.n - failures} passed, {failures} failed; latency median {statistics.median(latencies):.3f}s "
-          f"max {max(latencies):.3f}s")
+        print(
+            f"{i + 1:3d} {latencies[-1]:.3f}s {choice['finish_reason']:6s} "
+            f"{'FAIL ' + err if err else 'ok'} {choice['message']['content'][:100]}"
+        )
+    print(
+        f"{args.n - failures} passed, {failures} failed; latency median {statistics.median(latencies):.3f}s "
+        f"max {max(latencies):.3f}s"
+    )
     return 1 if failures else 0
 
 

@@ -15,6 +15,7 @@ With --vllm-check it adds "vllm_supported": whether vLLM itself accepts the sche
 Exit 0 when every expectation holds, 1 when one does not, 2 when the schema does not compile.
 Tokenizer: --tokenizer DIR (default: the tiny model if built) or --tokenizer raw (byte vocab).
 """
+
 import argparse
 import json
 import os
@@ -30,9 +31,13 @@ def default_tokenizer() -> str:
 
 def tokenizer_info(xgr, spec: str):
     if spec == "raw":  # one token per byte plus an end token: enough to compile and match strings
-        return xgr.TokenizerInfo([bytes([b]) for b in range(256)] + [b"</s>"],
-                                 vocab_type=xgr.VocabType.RAW, stop_token_ids=[256])
+        return xgr.TokenizerInfo(
+            [bytes([b]) for b in range(256)] + [b"</s>"],
+            vocab_type=xgr.VocabType.RAW,
+            stop_token_ids=[256],
+        )
     from transformers import AutoTokenizer
+
     return xgr.TokenizerInfo.from_huggingface(AutoTokenizer.from_pretrained(spec))
 
 
@@ -40,18 +45,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokenizer", default=default_tokenizer())
     ap.add_argument("--any-whitespace", action="store_true", help="allow whitespace between tokens")
-    ap.add_argument("--vllm-check", action="store_true", help="also ask vLLM whether it supports the schema")
+    ap.add_argument(
+        "--vllm-check", action="store_true", help="also ask vLLM whether it supports the schema"
+    )
     args = ap.parse_args()
     req = json.load(sys.stdin)
-    cases = ([(t, "accept") for t in req.get("accept", [])] + [(t, "reject") for t in req.get("reject", [])]
-             + [(t, None) for t in req.get("texts", [])])
+    cases = (
+        [(t, "accept") for t in req.get("accept", [])]
+        + [(t, "reject") for t in req.get("reject", [])]
+        + [(t, None) for t in req.get("texts", [])]
+    )
 
     import xgrammar as xgr
+
     try:
         compiler = xgr.GrammarCompiler(tokenizer_info(xgr, args.tokenizer))
         compiled = compiler.compile_json_schema(
-            json.dumps(req["schema"]), any_whitespace=args.any_whitespace,
-            separators=None if args.any_whitespace else (",", ":"))
+            json.dumps(req["schema"]),
+            any_whitespace=args.any_whitespace,
+            separators=None if args.any_whitespace else (",", ":"),
+        )
     except Exception as e:  # noqa: BLE001 - report any compile failure as data
         print(json.dumps({"compiled": False, "error": f"{type(e).__name__}: {e}", "results": []}))
         return 2
@@ -65,7 +78,10 @@ def main() -> int:
     all_ok = all(r["ok"] for r in results)
     out = {"compiled": True, "ok": all_ok, "tokenizer": args.tokenizer, "results": results}
     if args.vllm_check:
-        from vllm.v1.structured_output.backend_xgrammar import has_xgrammar_unsupported_json_features
+        from vllm.v1.structured_output.backend_xgrammar import (
+            has_xgrammar_unsupported_json_features,
+        )
+
         out["vllm_supported"] = not has_xgrammar_unsupported_json_features(req["schema"])
     print(json.dumps(out, indent=1))
     return 0 if all_ok else 1
