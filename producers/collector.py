@@ -3,7 +3,7 @@
 Per run (a window of enqueue times, default everything): throughput; end-to-end latency from
 ``occurred_at`` and from enqueue to publication (p50, p95, p99, max); the time of each stage
 (queue wait = started_at - enqueued_at, then the pipeline's own stopwatch: state, history, llm,
-checks, publish); error and fallback counts; offers seen on the stream. ``--json`` prints one JSON
+checks; publish = published_at - finished_at); error and fallback counts; offers seen on the stream. ``--json`` prints one JSON
 object, ``--plot FILE.png`` draws latency over time and the stage breakdown.
 
 Percentiles interpolate linearly between the two nearest ranks (numpy's default).
@@ -132,7 +132,12 @@ def load_rows(
 
 
 def stage_values(rows: Sequence[EventRow]) -> dict[str, list[float]]:
-    """Milliseconds per stage over the events that went through it."""
+    """Milliseconds per stage over the events that went through it.
+
+    The outcome (with its stopwatch) is committed before the offer is published, so the stored
+    timings end at ``checks``; publication is ``published_at - finished_at`` unless the stopwatch
+    has a ``publish`` lap of its own.
+    """
     values: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for row in rows:
         wait = row.queue_wait_ms
@@ -140,6 +145,8 @@ def stage_values(rows: Sequence[EventRow]) -> dict[str, list[float]]:
             values["queue_wait"].append(wait)
         for stage, ms in row.timings.items():
             values.setdefault(stage, []).append(float(ms))
+        if "publish" not in row.timings and row.published_at is not None:
+            values["publish"].append(max(0.0, _ms(row.published_at, row.finished_at) or 0.0))
     return values
 
 

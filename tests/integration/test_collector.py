@@ -90,8 +90,10 @@ def test_report_of_a_small_real_run(
     for r in table:
         for name, ms in json.loads(r["timings"]).items():
             stage.setdefault(name, []).append(ms)
+        if r["published_at"]:  # committed first, published after: the publication stage
+            stage.setdefault("publish", []).append(_ms(r["published_at"], r["finished_at"]))
     assert set(stage) <= set(STAGES)
-    assert len(stage["llm"]) == 10 and len(stage["state"]) == 15
+    assert len(stage["llm"]) == 10 and len(stage["state"]) == 15 and len(stage["publish"]) == 10
     for name, values in stage.items():
         got = report["stages_ms"][name]
         assert got["n"] == len(values)
