@@ -18,6 +18,7 @@ class ColdStore:
         if not self.path.exists():
             raise FileNotFoundError(f"cold store {self.path} does not exist: run `sgr setup-data`")
         self.conn = duckdb.connect(str(self.path), read_only=True)
+        self.conn.execute(sql("cold/reader_settings"))
         self._get = sql("cold/get_customer")
 
     def close(self) -> None:
