@@ -67,7 +67,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:
-        worst = (self.llm_retries + 1) * self.llm_timeout_s + self.llm_backoff_s * 2**self.llm_retries
+        worst = (
+            self.llm_retries + 1
+        ) * self.llm_timeout_s + self.llm_backoff_s * 2**self.llm_retries
         if worst >= self.job_timeout_s:
             raise ValueError(
                 f"SGR_JOB_TIMEOUT_S={self.job_timeout_s} must exceed the LLM's worst case "
