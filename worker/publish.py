@@ -9,6 +9,15 @@ from typing import Any
 import redis
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
+# KEYS: marker, stream. ARGV: marker ttl, channel, announcement, then the entry's field/value pairs.
+PUBLISH_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
 STREAM_FIELDS = (
     "offer_id",
     "event_id",
@@ -31,6 +40,7 @@ class Publisher:
         self.client = client
         self.stream = stream
         self.channel = channel
+        self._script = client.register_script(PUBLISH_ONCE)
 
     def _mark_key(self, offer_id: str) -> str:
         return f"{self.stream}:published:{offer_id}"
@@ -38,23 +48,14 @@ class Publisher:
     def publish(self, offer: dict[str, Any]) -> bool:
         """Add the offer to the stream unless it is there already. True if this call added it.
 
-        A marker key and the XADD are written in one MULTI/EXEC under WATCH, so a retry after a
-        crash between Redis and SQLite never adds the same offer twice.
+        One Lua script sets a marker key (NX) and only then adds the entry and announces it, in
+        one round trip and atomically, so a retry after a crash between Redis and SQLite never
+        adds the same offer twice.
         """
         entry = {k: "" if offer.get(k) is None else str(offer[k]) for k in STREAM_FIELDS}
-        mark = self._mark_key(entry["offer_id"])
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(mark)
-                    if pipe.exists(mark):
-                        pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.set(mark, "1", ex=PUBLISHED_MARK_TTL_S)
-                    pipe.xadd(self.stream, entry)  # type: ignore[arg-type]
-                    pipe.publish(self.channel, json.dumps(entry))
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+        fields = [item for pair in entry.items() for item in pair]
+        added = self._script(
+            keys=[self._mark_key(entry["offer_id"]), self.stream],
+            args=[PUBLISHED_MARK_TTL_S, self.channel, json.dumps(entry), *fields],
+        )
+        return bool(added)
