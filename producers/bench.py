@@ -346,7 +346,6 @@ def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, A
     runs: dict[str, Any] = {}
     rss: list[float] = []
     with StandInLLM(latency_s=latency_s) as llm:
-        _no_delay(llm)
         env = phase.env(
             cfg.log_level,
             SGR_ENGINE="vllm",
@@ -387,18 +386,6 @@ def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, A
         "llm_runs": runs,
         "rss_mb": rss,
     }
-
-
-def _no_delay(llm: Any) -> None:
-    """Make the stand-in answer without Nagle's delay. It writes headers and body in two sends;
-    with Nagle on, the body waits for the client's delayed ACK (~40 ms on Linux), which the bench
-    would count as LLM latency. ``disable_nagle_algorithm`` is socketserver's own switch
-    (TCP_NODELAY on each accepted socket); a no-op once the stand-in sets it itself."""
-    handler = llm.server.RequestHandlerClass
-    if not getattr(handler, "disable_nagle_algorithm", False):
-        llm.server.RequestHandlerClass = type(
-            f"NoDelay{handler.__name__}", (handler,), {"disable_nagle_algorithm": True}
-        )
 
 
 def _endpoint(url: str) -> str | None:

@@ -127,6 +127,9 @@ class StandInLLM:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+            # client's delayed ACK (~40 ms), which would count as LLM latency.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return
