@@ -193,7 +193,14 @@ class VllmEngine:
     def _once(self, request: OfferRequest) -> tuple[OfferAnswer, str]:
         openai = self._openai
         try:
-            resp = self.client.chat.completions.create(**self.request_body(request))
+            # The client's plain POST (its documented way to send a body as is): the same wire
+            # request as chat.completions.create, without the SDK re-walking the JSON schema on
+            # every call (about a third of the client's CPU per request, measured).
+            resp = self.client.post(
+                "/chat/completions",
+                cast_to=self._openai.types.chat.ChatCompletion,
+                body=self.request_body(request),
+            )
         except openai.APITimeoutError as exc:
             raise EngineError("timeout", str(exc)) from None
         except openai.APIConnectionError as exc:
