@@ -539,7 +539,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         write_history(cold_db, customers(cfg.customers, seed=cfg.seed))
         with RedisServer() as server:
             conn = redis.Redis.from_url(server.url)
-            result["machine"]["redis_server_version"] = conn.info("server").get("redis_version")
+            info: Any = conn.info("server")
+            result["machine"]["redis_server_version"] = info.get("redis_version")
             result["worker_class"] = cfg.worker_class
             result["workers"] = cfg.workers
             _log().info("bench_phase", phase="floor+rules", workers=cfg.workers)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis
@@ -392,7 +392,7 @@ class Chaos:
             "finished": set(q.finished_job_registry.get_job_ids(cleanup=False)),
             "intermediate": {
                 j.decode() if isinstance(j, bytes) else j
-                for j in self.client.lrange(q.intermediate_queue.key, 0, -1)
+                for j in cast(list[Any], self.client.lrange(q.intermediate_queue.key, 0, -1))
             },
         }
         wanted = set(event_ids)
