@@ -194,10 +194,11 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         watch.lap("history")
         decision = rules.cap_for(facts, deps.rules)
         if decision.allowed:
+            assert cart is not None  # only cart_abandoned passes the gate, and it carries a cart
             request = OfferRequest(
                 event_id=event.event_id,
                 cart_value=facts.cart_value,
-                currency=cart.currency if cart else (session.currency or "EUR"),
+                currency=cart.currency,
                 margin=facts.margin,
                 inventory=facts.inventory,
                 history=facts.history,
