@@ -134,6 +134,10 @@ class HotStore:
         rows = self.conn.execute(sql("hot/unpublished_offers"), {"limit": limit}).fetchall()
         return [dict(r) for r in rows]
 
+    def recently_published(self, since: datetime) -> list[dict[str, Any]]:
+        rows = self.conn.execute(sql("hot/recently_published"), {"since": to_text(since)})
+        return [dict(r) for r in rows.fetchall()]
+
     def mark_published(self, offer_id: str, now: datetime) -> None:
         self.conn.execute(sql("hot/mark_published"), {"offer_id": offer_id, "now": to_text(now)})
 

@@ -45,6 +45,15 @@ class Publisher:
     def _mark_key(self, offer_id: str) -> str:
         return f"{self.stream}:published:{offer_id}"
 
+    def missing(self, offer_ids: list[str]) -> list[str]:
+        """The offers among these that Redis does not know as published (their marker is gone:
+        Redis lost data, and the stream entry with it, since both are written by one script)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for offer_id in offer_ids:
+                pipe.exists(self._mark_key(offer_id))
+            found = pipe.execute()
+        return [offer_id for offer_id, there in zip(offer_ids, found, strict=True) if not there]
+
     def publish(self, offer: dict[str, Any]) -> bool:
         """Add the offer to the stream unless it is there already. True if this call added it.
 

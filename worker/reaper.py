@@ -24,7 +24,8 @@ What this module adds, without changing how RQ runs jobs:
 - A job a dead worker took off the queue but never registered (RQ's "intermediate" list) is
   re-enqueued after ``stuck_after_s`` (RQ itself waits a minute and runs that check every 10).
 - Jobs that RQ itself moved to the failed registry as abandoned are swept into dead letters.
-- The outbox is flushed: offers committed but not yet on the stream are published.
+- The outbox is flushed: offers committed but not yet on the stream are published, and offers
+  published in the last 15 minutes whose stream entry Redis lost (a crash) are published again.
 
 It runs as a daemon thread in each worker process every ``SGR_REAP_INTERVAL_S`` seconds (started
 when the process's runtime is built: at once for ``sgr worker``, at its first job for a stock
@@ -44,6 +45,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,13 @@ from rq.worker import BaseWorker, Worker
 
 from stores.hot import HotStore
 from worker.deadletter import DeadLetters
-from worker.pipeline import Deps, flush_outbox
+from worker.pipeline import Deps, flush_outbox, republish_lost
 from worker.publish import Publisher
 
 log = structlog.get_logger("sgr.reaper")
 
 LOCK_KEY = "sgr:reaper:lock"
+REPUBLISH_WINDOW = timedelta(minutes=15)  # how far back the reaper checks the stream kept offers
 STATS_KEY = "sgr:reaper:stats"  # a hash of counters: requeued, dead_lettered, swept, published
 SWEPT_META = "sgr_swept"
 
@@ -73,6 +76,7 @@ class ReapReport:
     swept: list[str] = field(default_factory=list)  # event ids from the failed registry
     dead_workers: list[str] = field(default_factory=list)
     published: int = 0
+    republished: int = 0  # offers Redis lost after they were published (a crash of Redis)
     skipped: bool = False  # another reaper held the lock
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +86,7 @@ class ReapReport:
             "swept": len(self.swept),
             "dead_workers": len(self.dead_workers),
             "published": self.published,
+            "republished": self.republished,
             "skipped": self.skipped,
         }
 
@@ -195,6 +200,8 @@ class Reaper:
             self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
             self._sweep_failed(report)
             report.published = flush_outbox(self.deps)
+            since = self.deps.clock() - REPUBLISH_WINDOW
+            report.republished = republish_lost(self.deps, since)
         finally:
             # An expired lock is harmless: the next pass takes it again.
             with contextlib.suppress(redis.exceptions.LockError):
@@ -204,6 +211,7 @@ class Reaper:
             "dead_lettered": len(report.dead_lettered),
             "swept": len(report.swept),
             "published": report.published,
+            "republished": report.republished,
         }
         if any(counts.values()):
             with self.client.pipeline() as pipe:

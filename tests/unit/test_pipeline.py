@@ -155,3 +155,22 @@ def test_bad_llm_answer_can_mean_no_offer(data_dir: Path, client: fakeredis.Fake
     assert recorded is not None and "[maximum]" in (recorded.error or "")
     assert deps.hot.summary()["bound_interventions"] == 1
     assert client.xlen("sgr:offers") == 0
+
+
+def test_offers_lost_by_redis_are_published_again_once(
+    data_dir: Path, client: fakeredis.FakeRedis
+) -> None:
+    from datetime import timedelta
+
+    from worker.pipeline import republish_lost
+
+    deps = make_deps(data_dir, client)
+    run(deps, event(event_id="a", session="s1", user="u000001"))
+    kept = run(deps, event(event_id="b", session="s2", user="u000002"))
+    since = NOW - timedelta(minutes=15)
+    assert republish_lost(deps, since) == 0
+    client.flushall()  # Redis crashed and came back without its last writes
+    assert republish_lost(deps, since) == 2
+    assert republish_lost(deps, since) == 0
+    ids = [fields[b"offer_id"].decode() for _id, fields in client.xrange("sgr:offers")]
+    assert sorted(ids) == sorted(set(ids)) and kept.offer_id in ids
