@@ -203,7 +203,7 @@ def offers_tail(
                         console.print(
                             f"[bold]{offer['discount_pct']}%[/bold] (cap "
                             f"{offer['cap_pct']}%) {offer['user_id']} {offer['code']} "
-                            f"[{offer['engine']}]"
+                            f"\\[{offer['engine']}]"
                         )
                     if count and seen >= count:
                         return
