@@ -120,7 +120,8 @@ def describe(error: ValidationError) -> list[str]:
     lines = []
     for err in error.errors():
         field = ".".join(str(p) for p in err["loc"]) or "<event>"
-        lines.append(f"{field}: {err['msg']} (got {_short(err.get('input'))})")
+        got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
+        lines.append(f"{field}: {err['msg']}{got}")
     return lines
 
 

@@ -67,3 +67,10 @@ def test_cart_is_required_for_cart_events_but_not_for_orders() -> None:
     assert "needs a 'cart'" in error_of(payload)
     assert parse_event(event("order_completed")).cart is None
     assert "needs a 'message'" in error_of(event("customer_message"))
+
+
+def test_missing_fields_are_named_without_echoing_the_event() -> None:
+    text = error_of({"event_id": "x1", "type": "cart_abandoned"})
+    assert "occurred_at: Field required;" in text
+    assert "session_id: Field required" in text
+    assert "got" not in text
