@@ -30,7 +30,7 @@ import typer
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from producers.synthetic import MESSAGES, _cart, user_id
+from producers.synthetic import MESSAGES, random_cart, user_id
 
 log = structlog.get_logger("sgr.loadgen")
 
@@ -113,7 +113,7 @@ class Population:
             "user_id": user,
             "session_id": f"s-{self._hex(12)}",
             "inventory": inventory[0],
-            "cart": _cart(self.rng),
+            "cart": random_cart(self.rng),
         }
 
     def next_event(self, occurred_at: datetime) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class Population:
             event["message"] = self.rng.choice(MESSAGES)
         else:
             if kind == "cart_updated" and self.rng.random() < 0.3:
-                session["cart"] = _cart(self.rng)
+                session["cart"] = random_cart(self.rng)
             event["cart"] = session["cart"]
         if kind in ("cart_abandoned", "order_completed"):
             self.open[slot] = self._new_session()

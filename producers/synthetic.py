@@ -52,7 +52,8 @@ MESSAGES = (
 )
 
 
-def _cart(rng: random.Random) -> dict[str, Any]:
+def random_cart(rng: random.Random) -> dict[str, Any]:
+    """A cart of line items or of value and margin, in one of three currencies."""
     if rng.random() < 0.5:
         items = []
         for n in range(rng.randint(1, 4)):
@@ -100,9 +101,9 @@ def session_events(rng: random.Random, cfg: StreamConfig, start: datetime) -> li
             }
         )
 
-    cart = _cart(rng)
+    cart = random_cart(rng)
     for _ in range(rng.randint(1, 3)):
-        cart = _cart(rng) if rng.random() < 0.3 else cart
+        cart = random_cart(rng) if rng.random() < 0.3 else cart
         add(rng.choice(["cart_updated", "item_added", "item_removed"]), cart=cart)
     if rng.random() < 0.4:
         add("checkout_started", cart=cart)
