@@ -18,6 +18,7 @@ The Redis is a throwaway ``redis-server`` of the bench's own; the data folder is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -79,6 +80,7 @@ class BenchConfig:
     vllm_requests: int = 16
     customers: int = 20_000
     log_level: str = "INFO"  # the workers' structlog level (production default)
+    compare_duckdb: bool = True  # also run the rules batches with SGR_HISTORY_SOURCE=duckdb
     seed: int = 5
 
     @classmethod
@@ -236,6 +238,7 @@ class Phase:
         self.dir = self.root / self.name
         self.dir.mkdir(parents=True)
         (self.dir / "cold.duckdb").symlink_to(self.cold_db)
+        (self.dir / "history.sqlite").symlink_to(self.cold_db.with_name("history.sqlite"))
 
     def env(self, log_level: str, **extra: str) -> dict[str, str]:
         return {
@@ -273,8 +276,12 @@ def _rss(fleet: Any) -> list[float]:
 
 
 # Phases --------------------------------------------------------------------------------------
-def floor_and_rules(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, Any]:
-    """(1) and (2) on one fleet: no-op batches and pipeline batches, alternating."""
+def floor_and_rules(
+    cfg: BenchConfig, url: str, conn: Any, phase: Phase, duckdb_phase: Phase | None = None
+) -> dict[str, Any]:
+    """(1) and (2) on one fleet: no-op batches and pipeline batches, alternating. With
+    ``duckdb_phase``, a second fleet reading history straight from DuckDB takes a pipeline batch
+    in each round too, so the two history sources are compared under the same load."""
     lane = Lane(conn, "bench-rules")
     per_round = cfg.rules_events
     warm = 4 * cfg.workers
@@ -287,34 +294,72 @@ def floor_and_rules(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict
     fleet = _fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), cfg.worker_class)
     floors: list[float] = []
     rules: list[float] = []
-    with fleet:
+    duck: list[float] = []
+    duck_lane = Lane(conn, "bench-rules-duckdb") if duckdb_phase else None
+    duck_events = bench_events(
+        warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="d"
+    )
+    duck_fleet = (
+        _fleet(
+            cfg.workers,
+            url,
+            duck_lane.queue.name,
+            duckdb_phase.env(cfg.log_level, SGR_HISTORY_SOURCE="duckdb"),
+            cfg.worker_class,
+        )
+        if duck_lane and duckdb_phase
+        else None
+    )
+    duck_rss: list[float] = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(fleet)
         lane.wait_workers(cfg.workers)
         lane.run(NOOP_FUNC, floor_payloads[:warm], 120)
         lane.run(PIPELINE_FUNC, events[:warm], 120)
+        if duck_fleet and duck_lane:
+            stack.enter_context(duck_fleet)
+            duck_lane.wait_workers(cfg.workers)
+            duck_lane.run(PIPELINE_FUNC, duck_events[:warm], 120)
         since = datetime.now(UTC)
         for r in range(cfg.rounds):
             floors.append(lane.run(NOOP_FUNC, floor_payloads, 60 + cfg.floor_jobs / 20))
             batch = events[warm + r * per_round : warm + (r + 1) * per_round]
             rules.append(lane.run(PIPELINE_FUNC, batch, 60 + per_round / 10))
+            if duck_lane:
+                batch = duck_events[warm + r * per_round : warm + (r + 1) * per_round]
+                duck.append(duck_lane.run(PIPELINE_FUNC, batch, 60 + per_round / 10))
             _log().info(
                 "bench_round",
                 round=r + 1,
                 floor_per_s=round(floors[-1]),
                 rules_per_s=round(rules[-1]),
+                rules_duckdb_per_s=round(duck[-1]) if duck else None,
             )
         rss = _rss(fleet)
+        if duck_fleet:
+            duck_rss = _rss(duck_fleet)
     floor, rule = statistics.median(floors), statistics.median(rules)
-    return {
+    result: dict[str, Any] = {
         "rq_floor_per_s": round(floor, 1),
         "pipeline_rules_per_s": round(rule, 1),
         "rules_vs_floor": round(rule / floor, 3),
+        "history_source": "snapshot",
+        "pipeline_rules_duckdb_per_s": None,
+        "rules_duckdb_vs_floor": None,
         "rounds": {
             "rq_floor_per_s": [round(v, 1) for v in floors],
             "pipeline_rules_per_s": [round(v, 1) for v in rules],
+            "pipeline_rules_duckdb_per_s": [round(v, 1) for v in duck],
         },
         "rules_run": phase.stages(since),
         "rss_mb": rss,
+        "duckdb_rss_mb": duck_rss,
     }
+    if duck and duckdb_phase:
+        result["pipeline_rules_duckdb_per_s"] = round(statistics.median(duck), 1)
+        result["rules_duckdb_vs_floor"] = round(statistics.median(duck) / floor, 3)
+        result["rules_duckdb_run"] = duckdb_phase.stages(since)
+    return result
 
 
 def fork_floor(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> float | None:
@@ -520,6 +565,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     from producers.redisproc import RedisServer
     from producers.synthetic import customers
     from stores.cold import write_history
+    from stores.history import sync_snapshot
 
     started = time.monotonic()
     result: dict[str, Any] = {"machine": machine(), "config": asdict(cfg), "targets": TARGETS}
@@ -537,6 +583,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     try:
         cold_db = root / "cold.duckdb"
         write_history(cold_db, customers(cfg.customers, seed=cfg.seed))
+        sync_snapshot(cold_db, root / "history.sqlite")
         with RedisServer() as server:
             conn = redis.Redis.from_url(server.url)
             info: Any = conn.info("server")
@@ -544,7 +591,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             result["worker_class"] = cfg.worker_class
             result["workers"] = cfg.workers
             _log().info("bench_phase", phase="floor+rules", workers=cfg.workers)
-            rules = floor_and_rules(cfg, server.url, conn, Phase(root, "rules", cold_db))
+            rules = floor_and_rules(
+                cfg,
+                server.url,
+                conn,
+                Phase(root, "rules", cold_db),
+                Phase(root, "rules-duckdb", cold_db) if cfg.compare_duckdb else None,
+            )
             conn.flushdb()
             _log().info("bench_phase", phase="fork floor", workers=cfg.workers)
             result["rq_floor_fork_per_s"] = fork_floor(
@@ -563,6 +616,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rss = {"rules": rules.pop("rss_mb"), "llm": llm.pop("rss_mb")}
+    duckdb_rss = rules.pop("duckdb_rss_mb")
     if vllm is not None:
         rss["vllm"] = vllm.pop("rss_mb")
     result.update(rules)
@@ -572,6 +626,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     all_rss = [v for values in rss.values() for v in values]
     result["worker_rss_mb"] = max(all_rss) if all_rss else None
     result["worker_rss_mb_by_phase"] = {k: max(v) if v else None for k, v in rss.items()}
+    if duckdb_rss:  # the comparison, not the configuration the target is about
+        result["worker_rss_mb_by_phase"]["rules_duckdb"] = max(duckdb_rss)
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
@@ -601,6 +657,14 @@ def _table(result: dict[str, Any]) -> Any:
         f"{result['rules_vs_floor']:.3f}",
         ">= 0.8",
     )
+    if result.get("pipeline_rules_duckdb_per_s"):
+        table.add_row(
+            "  same, history read from DuckDB",
+            f"{result['pipeline_rules_duckdb_per_s']:g}",
+            f"floor {floor:g}",
+            f"{result['rules_duckdb_vs_floor']:.3f}",
+            "",
+        )
     for w, rate in result["llm_offers_per_s"].items():
         target = ">= 0.85" if w == "16" else ""
         table.add_row(
@@ -650,6 +714,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         vllm_workers: int | None = typer.Option(None, help="Concurrency against vLLM."),
         vllm_requests: int | None = typer.Option(None, help="Requests against vLLM."),
         no_vllm: bool = typer.Option(False, help="Skip the vLLM comparison."),
+        no_duckdb: bool = typer.Option(
+            False, help="Skip the rules batches that read history from DuckDB."
+        ),
         log_level: str = typer.Option("INFO", help="Workers' log level."),
     ) -> None:
         """Measure the pipeline beside RQ's floor, a fixed-latency LLM edge and vLLM."""
@@ -666,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "llm_latency_ms": latency_ms,
             "vllm_url": vllm_url,
             "auto_vllm": not no_vllm,
+            "compare_duckdb": not no_duckdb,
             "log_level": log_level,
         }
         if rounds is not None:

@@ -47,6 +47,7 @@ from producers.redisproc import RedisServer
 from producers.standin_llm import StandInLLM
 from producers.synthetic import StreamConfig, customers, event_stream
 from stores.cold import write_history
+from stores.history import sync_snapshot
 from stores.hot import HotStore
 from stores.sqlfiles import sql
 from worker.reaper import stats as reaper_stats
@@ -212,6 +213,7 @@ class Chaos:
         cfg = self.cfg
         started = time.monotonic()
         write_history(self.dir / "cold.duckdb", customers(5000, seed=cfg.seed))
+        sync_snapshot(self.dir / "cold.duckdb", self.dir / "history.sqlite")
         self.hot = HotStore(self.dir / "hot.sqlite")
         load = build_load(cfg)
         self.faults.update(load.faults)

@@ -1,15 +1,20 @@
-"""The cold store: customer history in DuckDB, opened read-only once per process."""
+"""The cold store: customer history in DuckDB. The source of the history snapshot that workers
+read (``stores/history.py``), and a history source itself (``SGR_HISTORY_SOURCE=duckdb``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from stores.sqlfiles import sql
 from worker.rules import History
+
+if TYPE_CHECKING:
+    from stores.history import CustomerRow
 
 
 class ColdStore:
@@ -45,6 +50,14 @@ def write_history(
         conn.execute(sql("cold/schema"))
         conn.executemany(sql("cold/insert_customer"), rows)
     return len(rows)
+
+
+def export_history(path: Path | str, batch: int = 10_000) -> Iterator[CustomerRow]:
+    """Every customer's features, in batches (for ``sgr history sync``)."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        cur = conn.execute(sql("cold/export_customers"))
+        while rows := cur.fetchmany(batch):
+            yield from rows
 
 
 def summary(path: Path | str) -> dict[str, float]:

@@ -14,7 +14,8 @@ import redis
 
 from producers.redisproc import RedisServer
 from producers.synthetic import customers
-from stores.cold import ColdStore, write_history
+from stores.cold import write_history
+from stores.history import HistorySnapshot, sync_snapshot
 from stores.hot import HotStore
 from worker.codes import CodeSigner
 from worker.engines import Engine, PolicyEngine
@@ -48,13 +49,16 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def cold_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cold") / "cold.duckdb"
     write_history(path, customers(500, seed=3, now=NOW))
+    sync_snapshot(path, path.with_name("history.sqlite"))
     return path
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, cold_db: Path) -> Path:
-    """A data folder as `sgr setup-data` leaves it: a cold store, and a fresh hot store."""
+    """A data folder as `sgr setup-data` leaves it: a cold store, its history snapshot, and a
+    fresh hot store."""
     (tmp_path / "cold.duckdb").symlink_to(cold_db)
+    (tmp_path / "history.sqlite").symlink_to(cold_db.with_name("history.sqlite"))
     return tmp_path
 
 
@@ -82,7 +86,7 @@ def make_deps(
     rules = RuleConfig(**rule_overrides)
     return Deps(
         hot=HotStore(data_dir / "hot.sqlite"),
-        cold=ColdStore(data_dir / "cold.duckdb"),
+        history=HistorySnapshot(data_dir / "history.sqlite"),
         engine=engine or PolicyEngine(rules),
         fallback=PolicyEngine(rules),
         publisher=Publisher(client or fakeredis.FakeRedis(), "sgr:offers", "sgr:offers:live"),

@@ -23,9 +23,13 @@ app = typer.Typer(
 offers_app = typer.Typer(help="Offers on the result stream.", no_args_is_help=True)
 dead_app = typer.Typer(help="Events that could not be processed.", invoke_without_command=True)
 codes_app = typer.Typer(help="Verify and redeem offer codes.", no_args_is_help=True)
+history_app = typer.Typer(
+    help="The history snapshot workers read (a copy of the cold store).", no_args_is_help=True
+)
 app.add_typer(offers_app, name="offers")
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(codes_app, name="codes")
+app.add_typer(history_app, name="history")
 console = Console()
 err = Console(stderr=True)
 
@@ -52,16 +56,57 @@ def setup_data(
     customers: Annotated[int, typer.Option(help="How many customers of history.")] = 5000,
     seed: int = 7,
 ) -> None:
-    """Generate synthetic customer history (DuckDB) and create the hot store (SQLite)."""
+    """Generate synthetic customer history (DuckDB), its snapshot for workers, and the hot store
+    (SQLite)."""
     from producers.synthetic import customers as make_customers
     from stores.cold import summary, write_history
+    from stores.history import sync_snapshot
     from stores.hot import HotStore
 
     settings = _settings(data_dir)
     count = write_history(settings.cold_db, make_customers(customers, seed))
+    snapshot = sync_snapshot(settings.cold_db, settings.history_db)
     HotStore(settings.hot_db).close()
     console.print(f"cold store {settings.cold_db}: {count} customers {summary(settings.cold_db)}")
+    console.print(f"snapshot   {snapshot.path}: {snapshot.customers} customers")
     console.print(f"hot store  {settings.hot_db}: ready")
+
+
+@history_app.command("sync")
+def history_sync(data_dir: DataDir = None) -> None:
+    """Copy the cold store's customer features (DuckDB) into the snapshot workers read. Run it
+    after the cold store changes; running workers pick up the new snapshot within a second."""
+    from stores.history import sync_snapshot
+
+    settings = _settings(data_dir)
+    if not settings.cold_db.exists():
+        console.print(f"[red]no cold store at {settings.cold_db}[/]: run `sgr setup-data`")
+        raise typer.Exit(1)
+    info = sync_snapshot(settings.cold_db, settings.history_db)
+    console.print(f"snapshot {info.path}: {info.customers} customers from {info.source}")
+
+
+@history_app.command("show")
+def history_show(data_dir: DataDir = None) -> None:
+    """When the snapshot was made, from what, and whether the cold store changed since."""
+    from stores.history import snapshot_info
+    from stores.timefmt import to_text
+
+    settings = _settings(data_dir)
+    info = snapshot_info(settings.history_db)
+    if info is None:
+        console.print(f"[red]no snapshot at {settings.history_db}[/]: run `sgr history sync`")
+        raise typer.Exit(1)
+    console.print(
+        {
+            "snapshot": str(info.path),
+            "customers": info.customers,
+            "synced_at": to_text(info.synced_at),
+            "source": info.source,
+            "stale": info.stale(),
+            "workers_read": settings.history_source,
+        }
+    )
 
 
 @app.command()

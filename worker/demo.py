@@ -12,6 +12,7 @@ from rq import Queue, SimpleWorker
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, customers, event_stream
 from stores.cold import write_history
+from stores.history import sync_snapshot
 from worker.jobs import build_runtime, use_runtime
 from worker.settings import Settings
 
@@ -65,6 +66,7 @@ def run_demo(settings: Settings, sessions: int = 120, customers_count: int = 500
     for name in ("hot.sqlite", "hot.sqlite-wal", "hot.sqlite-shm"):
         (data / name).unlink(missing_ok=True)
     write_history(settings.cold_db, customers(customers_count))
+    sync_snapshot(settings.cold_db, settings.history_db)
     settings = settings.model_copy(
         update={
             "queue": "sgr-demo",

@@ -17,7 +17,7 @@ import structlog
 from rq import get_current_job
 from rq.job import Job
 
-from stores.cold import ColdStore
+from stores.history import HistorySnapshot, HistorySource
 from stores.hot import HotStore
 from worker.codes import CodeSigner
 from worker.deadletter import DeadLetters
@@ -62,6 +62,14 @@ def build_engine(settings: Settings, rules: RuleConfig) -> Engine:
     return engine
 
 
+def open_history(settings: Settings) -> HistorySource:
+    if settings.history_source == "duckdb":
+        from stores.cold import ColdStore  # DuckDB is loaded only by workers that read it
+
+        return ColdStore(settings.cold_db)
+    return HistorySnapshot(settings.history_db)
+
+
 def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runtime:
     """Open the stores, pick the engine, connect the publisher: the one wiring place."""
     client = client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -70,7 +78,7 @@ def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runt
     rules = RuleConfig.from_settings(settings)
     deps = Deps(
         hot=HotStore(settings.hot_db),
-        cold=ColdStore(settings.cold_db),
+        history=open_history(settings),
         engine=build_engine(settings, rules),
         fallback=PolicyEngine(rules),
         publisher=Publisher(client, settings.offers_stream, settings.offers_channel),

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from stores.cold import ColdStore
+from stores.history import HistorySource
 from stores.hot import SESSION_STATUS, HotStore
 from stores.timefmt import to_text
 from worker import rules
@@ -32,7 +32,7 @@ class Deps:
     """A process's collaborators, wired once in ``jobs.py`` (or by a test)."""
 
     hot: HotStore
-    cold: ColdStore
+    history: HistorySource
     engine: Engine
     fallback: Engine
     publisher: Publisher
@@ -202,7 +202,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
     reason = rules.gate(facts, deps.rules)
     decision = rules.Decision(False, reason or "")
     if reason is None:
-        facts = replace(facts, history=deps.cold.history(event.user_id))
+        facts = replace(facts, history=deps.history.history(event.user_id))
         watch.lap("history")
         decision = rules.cap_for(facts, deps.rules)
         if decision.allowed:

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     offers_stream: str = "sgr:offers"
     offers_channel: str = "sgr:offers:live"
     dead_letter_key: str = "sgr:dead-letters"
+    history_source: Literal["snapshot", "duckdb"] = "snapshot"
 
     # The engine that writes offers
     engine: Literal["auto", "vllm", "policy"] = "auto"
@@ -89,3 +90,7 @@ class Settings(BaseSettings):
     @property
     def cold_db(self) -> Path:
         return self.data_dir / "cold.duckdb"
+
+    @property
+    def history_db(self) -> Path:
+        return self.data_dir / "history.sqlite"

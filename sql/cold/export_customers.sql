@@ -1,0 +1,5 @@
+-- Every customer's features, for the history snapshot (`sgr history sync`).
+SELECT user_id, lifetime_value, churn_probability, avg_days_between_orders, orders_count,
+       last_order_at
+FROM customers
+ORDER BY user_id;

@@ -1,0 +1,1 @@
+INSERT INTO snapshot (key, value) VALUES (?, ?);
