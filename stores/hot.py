@@ -78,19 +78,22 @@ class HotStore:
         self.conn.execute("COMMIT")
 
     # sessions ---------------------------------------------------------------------------------
-    def get_session(self, session_id: str) -> SessionState | None:
-        row = self.conn.execute(sql("hot/get_session"), {"session_id": session_id}).fetchone()
-        if row is None:
-            return None
+    @staticmethod
+    def _session(row: sqlite3.Row) -> SessionState:
         data = dict(row)
         data["last_event_at"] = from_text(data["last_event_at"])
         return SessionState(**data)
 
-    def apply_event(self, params: dict[str, Any], now: datetime) -> bool:
-        """Apply one event's state (newest wins). True when it was the newest, False if stale."""
+    def get_session(self, session_id: str) -> SessionState | None:
+        row = self.conn.execute(sql("hot/get_session"), {"session_id": session_id}).fetchone()
+        return self._session(row) if row else None
+
+    def apply_event(self, params: dict[str, Any], now: datetime) -> SessionState | None:
+        """Apply one event's state (newest wins), in one statement: the session as it now is, or
+        None if the event is older than the state (stale; nothing changed)."""
         row = {**params, "now": to_text(now)}
-        cur = self.conn.execute(sql("hot/upsert_session"), row)
-        return cur.rowcount == 1
+        rows = self.conn.execute(sql("hot/upsert_session"), row).fetchall()
+        return self._session(rows[0]) if rows else None
 
     # outcomes ---------------------------------------------------------------------------------
     def get_outcome(self, event_id: str) -> RecordedOutcome | None:

@@ -177,9 +177,8 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         return Outcome(event.event_id, prior.outcome, prior.reason, prior.offer_id, replayed=True)
 
     now = deps.clock()
-    with deps.hot.transaction():
-        newest = deps.hot.apply_event(_state_params(event), now)
-        session = deps.hot.get_session(event.session_id)
+    applied = deps.hot.apply_event(_state_params(event), now)
+    session = applied or deps.hot.get_session(event.session_id)
     assert session is not None
     cart = event.cart
     facts = rules.Facts(
@@ -190,7 +189,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         session_status=session.status,
         # A re-run after a crash between the two transactions finds its own event already applied:
         # that is not a stale event (else a recovered abandoned cart would lose its offer).
-        stale=not newest and session.last_event_id != event.event_id,
+        stale=applied is None and session.last_event_id != event.event_id,
         history=None,
         last_offer_at=deps.hot.last_offer_at(event.user_id),
         now=now,
@@ -264,38 +263,41 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
     watch.lap("checks")
 
     with deps.hot.transaction():
-        raced = deps.hot.get_outcome(event.event_id)
-        if raced is None and offer is not None:
+        if offer is not None:
             # Another worker may have made this customer an offer meanwhile: ask the rules again.
             latest = replace(facts, last_offer_at=deps.hot.last_offer_at(event.user_id))
             late_reason = rules.gate(latest, deps.rules)
             if late_reason is not None:
                 offer, reason = None, late_reason
-            else:
-                deps.hot.insert_offer(offer)
-        if raced is None:
-            deps.hot.record_outcome(
-                event_id=event.event_id,
-                session_id=event.session_id,
-                user_id=event.user_id,
-                type=event.type.value,
-                outcome="offer" if offer else "no_offer",
-                reason=None if offer else reason,
-                offer_id=offer["offer_id"] if offer else None,
-                error="; ".join(problems) or None,
-                attempts=job.attempt,
-                occurred_at=event.occurred_at,
-                enqueued_at=job.enqueued_at,
-                started_at=job.started_at,
-                finished_at=deps.clock(),
-                timings=watch.ms,
-            )
-    if raced is not None:
+        # The event's one outcome; not recorded if another run of it got there first (raced).
+        recorded = deps.hot.record_outcome(
+            event_id=event.event_id,
+            session_id=event.session_id,
+            user_id=event.user_id,
+            type=event.type.value,
+            outcome="offer" if offer else "no_offer",
+            reason=None if offer else reason,
+            offer_id=offer["offer_id"] if offer else None,
+            error="; ".join(problems) or None,
+            attempts=job.attempt,
+            occurred_at=event.occurred_at,
+            enqueued_at=job.enqueued_at,
+            started_at=job.started_at,
+            finished_at=deps.clock(),
+            timings=watch.ms,
+        )
+        if recorded and offer is not None:
+            deps.hot.insert_offer(offer)
+    if not recorded:
+        raced = deps.hot.get_outcome(event.event_id)
+        assert raced is not None
         publish_pending(deps, raced.offer_id)
         return Outcome(event.event_id, raced.outcome, raced.reason, raced.offer_id, replayed=True)
 
     if offer is not None:
-        publish_pending(deps, offer["offer_id"])
+        # Committed, so the outbox holds it: publish it from memory and mark it published.
+        deps.publisher.publish(offer)
+        deps.hot.mark_published(offer["offer_id"], deps.clock())
         watch.lap("publish")
         log.info(
             "offer_made",

@@ -4,9 +4,12 @@ and is announced on a Pub/Sub channel (for live listeners), exactly once per off
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import redis
+
+from stores.timefmt import to_text
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
 # KEYS: marker, stream. ARGV: marker ttl, channel, announcement, then the entry's field/value pairs.
@@ -35,6 +38,13 @@ STREAM_FIELDS = (
 )
 
 
+def _text(value: Any) -> str:
+    """A field as the stream carries it; times as the hot store writes them."""
+    if value is None:
+        return ""
+    return to_text(value) if isinstance(value, datetime) else str(value)
+
+
 class Publisher:
     def __init__(self, client: redis.Redis, stream: str, channel: str) -> None:
         self.client = client
@@ -61,7 +71,7 @@ class Publisher:
         one round trip and atomically, so a retry after a crash between Redis and SQLite never
         adds the same offer twice.
         """
-        entry = {k: "" if offer.get(k) is None else str(offer[k]) for k in STREAM_FIELDS}
+        entry = {k: _text(offer.get(k)) for k in STREAM_FIELDS}
         fields = [item for pair in entry.items() for item in pair]
         added = self._script(
             keys=[self._mark_key(entry["offer_id"]), self.stream],

@@ -174,3 +174,22 @@ def test_offers_lost_by_redis_are_published_again_once(
     assert republish_lost(deps, since) == 0
     ids = [fields[b"offer_id"].decode() for _id, fields in client.xrange("sgr:offers")]
     assert sorted(ids) == sorted(set(ids)) and kept.offer_id in ids
+
+
+def test_republished_entry_is_identical_to_the_first(
+    data_dir: Path, client: fakeredis.FakeRedis
+) -> None:
+    """The first publication goes from memory, a re-publication from the hot store's row: the
+    shop must see the same fields either way (times in the same format, numbers alike)."""
+    from datetime import timedelta
+
+    from worker.pipeline import republish_lost
+
+    deps = make_deps(data_dir, client)
+    run(deps, event())
+    [(_id, first)] = client.xrange("sgr:offers")
+    client.flushall()
+    assert republish_lost(deps, NOW - timedelta(minutes=15)) == 1
+    [(_id, again)] = client.xrange("sgr:offers")
+    assert again == first
+    assert first[b"expires_at"].decode().endswith("+00:00") and "T" in first[b"expires_at"].decode()
