@@ -39,6 +39,16 @@ class SessionState:
 
 
 @dataclass(frozen=True)
+class EventContext:
+    """What the pipeline reads before deciding: the event's outcome if recorded, the session before
+    the event, and when this customer last got an offer."""
+
+    outcome: RecordedOutcome | None
+    session: SessionState | None
+    last_offer_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RecordedOutcome:
     event_id: str
     outcome: str
@@ -79,7 +89,7 @@ class HotStore:
 
     # sessions ---------------------------------------------------------------------------------
     @staticmethod
-    def _session(row: sqlite3.Row) -> SessionState:
+    def _session(row: sqlite3.Row | dict[str, Any]) -> SessionState:
         data = dict(row)
         data["last_event_at"] = from_text(data["last_event_at"])
         return SessionState(**data)
@@ -94,6 +104,18 @@ class HotStore:
         row = {**params, "now": to_text(now)}
         rows = self.conn.execute(sql("hot/upsert_session"), row).fetchall()
         return self._session(rows[0]) if rows else None
+
+    def event_context(self, event_id: str, session_id: str, user_id: str) -> EventContext:
+        params = {"event_id": event_id, "session_id": session_id, "user_id": user_id}
+        row = self.conn.execute(sql("hot/event_context"), params).fetchone()
+        outcome = None
+        if row["outcome"] is not None:
+            fields = ("outcome", "reason", "offer_id", "error", "attempts")
+            outcome = RecordedOutcome(event_id, *(row[k] for k in fields))
+        session = None
+        if row["session_id"] is not None:
+            session = self._session({k: row[k] for k in SessionState.__dataclass_fields__})
+        return EventContext(outcome, session, from_text(row["last_offer_at"]))
 
     # outcomes ---------------------------------------------------------------------------------
     def get_outcome(self, event_id: str) -> RecordedOutcome | None:

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from stores.history import HistorySource
-from stores.hot import SESSION_STATUS, HotStore
+from stores.hot import SESSION_STATUS, HotStore, SessionState
 from stores.timefmt import to_text
 from worker import rules
 from worker.codes import CodeSigner, new_offer_id
@@ -136,6 +136,19 @@ def _state_params(event: CartEvent) -> dict[str, Any]:
     }
 
 
+def session_after(event: CartEvent, before: SessionState | None) -> tuple[str, bool]:
+    """The session's status once ``event`` is applied, and whether the event is stale (not newer
+    than the state), decided as ``sql/hot/upsert_session.sql`` will decide them on commit."""
+    status = SESSION_STATUS[event.type.value]
+    if before is None:
+        return status or "active", False
+    if (event.occurred_at, event.event_id) <= (before.last_event_at, before.last_event_id):
+        return before.status, True
+    if before.status == "ordered":
+        return "ordered", False
+    return status or before.status, False
+
+
 def _ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str]]:
     """The engine's answer checked by the rules; on failure the configured fallback or None."""
     problems: list[str] = []
@@ -170,28 +183,26 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
     """Turn one validated event into its one outcome (idempotent by ``event_id``)."""
     job = job or JobInfo()
     watch = _Stopwatch()
-    prior = deps.hot.get_outcome(event.event_id)
+    context = deps.hot.event_context(event.event_id, event.session_id, event.user_id)
+    prior = context.outcome
     if prior is not None:
         publish_pending(deps, prior.offer_id)
         log.info("event_replayed", outcome=prior.outcome, reason=prior.reason)
         return Outcome(event.event_id, prior.outcome, prior.reason, prior.offer_id, replayed=True)
 
     now = deps.clock()
-    applied = deps.hot.apply_event(_state_params(event), now)
-    session = applied or deps.hot.get_session(event.session_id)
-    assert session is not None
+    before = context.session
+    status, stale = session_after(event, before)
     cart = event.cart
     facts = rules.Facts(
         event_type=event.type,
-        cart_value=cart.total if cart else (session.cart_value or 0.0),
-        margin=cart.margin_fraction if cart else (session.margin or 0.0),
-        inventory=event.inventory if cart else (session.inventory or "in_stock"),
-        session_status=session.status,
-        # A re-run after a crash between the two transactions finds its own event already applied:
-        # that is not a stale event (else a recovered abandoned cart would lose its offer).
-        stale=applied is None and session.last_event_id != event.event_id,
+        cart_value=cart.total if cart else ((before and before.cart_value) or 0.0),
+        margin=cart.margin_fraction if cart else ((before and before.margin) or 0.0),
+        inventory=event.inventory if cart else ((before and before.inventory) or "in_stock"),
+        session_status=status,
+        stale=stale,
         history=None,
-        last_offer_at=deps.hot.last_offer_at(event.user_id),
+        last_offer_at=context.last_offer_at,
         now=now,
     )
     watch.lap("state")
@@ -262,11 +273,20 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         reason = "engine_failed"
     watch.lap("checks")
 
+    # One write transaction: the event's state, its outcome and its offer, all or nothing.
     with deps.hot.transaction():
-        if offer is not None:
-            # Another worker may have made this customer an offer meanwhile: ask the rules again.
-            latest = replace(facts, last_offer_at=deps.hot.last_offer_at(event.user_id))
-            late_reason = rules.gate(latest, deps.rules)
+        applied = deps.hot.apply_event(_state_params(event), now)
+        observed = replace(
+            facts,
+            stale=applied is None,
+            session_status=applied.status if applied else facts.session_status,
+        )
+        if offer is not None or observed != facts:
+            # Other workers may have applied a newer event of this session or made this customer
+            # an offer since the state was read: ask the rules again, on what is now committed.
+            if offer is not None:
+                observed = replace(observed, last_offer_at=deps.hot.last_offer_at(event.user_id))
+            late_reason = rules.gate(observed, deps.rules)
             if late_reason is not None:
                 offer, reason = None, late_reason
         # The event's one outcome; not recorded if another run of it got there first (raced).

@@ -1,5 +1,7 @@
 -- Hot store (SQLite, WAL): live cart sessions, processed events, offers (audit trail + outbox).
 -- Times are ISO-8601 UTC text with microseconds, so text order is time order.
+-- Tables keyed by text are WITHOUT ROWID and indexes are few: each one is a page more to write
+-- per event (see the README's Performance section).
 CREATE TABLE IF NOT EXISTS sessions (
     session_id    TEXT PRIMARY KEY,
     user_id       TEXT NOT NULL,
@@ -11,7 +13,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_event_id TEXT NOT NULL,
     last_event_at TEXT NOT NULL,
     updated_at    TEXT NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS processed_events (
     event_id     TEXT PRIMARY KEY,
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS processed_events (
     started_at   TEXT,
     finished_at  TEXT NOT NULL,
     timings      TEXT
-);
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS offers (
     offer_id      TEXT PRIMARY KEY,
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS offers (
     segment       TEXT NOT NULL,
     cap_pct       REAL NOT NULL,
     discount_pct  REAL NOT NULL CHECK (discount_pct > 0 AND discount_pct <= cap_pct),
-    code          TEXT NOT NULL UNIQUE,
+    -- unique: it carries the offer id (worker/codes.py), which this check ties to the key
+    code          TEXT NOT NULL CHECK (substr(code, 1, length(offer_id) + 5) = 'SGR-' || upper(offer_id) || '-'),
     expires_at    TEXT NOT NULL,
     engine        TEXT NOT NULL,
     model         TEXT,

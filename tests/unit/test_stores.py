@@ -6,10 +6,13 @@ import multiprocessing
 from datetime import timedelta
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stores.cold import ColdStore
 from stores.hot import HotStore
 from stores.timefmt import to_text
-from tests.conftest import NOW
+from tests.conftest import NOW, event
 
 
 def params(event_id: str, at: object, status: str | None, value: float | None) -> dict[str, object]:
@@ -91,3 +94,44 @@ def test_cold_store_knows_customers_and_says_none_for_new(data_dir: Path) -> Non
     known = cold.history("u000001")
     assert known is not None and 0 <= known.churn_probability <= 1
     assert cold.history("never-seen") is None
+
+
+EVENT_KINDS = [
+    "cart_updated",
+    "checkout_started",
+    "cart_abandoned",
+    "order_completed",
+    "customer_message",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(EVENT_KINDS), st.integers(0, 6), st.integers(0, 3)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_pipeline_predicts_the_state_sql_commits(steps: list[tuple[str, int, int]]) -> None:
+    """The pipeline decides on the session as it will be once the event is applied
+    (``session_after``), before the one transaction applies it with sql/hot/upsert_session.sql:
+    both must agree on status and staleness for any order of events, duplicates included."""
+    import tempfile
+
+    from worker.events import parse_event
+    from worker.pipeline import _state_params, session_after
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hot = HotStore(Path(tmp) / "hot.sqlite")
+        for kind, second, n in steps:
+            at = NOW + timedelta(seconds=second)
+            extra = {"message": "hello?"} if kind == "customer_message" else {}
+            ev = parse_event(event(kind, event_id=f"e{n}", at=at, session="s", **extra))
+            before = hot.get_session("s")
+            status, stale = session_after(ev, before)
+            applied = hot.apply_event(_state_params(ev), NOW)
+            assert stale == (applied is None)
+            current = hot.get_session("s")
+            assert current is not None and current.status == status
+        hot.close()
