@@ -4,6 +4,7 @@ published once; the LLM path against an OpenAI-compatible STAND-IN at the edge."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import fakeredis
@@ -193,3 +194,54 @@ def test_republished_entry_is_identical_to_the_first(
     [(_id, again)] = client.xrange("sgr:offers")
     assert again == first
     assert first[b"expires_at"].decode().endswith("+00:00") and "T" in first[b"expires_at"].decode()
+
+
+class StandInEngineWhileAnotherWorkerRuns:
+    """A STAND-IN for the LLM that, while "thinking", lets another worker process other events
+    (the way a slow LLM call would): they go through the real pipeline on their own connection."""
+
+    name = "stand-in"
+
+    def __init__(self, inner, other_deps, other_events) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.other_deps, self.other_events = inner, other_deps, other_events
+
+    def propose(self, request):  # type: ignore[no-untyped-def]
+        for payload in self.other_events:
+            run(self.other_deps, payload)
+        return self.inner.propose(request)
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "reason"),
+    [
+        ({"kind": "order_completed", "event_id": "o1", "seconds": 5}, "stale_event"),
+        # an order recorded with an earlier time still ends the session: ordered is final
+        ({"kind": "order_completed", "event_id": "o2", "seconds": -5}, "order_completed"),
+        ({"kind": "cart_updated", "event_id": "u1", "seconds": 5}, "stale_event"),
+        ({"kind": "cart_abandoned", "event_id": "a2", "seconds": 5}, "stale_event"),
+    ],
+)
+def test_offer_is_dropped_when_the_session_moved_on_meanwhile(
+    data_dir: Path, client: fakeredis.FakeRedis, meanwhile: dict[str, object], reason: str
+) -> None:
+    """The decision is made on the state read before the engine is asked; the commit applies the
+    event and asks the rules again on what is committed by then."""
+    from datetime import timedelta
+
+    from worker.engines import PolicyEngine
+
+    other = make_deps(data_dir, client)
+    later = NOW + timedelta(seconds=int(meanwhile["seconds"]))  # type: ignore[call-overload]
+    newer = event(str(meanwhile["kind"]), event_id=str(meanwhile["event_id"]), at=later)
+    deps = make_deps(data_dir, client)
+    deps = replace(
+        deps, engine=StandInEngineWhileAnotherWorkerRuns(PolicyEngine(deps.rules), other, [newer])
+    )
+    outcome = run(deps, event())
+    assert (outcome.outcome, outcome.reason) == ("no_offer", reason)
+    offers = [f[b"event_id"].decode() for _id, f in client.xrange("sgr:offers")]
+    assert "e1" not in offers  # nothing published for the dropped offer
+    session = deps.hot.get_session("s1")
+    newest = meanwhile["event_id"] if int(meanwhile["seconds"]) > 0 else "e1"  # type: ignore[call-overload]
+    assert session is not None and session.last_event_id == newest
+    assert deps.hot.get_outcome("e1") is not None  # still exactly one recorded outcome
