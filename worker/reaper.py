@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -65,6 +65,10 @@ log = structlog.get_logger("sgr.reaper")
 
 LOCK_KEY = "sgr:reaper:lock"
 REPUBLISH_WINDOW = timedelta(minutes=15)  # how far back the reaper checks the stream kept offers
+# Redis loses acknowledged writes only when it restarts (a crash between AOF fsyncs) or fails over;
+# both change its run_id. The reaper checks the stream when the run_id changes, and at least this
+# often anyway, not on every pass (the check reads every offer of the window).
+REPUBLISH_CHECK_EVERY_S = 300.0
 STATS_KEY = "sgr:reaper:stats"  # a hash of counters: requeued, dead_lettered, swept, published
 SWEPT_META = "sgr_swept"
 
@@ -135,6 +139,8 @@ class Reaper:
         self.lock_timeout_s = lock_timeout_s
         self.sweep_limit = sweep_limit
         self.stuck_after_s = stuck_after_s
+        self._redis_run_id: str | None = None
+        self._checked_at = float("-inf")
 
     @property
     def deps(self) -> Deps:
@@ -200,8 +206,12 @@ class Reaper:
             self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
             self._sweep_failed(report)
             report.published = flush_outbox(self.deps)
-            since = self.deps.clock() - REPUBLISH_WINDOW
-            report.republished = republish_lost(self.deps, since)
+            run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
+            due = time.monotonic() - self._checked_at >= REPUBLISH_CHECK_EVERY_S
+            if run_id != self._redis_run_id or due:
+                since = self.deps.clock() - REPUBLISH_WINDOW
+                report.republished = republish_lost(self.deps, since)
+                self._redis_run_id, self._checked_at = run_id, time.monotonic()
         finally:
             # An expired lock is harmless: the next pass takes it again.
             with contextlib.suppress(redis.exceptions.LockError):

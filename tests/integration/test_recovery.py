@@ -201,3 +201,34 @@ def test_offer_committed_but_not_published_leaves_through_the_outbox(
     assert redis_client.xlen("sgr:offers") == 1
     again = process(parse_event(abandoned(1)), deps)  # a re-run publishes nothing twice
     assert again.replayed and redis_client.xlen("sgr:offers") == 1
+
+
+def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -> None:
+    """Redis without persistence, SIGKILLed: the worst loss a crash can cause. The reaper sees a
+    new run_id, finds the offers whose markers are gone and publishes them again, once; while
+    Redis keeps running it does not re-read the window on every pass."""
+    with RedisServer(appendonly=False) as server:
+        client = redis.Redis.from_url(server.url)
+        deps = make_deps(data_dir, client)
+        for n in (1, 2, 3):
+            assert process(parse_event(abandoned(n)), deps).outcome == "offer"
+        reaper = Reaper(client, QUEUE, runtime_for(data_dir, client))
+        assert reaper.reap().republished == 0  # first pass: checked, nothing lost
+
+        def exists_calls() -> int:
+            stats_ = client.info("commandstats")
+            return int(stats_.get("cmdstat_exists", {}).get("calls", 0))  # type: ignore[union-attr]
+
+        checked = exists_calls()
+        assert checked >= 3
+        assert reaper.reap().republished == 0
+        assert exists_calls() == checked  # same Redis, check not due: no re-read
+
+        server.kill()
+        server.start()
+        assert client.xlen("sgr:offers") == 0  # the crash took the stream with it
+        assert reaper.reap().republished == 3
+        assert reaper.reap().republished == 0
+        entries = client.xrange("sgr:offers")
+        assert sorted(f[b"event_id"].decode() for _id, f in entries) == ["e1", "e2", "e3"]
+        assert stats(client)["republished"] == 3
