@@ -141,6 +141,53 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, or 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per job of the workers and of redis-server over the batches it measured, by kind."""
+
+    def __init__(self, redis_pid: int) -> None:
+        self.redis_pid = redis_pid
+        self.totals: dict[str, list[float]] = {}  # kind -> [worker s, redis s, jobs]
+
+    def run(
+        self,
+        kind: str,
+        pids: Sequence[int],
+        lane: Lane,
+        func: str,
+        payloads: Sequence[Any],
+        timeout_s: float,
+    ) -> float:
+        """``lane.run(func, payloads)``, its CPU added to ``kind``; the drain rate."""
+        w0, r0 = sum(cpu_seconds(p) for p in pids), cpu_seconds(self.redis_pid)
+        rate = lane.run(func, payloads, timeout_s)
+        w1, r1 = sum(cpu_seconds(p) for p in pids), cpu_seconds(self.redis_pid)
+        total = self.totals.setdefault(kind, [0.0, 0.0, 0])
+        total[0] += w1 - w0
+        total[1] += r1 - r0
+        total[2] += len(payloads)
+        return rate
+
+    def report(self) -> dict[str, dict[str, float]]:
+        return {
+            kind: {
+                "workers_ms": round(w / n * 1000, 3),
+                "redis_ms": round(r / n * 1000, 3),
+                "total_ms": round((w + r) / n * 1000, 3),
+            }
+            for kind, (w, r, n) in self.totals.items()
+            if n
+        }
+
+
 def machine() -> dict[str, Any]:
     cpu = None
     try:
@@ -311,6 +358,7 @@ def floor_and_rules(
         else None
     )
     duck_rss: list[float] = []
+    meter = CpuMeter(int(conn.info("server")["process_id"]))
     with contextlib.ExitStack() as stack:
         stack.enter_context(fleet)
         lane.wait_workers(cfg.workers)
@@ -321,13 +369,19 @@ def floor_and_rules(
             duck_lane.wait_workers(cfg.workers)
             duck_lane.run(PIPELINE_FUNC, duck_events[:warm], 120)
         since = datetime.now(UTC)
+        pids = [p.pid for p in fleet.alive()]
+        duck_pids = [p.pid for p in duck_fleet.alive()] if duck_fleet else []
         for r in range(cfg.rounds):
-            floors.append(lane.run(NOOP_FUNC, floor_payloads, 60 + cfg.floor_jobs / 20))
+            timeout = 60 + cfg.floor_jobs / 20
+            floors.append(meter.run("floor", pids, lane, NOOP_FUNC, floor_payloads, timeout))
             batch = events[warm + r * per_round : warm + (r + 1) * per_round]
-            rules.append(lane.run(PIPELINE_FUNC, batch, 60 + per_round / 10))
+            timeout = 60 + per_round / 10
+            rules.append(meter.run("rules", pids, lane, PIPELINE_FUNC, batch, timeout))
             if duck_lane:
                 batch = duck_events[warm + r * per_round : warm + (r + 1) * per_round]
-                duck.append(duck_lane.run(PIPELINE_FUNC, batch, 60 + per_round / 10))
+                duck.append(
+                    meter.run("rules_duckdb", duck_pids, duck_lane, PIPELINE_FUNC, batch, timeout)
+                )
             _log().info(
                 "bench_round",
                 round=r + 1,
@@ -352,6 +406,8 @@ def floor_and_rules(
             "pipeline_rules_duckdb_per_s": [round(v, 1) for v in duck],
         },
         "rules_run": phase.stages(since),
+        # where the ratio comes from: CPU per job in the workers and in redis-server
+        "cpu_ms_per_job": meter.report(),
         "rss_mb": rss,
         "duckdb_rss_mb": duck_rss,
     }
@@ -529,21 +585,33 @@ def direct_rate(url: str, bodies: Sequence[dict[str, Any]], concurrency: int) ->
 def vllm_phase(
     cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
 ) -> dict[str, Any]:
-    """(4): the pipeline against a real server, then the same requests sent directly."""
+    """(4): the pipeline against a real server, and the same requests sent directly, batch by
+    batch in turn (``cfg.rounds`` rounds, medians). The requests carry the pipeline's per-event
+    sampling seed, so both sides ask for the same completions."""
     w, n = cfg.vllm_workers, cfg.vllm_requests
     events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
     warm, measured = events[:w], events[w:]
     bodies = request_bodies(measured, phase.cold_db, llm_url, model)
+    rounds = max(1, min(cfg.rounds, n // max(1, w)))
+    size = -(-n // rounds)
     lane = Lane(conn, "bench-vllm")
     env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
+    pipelines: list[float] = []
+    directs: list[float] = []
+    answered = 0
     with _fleet(w, url, lane.queue.name, env, cfg.worker_class) as fleet:
         lane.wait_workers(w)
         lane.run(PIPELINE_FUNC, warm, 600)
         since = datetime.now(UTC)
-        pipeline = lane.run(PIPELINE_FUNC, measured, 120 + 60 * n)
+        for start in range(0, n, size):
+            batch = measured[start : start + size]
+            pipelines.append(lane.run(PIPELINE_FUNC, batch, 120 + 60 * len(batch)))
+            rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
+            directs.append(rate)
+            answered += ok
         stages = phase.stages(since)
         rss = _rss(fleet)
-    direct, answered = direct_rate(llm_url, bodies, w)
+    pipeline, direct = statistics.median(pipelines), statistics.median(directs)
     return {
         "vllm_url": llm_url,
         "vllm_model": model,
@@ -553,6 +621,10 @@ def vllm_phase(
         "vllm_direct_per_s": round(direct, 3),
         "vllm_direct_answered": answered,
         "vllm_vs_direct": round(pipeline / direct, 3),
+        "vllm_rounds": {
+            "pipeline_per_s": [round(v, 3) for v in pipelines],
+            "direct_per_s": [round(v, 3) for v in directs],
+        },
         "vllm_run": stages,
         "rss_mb": rss,
     }
@@ -663,6 +735,15 @@ def _table(result: dict[str, Any]) -> Any:
             f"{result['pipeline_rules_duckdb_per_s']:g}",
             f"floor {floor:g}",
             f"{result['rules_duckdb_vs_floor']:.3f}",
+            "",
+        )
+    cpu = result.get("cpu_ms_per_job") or {}
+    if "floor" in cpu and "rules" in cpu:
+        table.add_row(
+            "  CPU per job, workers + redis (ms)",
+            f"{cpu['rules']['total_ms']:g}",
+            f"floor {cpu['floor']['total_ms']:g}",
+            f"{cpu['floor']['total_ms'] / cpu['rules']['total_ms']:.3f}",
             "",
         )
     for w, rate in result["llm_offers_per_s"].items():

@@ -7,6 +7,7 @@ bounded schema. ``PolicyEngine`` is the deterministic rules engine with a templa
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable
@@ -178,7 +179,10 @@ class VllmEngine:
             log.info("llm_model_discovered", model=self.model, url=self.base_url)
         return self.model
 
-    def request_body(self, request: OfferRequest) -> dict[str, Any]:
+    def request_body(self, request: OfferRequest, attempt: int = 1) -> dict[str, Any]:
+        """The chat request. Its sampling seed comes from the event and the attempt: the same
+        event asks the same question the same way (a re-run after a crash gets the same answer,
+        and a benchmark's direct client the same work), while a retry samples afresh."""
         return {
             "model": self.discover_model(),
             "messages": prompts.messages(request),
@@ -188,9 +192,10 @@ class VllmEngine:
             },
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
+            "seed": request_seed(request.event_id, attempt),
         }
 
-    def _once(self, request: OfferRequest) -> tuple[OfferAnswer, str]:
+    def _once(self, request: OfferRequest, attempt: int = 1) -> tuple[OfferAnswer, str]:
         openai = self._openai
         try:
             # The client's plain POST (its documented way to send a body as is): the same wire
@@ -199,7 +204,7 @@ class VllmEngine:
             resp = self.client.post(
                 "/chat/completions",
                 cast_to=self._openai.types.chat.ChatCompletion,
-                body=self.request_body(request),
+                body=self.request_body(request, attempt),
             )
         except openai.APITimeoutError as exc:
             raise EngineError("timeout", str(exc)) from None
@@ -230,7 +235,7 @@ class VllmEngine:
         while True:
             attempt += 1
             try:
-                answer, raw = self._once(request)
+                answer, raw = self._once(request, attempt)
             except EngineError as exc:
                 exc.attempts = attempt
                 if exc.kind not in RETRYABLE or attempt > self.retries:
@@ -242,6 +247,12 @@ class VllmEngine:
                 continue
             self.breaker.success()
             return EngineReply(answer, self.name, self.model, attempt, raw)
+
+
+def request_seed(event_id: str, attempt: int) -> int:
+    """A stable 31-bit sampling seed for one attempt at one event."""
+    digest = hashlib.blake2b(f"{event_id}#{attempt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 def endpoint_answers(base_url: str, timeout_s: float = 2.0) -> bool:

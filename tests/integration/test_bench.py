@@ -75,4 +75,11 @@ def test_quick_bench_returns_every_key(
         isinstance(result["vllm_vs_direct"], float) and result["vllm"]["vllm_direct_answered"] == 4
     )
     assert 10 < result["worker_rss_mb"] < 1000
+    # the same rules batches with history read from DuckDB, beside the snapshot's
+    assert result["rules_duckdb_run"]["outcomes"] == {"offer": 80}
+    assert result["worker_rss_mb_by_phase"]["rules_duckdb"] > 0
+    cpu = result["cpu_ms_per_job"]
+    assert set(cpu) == {"floor", "rules", "rules_duckdb"}
+    assert all(v["workers_ms"] > 0 and v["total_ms"] >= v["workers_ms"] for v in cpu.values())
+    assert len(result["vllm"]["vllm_rounds"]["direct_per_s"]) >= 1
     assert result["machine"]["nproc"] >= 1

@@ -127,11 +127,15 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 def test_the_removed_guided_json_form_is_not_enforced(vllm_url: str) -> None:
     engine = VllmEngine(base_url=vllm_url, temperature=1.0)
     request = request_for(7.5)
-    body = engine.request_body(request)
-    old = {k: v for k, v in body.items() if k != "response_format"}
-    old |= {"guided_json": request.schema, "guided_decoding_backend": "xgrammar", "max_tokens": 200}
     valid_old = valid_new = 0
-    for _ in range(8):
+    for attempt in range(1, 9):  # a seed per attempt: eight different samples of each form
+        body = engine.request_body(request, attempt)
+        old = {k: v for k, v in body.items() if k != "response_format"}
+        old |= {
+            "guided_json": request.schema,
+            "guided_decoding_backend": "xgrammar",
+            "max_tokens": 200,
+        }
         text = _post(vllm_url, old)["choices"][0]["message"]["content"]
         try:
             validate_answer(text, request.schema)
@@ -143,6 +147,21 @@ def test_the_removed_guided_json_form_is_not_enforced(vllm_url: str) -> None:
         valid_new += 1
     assert valid_new == 8
     assert valid_old == 0  # HTTP 200, but nothing constrained the output
+
+
+def test_same_event_same_attempt_same_answer(vllm_url: str) -> None:
+    """The seed comes from the event and the attempt: a re-run asks the same question the same
+    way and gets the same answer (even at temperature 1), and a retry samples afresh."""
+    engine = VllmEngine(base_url=vllm_url, temperature=1.0)
+    request = request_for(9.0)
+    first = _post(vllm_url, engine.request_body(request, 1))["choices"][0]["message"]["content"]
+    again = _post(vllm_url, engine.request_body(request, 1))["choices"][0]["message"]["content"]
+    assert again == first
+    others = {
+        _post(vllm_url, engine.request_body(request, n))["choices"][0]["message"]["content"]
+        for n in (2, 3, 4)
+    }
+    assert others - {first}  # at least one retry sampled something else
 
 
 def test_too_few_tokens_is_reported_as_length(vllm_url: str) -> None:
