@@ -247,8 +247,11 @@ class Lane:
                 self.queue.enqueue_many(jobs, pipeline=pipe)
                 pipe.execute()
 
-    def run(self, func: str, payloads: Sequence[Any], timeout_s: float) -> float:
-        """Push ``payloads`` and wait for all of them; the drain rate in jobs per second."""
+    def run(
+        self, func: str, payloads: Sequence[Any], timeout_s: float, poll_s: float = 0.005
+    ) -> float:
+        """Push ``payloads`` and wait for all of them; the drain rate in jobs per second. Polling
+        costs CPU on the machine measured: slow phases poll less often (``poll_s``)."""
         target = self.done() + len(payloads)
         t0 = time.perf_counter()
         self.push(func, payloads)
@@ -259,7 +262,7 @@ class Lane:
                     f"{self.queue.name}: {target - self.done()} of {len(payloads)} jobs not done "
                     f"after {timeout_s:.0f} s (failed so far: {self.failed.get_job_count()})"
                 )
-            time.sleep(0.005)
+            time.sleep(poll_s)
         return len(payloads) / (time.perf_counter() - t0)
 
     def wait_workers(self, count: int, timeout_s: float = 120.0) -> None:
@@ -586,14 +589,14 @@ def vllm_phase(
     cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
 ) -> dict[str, Any]:
     """(4): the pipeline against a real server, and the same requests sent directly, batch by
-    batch in turn (``cfg.rounds`` rounds, medians). The requests carry the pipeline's per-event
-    sampling seed, so both sides ask for the same completions."""
+    batch in turn, in small batches (two requests per worker) so that both sides see the same
+    moments of a shared machine; medians. The requests carry the pipeline's per-event sampling
+    seed, so both sides ask for the same completions."""
     w, n = cfg.vllm_workers, cfg.vllm_requests
     events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
     warm, measured = events[:w], events[w:]
     bodies = request_bodies(measured, phase.cold_db, llm_url, model)
-    rounds = max(1, min(cfg.rounds, n // max(1, w)))
-    size = -(-n // rounds)
+    size = 2 * w
     lane = Lane(conn, "bench-vllm")
     env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
     pipelines: list[float] = []
@@ -605,7 +608,7 @@ def vllm_phase(
         since = datetime.now(UTC)
         for start in range(0, n, size):
             batch = measured[start : start + size]
-            pipelines.append(lane.run(PIPELINE_FUNC, batch, 120 + 60 * len(batch)))
+            pipelines.append(lane.run(PIPELINE_FUNC, batch, 120 + 60 * len(batch), poll_s=0.05))
             rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
             directs.append(rate)
             answered += ok
