@@ -17,7 +17,7 @@ import structlog
 from rq import get_current_job
 from rq.job import Job
 
-from stores.history import HistorySnapshot, HistorySource
+from stores.history import HistorySnapshot, HistorySource, sync_snapshot
 from stores.hot import HotStore
 from worker.codes import CodeSigner
 from worker.deadletter import DeadLetters
@@ -67,6 +67,11 @@ def open_history(settings: Settings) -> HistorySource:
         from stores.cold import ColdStore  # DuckDB is loaded only by workers that read it
 
         return ColdStore(settings.cold_db)
+    if not settings.history_db.exists() and settings.cold_db.exists():
+        # A data folder from before snapshots (or a sync never run): make one rather than fail
+        # every job. Concurrent workers may each write one; the renames make that harmless.
+        log.warning("history_snapshot_missing", snapshot=str(settings.history_db), action="sync")
+        sync_snapshot(settings.cold_db, settings.history_db)
     return HistorySnapshot(settings.history_db)
 
 

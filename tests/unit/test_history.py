@@ -68,3 +68,15 @@ def test_snapshot_info_reports_staleness_and_a_missing_snapshot(tmp_path: Path) 
 def test_missing_snapshot_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="sgr history sync"):
         HistorySnapshot(tmp_path / "history.sqlite")
+
+
+def test_a_worker_makes_the_snapshot_when_a_data_folder_has_none(tmp_path: Path) -> None:
+    """An older data folder (cold store only): the worker's wiring syncs once instead of failing."""
+    from worker.jobs import open_history
+    from worker.settings import Settings
+
+    write_history(tmp_path / "cold.duckdb", customers(20, seed=4, now=NOW))
+    source = open_history(Settings(data_dir=tmp_path))
+    assert isinstance(source, HistorySnapshot)
+    assert (tmp_path / "history.sqlite").exists()
+    assert source.history("u000002") == ColdStore(tmp_path / "cold.duckdb").history("u000002")
