@@ -3,7 +3,9 @@
 1. the floor: stock ``rq worker`` processes (same class, same number as the pipeline) draining a
    no-op job that takes the same payload (``noop``);
 2. the pipeline with the rules engine only, on the same fleet, alternating with (1) batch by batch
-   so that both see the same machine load: events/s and ``rules_vs_floor``;
+   so that both see the same machine load: events/s and ``rules_vs_floor``; beside it, in the same
+   rounds, a reference job doing only what any pipeline must (``essentials``: parse, read, one
+   commit, publish) and the pipeline reading history from DuckDB instead of the snapshot;
 3. the pipeline against an LLM STAND-IN at the edge (``StandInLLM``, fixed latency) with W
    workers: offers/s and ``llm_edge_efficiency`` = rate / (W / latency);
 4. with a real vLLM server (``--vllm-url``, or SGR_LLM_URL when it answers): the pipeline beside
@@ -44,6 +46,7 @@ def _log() -> Any:
 SIMPLE = "rq.worker.SimpleWorker"
 FORKING = "rq.worker.Worker"
 NOOP_FUNC = "producers.bench.noop"
+ESSENTIALS_FUNC = "producers.bench.essentials"
 PIPELINE_FUNC = "worker.jobs.handle_event"
 BENCH_SECRET = "sgr-bench-secret-0123456789"
 TARGETS = {
@@ -57,6 +60,55 @@ TARGETS = {
 def noop(payload: Any) -> None:
     """The floor's job: receives the same payload as ``handle_event`` and does nothing."""
     return None
+
+
+def essentials(payload: Any) -> dict[str, Any]:
+    """A reference job between the floor and the pipeline: what any pipeline has to do for an
+    offer, with the project's own stores and publisher (wired as for ``handle_event``): parse the
+    event, read its context, commit state + outcome + offer in one transaction, publish, mark it
+    published, log one line. No rules, engine, checks or code signing: its rate is a ceiling for
+    the pipeline on the machine measured."""
+    from datetime import timedelta
+
+    from worker.events import parse_event
+    from worker.jobs import current_runtime
+    from worker.pipeline import _state_params
+
+    deps = current_runtime().deps
+    event = parse_event(payload)
+    deps.hot.event_context(event.event_id, event.session_id, event.user_id)
+    now = datetime.now(UTC)
+    offer_id = os.urandom(8).hex()
+    offer = {
+        "offer_id": offer_id,
+        "event_id": event.event_id,
+        "session_id": event.session_id,
+        "user_id": event.user_id,
+        "currency": "EUR",
+        "cart_value": 100.0,
+        "margin": 0.4,
+        "segment": "reference",
+        "cap_pct": 5.0,
+        "discount_pct": 5.0,
+        "code": f"SGR-{offer_id.upper()}-REF",
+        "expires_at": now + timedelta(hours=48),
+        "engine": "reference",
+        "model": None,
+        "reasoning": {},
+        "message": "reference",
+        "guardrail": None,
+        "created_at": now,
+    }
+    with deps.hot.transaction():
+        deps.hot.apply_event(_state_params(event), now)
+        deps.hot.record_outcome(
+            event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
+        )
+        deps.hot.insert_offer(offer)
+    deps.publisher.publish(offer)
+    deps.hot.mark_published(offer_id, now)
+    _log().info("offer_made", offer_id=offer_id)
+    return {"event_id": event.event_id, "outcome": "offer", "offer_id": offer_id}
 
 
 class BenchError(RuntimeError):
@@ -300,10 +352,17 @@ class Phase:
         }
 
     def stages(self, since: datetime) -> dict[str, Any]:
-        """p50/mean ms per stage of the events enqueued since ``since`` (the collector's view)."""
-        from producers.collector import collect
+        """p50/mean ms per stage of the pipeline's events enqueued since ``since`` (the
+        collector's view; the reference job's offers are left out)."""
+        from producers.collector import build_report, load_rows
+        from stores.hot import HotStore
 
-        report, _ = collect(self.dir / "hot.sqlite", since=since)
+        hot = HotStore(self.dir / "hot.sqlite")
+        try:
+            rows = [r for r in load_rows(hot, since) if r.engine != "reference"]
+        finally:
+            hot.close()
+        report = build_report(rows)
         return {
             "events": report["events"],
             "outcomes": report["outcomes"],
@@ -345,6 +404,14 @@ def floor_and_rules(
     floors: list[float] = []
     rules: list[float] = []
     duck: list[float] = []
+    refs: list[float] = []
+    # the reference job's events: their own sessions and customers (it makes offers too)
+    ref_events = [
+        p | {"user_id": f"ref-{p['user_id']}"}
+        for p in bench_events(
+            warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="x"
+        )
+    ]
     duck_lane = Lane(conn, "bench-rules-duckdb") if duckdb_phase else None
     duck_events = bench_events(
         warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="d"
@@ -367,6 +434,7 @@ def floor_and_rules(
         lane.wait_workers(cfg.workers)
         lane.run(NOOP_FUNC, floor_payloads[:warm], 120)
         lane.run(PIPELINE_FUNC, events[:warm], 120)
+        lane.run(ESSENTIALS_FUNC, ref_events[:warm], 120)
         if duck_fleet and duck_lane:
             stack.enter_context(duck_fleet)
             duck_lane.wait_workers(cfg.workers)
@@ -380,6 +448,8 @@ def floor_and_rules(
             batch = events[warm + r * per_round : warm + (r + 1) * per_round]
             timeout = 60 + per_round / 10
             rules.append(meter.run("rules", pids, lane, PIPELINE_FUNC, batch, timeout))
+            batch = ref_events[warm + r * per_round : warm + (r + 1) * per_round]
+            refs.append(meter.run("essentials", pids, lane, ESSENTIALS_FUNC, batch, timeout))
             if duck_lane:
                 batch = duck_events[warm + r * per_round : warm + (r + 1) * per_round]
                 duck.append(
@@ -390,6 +460,7 @@ def floor_and_rules(
                 round=r + 1,
                 floor_per_s=round(floors[-1]),
                 rules_per_s=round(rules[-1]),
+                essentials_per_s=round(refs[-1]),
                 rules_duckdb_per_s=round(duck[-1]) if duck else None,
             )
         rss = _rss(fleet)
@@ -401,11 +472,14 @@ def floor_and_rules(
         "pipeline_rules_per_s": round(rule, 1),
         "rules_vs_floor": round(rule / floor, 3),
         "history_source": "snapshot",
+        "essentials_per_s": round(statistics.median(refs), 1),
+        "essentials_vs_floor": round(statistics.median(refs) / floor, 3),
         "pipeline_rules_duckdb_per_s": None,
         "rules_duckdb_vs_floor": None,
         "rounds": {
             "rq_floor_per_s": [round(v, 1) for v in floors],
             "pipeline_rules_per_s": [round(v, 1) for v in rules],
+            "essentials_per_s": [round(v, 1) for v in refs],
             "pipeline_rules_duckdb_per_s": [round(v, 1) for v in duck],
         },
         "rules_run": phase.stages(since),
@@ -738,6 +812,14 @@ def _table(result: dict[str, Any]) -> Any:
         f"{result['rules_vs_floor']:.3f}",
         ">= 0.8",
     )
+    if result.get("essentials_per_s"):
+        table.add_row(
+            "  reference: parse, read, commit, publish",
+            f"{result['essentials_per_s']:g}",
+            f"floor {floor:g}",
+            f"{result['essentials_vs_floor']:.3f}",
+            "",
+        )
     if result.get("pipeline_rules_duckdb_per_s"):
         table.add_row(
             "  same, history read from DuckDB",

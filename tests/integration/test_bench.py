@@ -79,7 +79,8 @@ def test_quick_bench_returns_every_key(
     assert result["rules_duckdb_run"]["outcomes"] == {"offer": 80}
     assert result["worker_rss_mb_by_phase"]["rules_duckdb"] > 0
     cpu = result["cpu_ms_per_job"]
-    assert set(cpu) == {"floor", "rules", "rules_duckdb"}
+    assert set(cpu) == {"floor", "rules", "essentials", "rules_duckdb"}
+    assert result["essentials_per_s"] > 0 and "essentials_vs_floor" in result
     assert all(v["workers_ms"] > 0 and v["total_ms"] >= v["workers_ms"] for v in cpu.values())
     assert len(result["vllm"]["vllm_rounds"]["direct_per_s"]) >= 1
     assert result["machine"]["nproc"] >= 1
