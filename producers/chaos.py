@@ -9,7 +9,8 @@ at the stand-in and a short LLM timeout. It plays a supervisor too: a worker tha
 own is replaced (counted as ``worker_restarts``), as systemd ``Restart=always`` would.
 
 Faults, each at a point of progress (share of events with an outcome): SIGKILL of a worker that is
-busy with a job (and a replacement), a restart of redis-server, the stand-in timing out and then
+busy with a job (and a replacement), a restart of redis-server, a crash of redis-server (SIGKILL;
+the producer sends the last seconds' events again), the stand-in timing out and then
 answering HTTP 500 for a while; and in the load itself: duplicate events, sessions sent newest
 first, and malformed payloads (which must end as dead letters).
 
@@ -57,9 +58,11 @@ log = structlog.get_logger("sgr.chaos")
 QUEUE = "cart-events"
 STREAM = "sgr:offers"
 DEAD_LETTERS = "sgr:dead-letters"
+RESEND_WINDOW_S = 3.0  # after a Redis crash the producer sends again what it sent this recently
 FAULT_KINDS = (
     "worker_sigkill",
     "redis_restart",
+    "redis_crash",
     "llm_timeout",
     "llm_error",
     "duplicates",
@@ -145,6 +148,8 @@ class Chaos:
         self.accepted: dict[str, int] = {}  # event id -> times enqueued
         self.restarts = 0
         self.killed: set[int] = set()
+        self.sent: list[tuple[float, list[Any]]] = []  # (when, payloads) as enqueued
+        self.resent = 0
 
     # --- plumbing ----------------------------------------------------------------------------
     def _retry(self, what: str, action: Callable[[], Any], limit_s: float = 30.0) -> Any:
@@ -168,10 +173,14 @@ class Chaos:
             "enqueue",
             lambda: enqueue_events(self.queue, payloads, validate=False, max_attempts=3),
         )
+        self.sent.append((time.monotonic(), payloads))
         for payload, job_id in zip(payloads, report.job_ids, strict=True):
             event_id = payload.get("event_id") if isinstance(payload, dict) else None
             key = event_id if isinstance(event_id, str) and event_id else f"job:{job_id}"
             self.accepted[key] = self.accepted.get(key, 0) + 1
+
+    def _offers(self) -> int:
+        return len(self.hot.query(sql("hot/reconcile_offers")))
 
     def _done(self) -> int:
         return int(self.hot.query(sql("hot/count_outcomes"))[0]["n"])
@@ -184,6 +193,21 @@ class Chaos:
                 self.fleet.spawn()
                 self.restarts += 1
                 log.warning("worker_replaced", pid=proc.pid, rc=proc.returncode)
+
+    def _crash_redis(self) -> None:
+        """SIGKILL redis-server and start it again from its AOF (fsync every second): what it
+        acknowledged in about the last second is gone. The producer then does what the README
+        asks of a shop after a Redis crash: it sends the events of the last seconds again (each
+        event is idempotent by its id)."""
+        log.warning("redis_crash")
+        crashed_at = time.monotonic()
+        self.server.kill()
+        time.sleep(0.5)
+        self.server.start()
+        recent = [p for at, batch in self.sent if at >= crashed_at - RESEND_WINDOW_S for p in batch]
+        if recent:
+            self._enqueue(recent)
+            self.resent += len(recent)
 
     def _kill_busy_worker(self) -> bool:
         """SIGKILL a worker that is running a job; spawn its replacement. False if none busy."""
@@ -256,6 +280,7 @@ class Chaos:
             (0.10, "worker_sigkill"),
             (0.22, "llm_timeout"),
             (0.38, "redis_restart"),
+            (0.45, "redis_crash"),
             (0.52, "llm_error"),
             (0.60, "worker_sigkill"),
             (0.72, "redis_restart"),
@@ -281,6 +306,8 @@ class Chaos:
                 elif kind == "redis_restart":
                     log.warning("redis_restart")
                     self.server.restart()
+                elif kind == "redis_crash":
+                    self._crash_redis()
                 elif kind in ("llm_timeout", "llm_error"):
                     self._llm("timeout" if kind == "llm_timeout" else "error500")
                     llm_off_at = now + cfg.fault_window_s
@@ -307,6 +334,8 @@ class Chaos:
                     q.count == 0
                     and q.started_job_registry.count == 0
                     and not self.hot.unpublished_offers(1)
+                    # offers a crash took off the stream are back (the reaper re-publishes them)
+                    and int(cast(int, q.connection.xlen(STREAM))) >= self._offers()
                 ),
             )
         )
@@ -363,6 +392,7 @@ class Chaos:
             "recovery": {
                 **self._retry("stats", lambda: reaper_stats(self.client)),
                 "worker_restarts": self.restarts,
+                "resent_after_crash": self.resent,
                 "reran_events": sum(1 for o in outcomes.values() if o["attempts"] > 1),
             },
             "elapsed_s": round(elapsed_s, 1),
