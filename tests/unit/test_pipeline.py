@@ -1,4 +1,5 @@
-"""The pipeline on real SQLite and DuckDB files: one outcome per event, offers within the cap,
+"""The pipeline on real SQLite files (the hot store, and the history snapshot of a real DuckDB
+cold store): one outcome per event, offers within the cap,
 published once; the LLM path against an OpenAI-compatible STAND-IN at the edge."""
 
 from __future__ import annotations
