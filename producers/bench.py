@@ -72,7 +72,7 @@ def essentials(payload: Any) -> dict[str, Any]:
 
     from worker.events import parse_event
     from worker.jobs import current_runtime
-    from worker.pipeline import _state_params
+    from worker.pipeline import state_params
 
     deps = current_runtime().deps
     event = parse_event(payload)
@@ -100,7 +100,7 @@ def essentials(payload: Any) -> dict[str, Any]:
         "created_at": now,
     }
     with deps.hot.transaction():
-        deps.hot.apply_event(_state_params(event), now)
+        deps.hot.apply_event(state_params(event), now)
         deps.hot.record_outcome(
             event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
         )

@@ -121,7 +121,7 @@ def republish_lost(deps: Deps, since: datetime) -> int:
     return len(lost)
 
 
-def _state_params(event: CartEvent) -> dict[str, Any]:
+def state_params(event: CartEvent) -> dict[str, Any]:
     cart = event.cart
     return {
         "session_id": event.session_id,
@@ -275,7 +275,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
 
     # One write transaction: the event's state, its outcome and its offer, all or nothing.
     with deps.hot.transaction():
-        applied = deps.hot.apply_event(_state_params(event), now)
+        applied = deps.hot.apply_event(state_params(event), now)
         observed = replace(
             facts,
             stale=applied is None,

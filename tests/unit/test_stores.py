@@ -120,7 +120,7 @@ def test_pipeline_predicts_the_state_sql_commits(steps: list[tuple[str, int, int
     import tempfile
 
     from worker.events import parse_event
-    from worker.pipeline import _state_params, session_after
+    from worker.pipeline import session_after, state_params
 
     with tempfile.TemporaryDirectory() as tmp:
         hot = HotStore(Path(tmp) / "hot.sqlite")
@@ -130,7 +130,7 @@ def test_pipeline_predicts_the_state_sql_commits(steps: list[tuple[str, int, int
             ev = parse_event(event(kind, event_id=f"e{n}", at=at, session="s", **extra))
             before = hot.get_session("s")
             status, stale = session_after(ev, before)
-            applied = hot.apply_event(_state_params(ev), NOW)
+            applied = hot.apply_event(state_params(ev), NOW)
             assert stale == (applied is None)
             current = hot.get_session("s")
             assert current is not None and current.status == status
