@@ -392,15 +392,18 @@ def chaos(
 
 @app.command()
 def status(data_dir: DataDir = None) -> None:
-    """Queue depth, outcomes so far and the stream length."""
+    """Queue depth, outcomes so far, the stream length and the history snapshot's age."""
     from rq import Queue
 
+    from stores.history import snapshot_info
     from stores.hot import HotStore
+    from stores.timefmt import to_text
 
     settings = _settings(data_dir)
     conn = _redis(settings)
     queue = Queue(settings.queue, connection=conn)
     hot = HotStore(settings.hot_db)
+    snapshot = snapshot_info(settings.history_db)
     console.print(
         {
             "queue": settings.queue,
@@ -408,6 +411,9 @@ def status(data_dir: DataDir = None) -> None:
             "failed": queue.failed_job_registry.count,
             "stream": int(conn.xlen(settings.offers_stream)),  # type: ignore[arg-type]
             **hot.summary(),
+            "history_snapshot": None
+            if snapshot is None
+            else {"synced_at": to_text(snapshot.synced_at), "stale": snapshot.stale()},
         }
     )
 

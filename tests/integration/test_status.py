@@ -1,0 +1,28 @@
+"""`sgr status` against a real redis-server: queue, outcomes, stream and the snapshot's age."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from worker.cli import app
+
+pytestmark = pytest.mark.integration
+
+
+def test_status_reports_the_queue_the_stream_and_the_snapshot(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    setup = runner.invoke(app, ["setup-data", "--data-dir", str(tmp_path), "--customers", "20"])
+    assert setup.exit_code == 0, setup.output
+    redis_client.xadd("sgr:offers", {"offer_id": "o1"})
+    monkeypatch.setenv("SGR_REDIS_URL", redis_url)
+    result = runner.invoke(app, ["status", "--data-dir", str(tmp_path)])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0, out
+    assert "'queued': 0" in out and "'stream': 1" in out
+    assert "'history_snapshot': {" in out and "'stale': False" in out
