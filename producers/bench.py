@@ -22,19 +22,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Imports stay light at module level: a forking worker imports this module in every work horse
-# that runs ``noop``, and the floor should measure RQ, not an import (structlog pulls in rich).
+from producers.benchkit import (
+    CpuMeter,
+    Lane,
+    Phase,
+    bench_events,
+    fleet_rss,
+    machine,
+    make_fleet,
+)
+from producers.benchvllm import endpoint_model, vllm_phase
 
 
 def _log() -> Any:
@@ -45,74 +52,15 @@ def _log() -> Any:
 
 SIMPLE = "rq.worker.SimpleWorker"
 FORKING = "rq.worker.Worker"
-NOOP_FUNC = "producers.bench.noop"
-ESSENTIALS_FUNC = "producers.bench.essentials"
+NOOP_FUNC = "producers.benchjobs.noop"
+ESSENTIALS_FUNC = "producers.benchjobs.essentials"
 PIPELINE_FUNC = "worker.jobs.handle_event"
-BENCH_SECRET = "sgr-bench-secret-0123456789"
 TARGETS = {
     "rules_vs_floor": 0.8,
     "llm_edge_efficiency_at_16": 0.85,
     "vllm_vs_direct": 0.9,
     "worker_rss_mb": 100,
 }
-
-
-def noop(payload: Any) -> None:
-    """The floor's job: receives the same payload as ``handle_event`` and does nothing."""
-    return None
-
-
-def essentials(payload: Any) -> dict[str, Any]:
-    """A reference job between the floor and the pipeline: what any pipeline has to do for an
-    offer, with the project's own stores and publisher (wired as for ``handle_event``): parse the
-    event, read its context, commit state + outcome + offer in one transaction, publish, mark it
-    published, log one line. No rules, engine, checks or code signing: its rate is a ceiling for
-    the pipeline on the machine measured."""
-    from datetime import timedelta
-
-    from worker.events import parse_event
-    from worker.jobs import current_runtime
-    from worker.pipeline import state_params
-
-    deps = current_runtime().deps
-    event = parse_event(payload)
-    deps.hot.event_context(event.event_id, event.session_id, event.user_id)
-    now = datetime.now(UTC)
-    offer_id = os.urandom(8).hex()
-    offer = {
-        "offer_id": offer_id,
-        "event_id": event.event_id,
-        "session_id": event.session_id,
-        "user_id": event.user_id,
-        "currency": "EUR",
-        "cart_value": 100.0,
-        "margin": 0.4,
-        "segment": "reference",
-        "cap_pct": 5.0,
-        "discount_pct": 5.0,
-        "code": f"SGR-{offer_id.upper()}-REF",
-        "expires_at": now + timedelta(hours=48),
-        "engine": "reference",
-        "model": None,
-        "reasoning": {},
-        "message": "reference",
-        "guardrail": None,
-        "created_at": now,
-    }
-    with deps.hot.transaction():
-        deps.hot.apply_event(state_params(event), now)
-        deps.hot.record_outcome(
-            event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
-        )
-        deps.hot.insert_offer(offer)
-    deps.publisher.publish(offer)
-    deps.hot.mark_published(offer_id, now)
-    _log().info("offer_made", offer_id=offer_id)
-    return {"event_id": event.event_id, "outcome": "offer", "offer_id": offer_id}
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -151,239 +99,6 @@ class BenchConfig:
         return cls(**(base | overrides))
 
 
-# Events --------------------------------------------------------------------------------------
-def bench_events(count: int, *, customers: int, seed: int, prefix: str) -> list[dict[str, Any]]:
-    """Eligible abandoned carts, each of its own session and (while they last) its own customer:
-    one in ten from a customer the cold store does not know."""
-    rng = random.Random(seed)
-    known = rng.sample(range(customers), min(count, customers))
-    now = datetime.now(UTC)
-    events = []
-    for i in range(count):
-        new = i >= len(known) or rng.random() < 0.1
-        user = f"new-{prefix}-{i}" if new else f"u{known[i]:06d}"
-        events.append(
-            {
-                "event_id": f"{prefix}-{i}",
-                "type": "cart_abandoned",
-                "occurred_at": (now - timedelta(milliseconds=count - i)).isoformat(),
-                "user_id": user,
-                "session_id": f"s-{prefix}-{i}",
-                "inventory": "in_stock",
-                "cart": {
-                    "currency": "EUR",
-                    "value": round(rng.uniform(40, 400), 2),
-                    "margin": round(rng.uniform(0.3, 0.6), 3),
-                },
-            }
-        )
-    return events
-
-
-# Machinery -----------------------------------------------------------------------------------
-def rss_mb(pid: int) -> float | None:
-    """Resident size of a process (VmRSS) in MiB, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, or 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU per job of the workers and of redis-server over the batches it measured, by kind."""
-
-    def __init__(self, redis_pid: int) -> None:
-        self.redis_pid = redis_pid
-        self.totals: dict[str, list[float]] = {}  # kind -> [worker s, redis s, jobs]
-
-    def run(
-        self,
-        kind: str,
-        pids: Sequence[int],
-        lane: Lane,
-        func: str,
-        payloads: Sequence[Any],
-        timeout_s: float,
-    ) -> float:
-        """``lane.run(func, payloads)``, its CPU added to ``kind``; the drain rate."""
-        w0, r0 = sum(cpu_seconds(p) for p in pids), cpu_seconds(self.redis_pid)
-        rate = lane.run(func, payloads, timeout_s)
-        w1, r1 = sum(cpu_seconds(p) for p in pids), cpu_seconds(self.redis_pid)
-        total = self.totals.setdefault(kind, [0.0, 0.0, 0])
-        total[0] += w1 - w0
-        total[1] += r1 - r0
-        total[2] += len(payloads)
-        return rate
-
-    def report(self) -> dict[str, dict[str, float]]:
-        return {
-            kind: {
-                "workers_ms": round(w / n * 1000, 3),
-                "redis_ms": round(r / n * 1000, 3),
-                "total_ms": round((w + r) / n * 1000, 3),
-            }
-            for kind, (w, r, n) in self.totals.items()
-            if n
-        }
-
-
-def machine() -> dict[str, Any]:
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import platform
-
-    import redis as redis_py
-    import rq
-
-    server = shutil.which("redis-server")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu or platform.processor(),
-        "python": platform.python_version(),
-        "rq": rq.__version__,
-        "redis_py": redis_py.__version__,
-        "redis_server": server,
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
-class Lane:
-    """One queue and its registries: push payloads as jobs, wait until they are all done."""
-
-    def __init__(self, conn: Any, name: str) -> None:
-        from rq import Queue
-
-        self.conn = conn
-        self.queue = Queue(name, connection=conn)
-        self.finished = self.queue.finished_job_registry
-        self.failed = self.queue.failed_job_registry
-
-    def done(self) -> int:
-        return self.finished.get_job_count(cleanup=False) + self.failed.get_job_count(cleanup=False)
-
-    def push(self, func: str, payloads: Sequence[Any]) -> None:
-        """The producer's own way: ``prepare_data`` + ``enqueue_many`` in pipelines of 500."""
-        from rq import Queue, Retry
-
-        for start in range(0, len(payloads), 500):
-            jobs = [
-                Queue.prepare_data(
-                    func,
-                    args=(p,),
-                    timeout=120,
-                    retry=Retry(max=2),
-                    description=f"cart event {p.get('event_id')}",
-                )
-                for p in payloads[start : start + 500]
-            ]
-            with self.conn.pipeline() as pipe:
-                self.queue.enqueue_many(jobs, pipeline=pipe)
-                pipe.execute()
-
-    def run(
-        self, func: str, payloads: Sequence[Any], timeout_s: float, poll_s: float = 0.005
-    ) -> float:
-        """Push ``payloads`` and wait for all of them; the drain rate in jobs per second. Polling
-        costs CPU on the machine measured: slow phases poll less often (``poll_s``)."""
-        target = self.done() + len(payloads)
-        t0 = time.perf_counter()
-        self.push(func, payloads)
-        deadline = t0 + timeout_s
-        while self.done() < target:
-            if time.perf_counter() > deadline:
-                raise BenchError(
-                    f"{self.queue.name}: {target - self.done()} of {len(payloads)} jobs not done "
-                    f"after {timeout_s:.0f} s (failed so far: {self.failed.get_job_count()})"
-                )
-            time.sleep(poll_s)
-        return len(payloads) / (time.perf_counter() - t0)
-
-    def wait_workers(self, count: int, timeout_s: float = 120.0) -> None:
-        from rq import Worker
-
-        deadline = time.monotonic() + timeout_s
-        while Worker.count(connection=self.conn, queue=self.queue) < count:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{count} workers did not register within {timeout_s:.0f} s")
-            time.sleep(0.05)
-
-
-@dataclass
-class Phase:
-    """A data folder with a fresh hot store beside a shared cold store."""
-
-    root: Path
-    name: str
-    cold_db: Path
-    dir: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.dir = self.root / self.name
-        self.dir.mkdir(parents=True)
-        (self.dir / "cold.duckdb").symlink_to(self.cold_db)
-        (self.dir / "history.sqlite").symlink_to(self.cold_db.with_name("history.sqlite"))
-
-    def env(self, log_level: str, **extra: str) -> dict[str, str]:
-        return {
-            "SGR_DATA_DIR": str(self.dir),
-            "SGR_ENGINE": "policy",
-            "SGR_CODE_SECRET": BENCH_SECRET,
-            "SGR_LOG_LEVEL": log_level,
-            **extra,
-        }
-
-    def stages(self, since: datetime) -> dict[str, Any]:
-        """p50/mean ms per stage of the pipeline's events enqueued since ``since`` (the
-        collector's view; the reference job's offers are left out)."""
-        from producers.collector import build_report, load_rows
-        from stores.hot import HotStore
-
-        hot = HotStore(self.dir / "hot.sqlite")
-        try:
-            rows = [r for r in load_rows(hot, since) if r.engine != "reference"]
-        finally:
-            hot.close()
-        report = build_report(rows)
-        return {
-            "events": report["events"],
-            "outcomes": report["outcomes"],
-            "stages_ms_p50": {k: v["p50"] for k, v in report["stages_ms"].items() if v["n"]},
-            "stages_ms_mean": {k: v["mean"] for k, v in report["stages_ms"].items() if v["n"]},
-            "enqueue_to_publish_ms": report["latency_ms"]["enqueue_to_publish"],
-            "fallbacks": report["fallbacks"],
-            "errors": report["errors"],
-        }
-
-
-def _fleet(count: int, url: str, queue: str, env: dict[str, str], worker_class: str) -> Any:
-    from producers.fleet import Fleet
-
-    return Fleet(count, url, queue, env, worker_class=worker_class)
-
-
-def _rss(fleet: Any) -> list[float]:
-    return [v for v in (rss_mb(p.pid) for p in fleet.alive()) if v is not None]
-
-
 # Phases --------------------------------------------------------------------------------------
 def floor_and_rules(
     cfg: BenchConfig, url: str, conn: Any, phase: Phase, duckdb_phase: Phase | None = None
@@ -400,7 +115,9 @@ def floor_and_rules(
     floor_payloads = bench_events(
         cfg.floor_jobs, customers=cfg.customers, seed=cfg.seed + 1, prefix="f"
     )
-    fleet = _fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), cfg.worker_class)
+    fleet = make_fleet(
+        cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), cfg.worker_class
+    )
     floors: list[float] = []
     rules: list[float] = []
     duck: list[float] = []
@@ -417,7 +134,7 @@ def floor_and_rules(
         warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="d"
     )
     duck_fleet = (
-        _fleet(
+        make_fleet(
             cfg.workers,
             url,
             duck_lane.queue.name,
@@ -463,9 +180,9 @@ def floor_and_rules(
                 essentials_per_s=round(refs[-1]),
                 rules_duckdb_per_s=round(duck[-1]) if duck else None,
             )
-        rss = _rss(fleet)
+        rss = fleet_rss(fleet)
         if duck_fleet:
-            duck_rss = _rss(duck_fleet)
+            duck_rss = fleet_rss(duck_fleet)
     floor, rule = statistics.median(floors), statistics.median(rules)
     result: dict[str, Any] = {
         "rq_floor_per_s": round(floor, 1),
@@ -503,7 +220,7 @@ def fork_floor(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> float | N
     payloads = bench_events(
         cfg.fork_floor_jobs, customers=cfg.customers, seed=cfg.seed + 2, prefix="k"
     )
-    with _fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), FORKING):
+    with make_fleet(cfg.workers, url, lane.queue.name, phase.env(cfg.log_level), FORKING):
         lane.wait_workers(cfg.workers)
         lane.run(NOOP_FUNC, payloads[: 2 * cfg.workers], 120)
         return round(lane.run(NOOP_FUNC, payloads, 60 + cfg.fork_floor_jobs / 10), 1)
@@ -530,7 +247,7 @@ def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, A
             SGR_LLM_URL=llm.url,
             SGR_LLM_MODEL=llm.model,
         )
-        fleet = _fleet(0, url, lane.queue.name, env, cfg.worker_class)
+        fleet = make_fleet(0, url, lane.queue.name, env, cfg.worker_class)
         used = 0
         try:
             for w in sizes:
@@ -553,7 +270,7 @@ def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, A
                     offers_per_s=rates[str(w)],
                     efficiency=efficiency[str(w)],
                 )
-            rss = _rss(fleet)
+            rss = fleet_rss(fleet)
         finally:
             fleet.stop()
     return {
@@ -562,153 +279,6 @@ def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, A
         "llm_ideal_per_s": {str(w): round(w / latency_s, 2) for w in sizes},
         "llm_edge_efficiency": efficiency,
         "llm_runs": runs,
-        "rss_mb": rss,
-    }
-
-
-def _endpoint(url: str) -> str | None:
-    """The first model an OpenAI-compatible endpoint lists, or None if it does not answer."""
-    import httpx
-
-    try:
-        resp = httpx.get(url.rstrip("/") + "/models", timeout=2.0)
-        if resp.status_code != 200:
-            return None
-        data = resp.json().get("data") or []
-        return data[0]["id"] if data else None
-    except (httpx.HTTPError, ValueError, KeyError):
-        return None
-
-
-def request_bodies(
-    events: Sequence[dict[str, Any]], cold_db: Path, url: str, model: str
-) -> list[dict[str, Any]]:
-    """The chat requests the pipeline sends for these events (fresh sessions, no prior offers),
-    built with the project's own rules, schema, prompts and engine."""
-    from dataclasses import replace
-
-    from stores.cold import ColdStore
-    from worker import rules
-    from worker.engines import OfferRequest, VllmEngine
-    from worker.events import parse_event
-    from worker.schemas import offer_schema
-    from worker.settings import Settings
-
-    settings = Settings()
-    cfg = rules.RuleConfig.from_settings(settings)
-    engine = VllmEngine(
-        base_url=url,
-        model=model,
-        max_tokens=settings.llm_max_tokens,
-        temperature=settings.llm_temperature,
-    )
-    cold = ColdStore(cold_db)
-    bodies = []
-    try:
-        for payload in events:
-            event = parse_event(payload)
-            assert event.cart is not None
-            facts = rules.Facts(
-                event_type=event.type,
-                cart_value=event.cart.total,
-                margin=event.cart.margin_fraction,
-                inventory=event.inventory,
-                session_status="abandoned",
-                stale=False,
-                history=None,
-                last_offer_at=None,
-                now=datetime.now(UTC),
-            )
-            facts = replace(facts, history=cold.history(event.user_id))
-            decision = rules.cap_for(facts, cfg)
-            request = OfferRequest(
-                event_id=event.event_id,
-                cart_value=facts.cart_value,
-                currency=event.cart.currency,
-                margin=facts.margin,
-                inventory=facts.inventory,
-                history=facts.history,
-                customer_message=event.message,
-                decision=decision,
-                min_pct=cfg.min_discount_pct,
-                schema=offer_schema(decision.cap_pct, cfg.min_discount_pct),
-            )
-            bodies.append(engine.request_body(request))
-    finally:
-        cold.close()
-    return bodies
-
-
-def direct_rate(url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> tuple[float, int]:
-    """The same requests sent straight to the server by a plain HTTP client, ``concurrency`` at a
-    time; (requests per second, how many answered 200)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
-
-    endpoint = url.rstrip("/") + "/chat/completions"
-    with httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0)) as client:
-
-        def send(body: dict[str, Any]) -> int:
-            return client.post(endpoint, json=body).status_code
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            codes = list(pool.map(send, bodies))
-        elapsed = time.perf_counter() - t0
-    return len(bodies) / elapsed, sum(1 for c in codes if c == 200)
-
-
-def vllm_phase(
-    cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
-) -> dict[str, Any]:
-    """(4): the pipeline against a real server, and the same requests sent directly, batch by
-    batch in turn (each side first every other time), in small batches (two requests per worker)
-    so that both sides see the same moments of a shared machine; medians. The requests carry the pipeline's per-event sampling
-    seed, so both sides ask for the same completions."""
-    w, n = cfg.vllm_workers, cfg.vllm_requests
-    events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
-    warm, measured = events[:w], events[w:]
-    bodies = request_bodies(measured, phase.cold_db, llm_url, model)
-    size = 2 * w
-    lane = Lane(conn, "bench-vllm")
-    env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
-    pipelines: list[float] = []
-    directs: list[float] = []
-    answered = 0
-    with _fleet(w, url, lane.queue.name, env, cfg.worker_class) as fleet:
-        lane.wait_workers(w)
-        lane.run(PIPELINE_FUNC, warm, 600)
-        since = datetime.now(UTC)
-        for i, start in enumerate(range(0, n, size)):
-            batch = measured[start : start + size]
-            # Whoever goes second finds each request's grammar compiled (vLLM caches it per
-            # schema, ~50-80 ms here): the two sides take turns going first.
-            if i % 2:
-                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
-            timeout = 120 + 60 * len(batch)
-            pipelines.append(lane.run(PIPELINE_FUNC, batch, timeout, poll_s=0.05))
-            if not i % 2:
-                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
-            directs.append(rate)
-            answered += ok
-        stages = phase.stages(since)
-        rss = _rss(fleet)
-    pipeline, direct = statistics.median(pipelines), statistics.median(directs)
-    return {
-        "vllm_url": llm_url,
-        "vllm_model": model,
-        "vllm_workers": w,
-        "vllm_requests": n,
-        "vllm_pipeline_per_s": round(pipeline, 3),
-        "vllm_direct_per_s": round(direct, 3),
-        "vllm_direct_answered": answered,
-        "vllm_vs_direct": round(pipeline / direct, 3),
-        "vllm_rounds": {
-            "pipeline_per_s": [round(v, 3) for v in pipelines],
-            "direct_per_s": [round(v, 3) for v in directs],
-        },
-        "vllm_run": stages,
         "rss_mb": rss,
     }
 
@@ -731,7 +301,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
         llm_url = Settings().llm_url
     if llm_url:
-        model = os.environ.get("SGR_LLM_MODEL") or _endpoint(llm_url)
+        model = os.environ.get("SGR_LLM_MODEL") or endpoint_model(llm_url)
         if model is None:
             _log().warning("vllm_not_answering", url=llm_url)
     root = Path(tempfile.mkdtemp(prefix="sgr-bench-"))

@@ -1,0 +1,165 @@
+"""Phase 4 of ``sgr bench``: the pipeline against a real vLLM server, beside the same requests
+sent straight to it by a plain HTTP client at the same concurrency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from producers.benchkit import Lane, Phase, bench_events, fleet_rss, make_fleet
+
+if TYPE_CHECKING:
+    from producers.bench import BenchConfig
+
+PIPELINE_FUNC = "worker.jobs.handle_event"
+
+
+def endpoint_model(url: str) -> str | None:
+    """The first model an OpenAI-compatible endpoint lists, or None if it does not answer."""
+    import httpx
+
+    try:
+        resp = httpx.get(url.rstrip("/") + "/models", timeout=2.0)
+        if resp.status_code != 200:
+            return None
+        data = resp.json().get("data") or []
+        return data[0]["id"] if data else None
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def request_bodies(
+    events: Sequence[dict[str, Any]], cold_db: Path, url: str, model: str
+) -> list[dict[str, Any]]:
+    """The chat requests the pipeline sends for these events (fresh sessions, no prior offers),
+    built with the project's own rules, schema, prompts and engine."""
+    from dataclasses import replace
+
+    from stores.cold import ColdStore
+    from worker import rules
+    from worker.engines import OfferRequest, VllmEngine
+    from worker.events import parse_event
+    from worker.schemas import offer_schema
+    from worker.settings import Settings
+
+    settings = Settings()
+    cfg = rules.RuleConfig.from_settings(settings)
+    engine = VllmEngine(
+        base_url=url,
+        model=model,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+    cold = ColdStore(cold_db)
+    bodies = []
+    try:
+        for payload in events:
+            event = parse_event(payload)
+            assert event.cart is not None
+            facts = rules.Facts(
+                event_type=event.type,
+                cart_value=event.cart.total,
+                margin=event.cart.margin_fraction,
+                inventory=event.inventory,
+                session_status="abandoned",
+                stale=False,
+                history=None,
+                last_offer_at=None,
+                now=datetime.now(UTC),
+            )
+            facts = replace(facts, history=cold.history(event.user_id))
+            decision = rules.cap_for(facts, cfg)
+            request = OfferRequest(
+                event_id=event.event_id,
+                cart_value=facts.cart_value,
+                currency=event.cart.currency,
+                margin=facts.margin,
+                inventory=facts.inventory,
+                history=facts.history,
+                customer_message=event.message,
+                decision=decision,
+                min_pct=cfg.min_discount_pct,
+                schema=offer_schema(decision.cap_pct, cfg.min_discount_pct),
+            )
+            bodies.append(engine.request_body(request))
+    finally:
+        cold.close()
+    return bodies
+
+
+def direct_rate(url: str, bodies: Sequence[dict[str, Any]], concurrency: int) -> tuple[float, int]:
+    """The same requests sent straight to the server by a plain HTTP client, ``concurrency`` at a
+    time; (requests per second, how many answered 200)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    endpoint = url.rstrip("/") + "/chat/completions"
+    with httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0)) as client:
+
+        def send(body: dict[str, Any]) -> int:
+            return client.post(endpoint, json=body).status_code
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            codes = list(pool.map(send, bodies))
+        elapsed = time.perf_counter() - t0
+    return len(bodies) / elapsed, sum(1 for c in codes if c == 200)
+
+
+def vllm_phase(
+    cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
+) -> dict[str, Any]:
+    """(4): the pipeline against a real server, and the same requests sent directly, batch by
+    batch in turn (each side first every other time), in small batches (two requests per worker)
+    so that both sides see the same moments of a shared machine; medians. The requests carry the pipeline's per-event sampling
+    seed, so both sides ask for the same completions."""
+    w, n = cfg.vllm_workers, cfg.vllm_requests
+    events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
+    warm, measured = events[:w], events[w:]
+    bodies = request_bodies(measured, phase.cold_db, llm_url, model)
+    size = 2 * w
+    lane = Lane(conn, "bench-vllm")
+    env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
+    pipelines: list[float] = []
+    directs: list[float] = []
+    answered = 0
+    with make_fleet(w, url, lane.queue.name, env, cfg.worker_class) as fleet:
+        lane.wait_workers(w)
+        lane.run(PIPELINE_FUNC, warm, 600)
+        since = datetime.now(UTC)
+        for i, start in enumerate(range(0, n, size)):
+            batch = measured[start : start + size]
+            # Whoever goes second finds each request's grammar compiled (vLLM caches it per
+            # schema, ~50-80 ms here): the two sides take turns going first.
+            if i % 2:
+                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
+            timeout = 120 + 60 * len(batch)
+            pipelines.append(lane.run(PIPELINE_FUNC, batch, timeout, poll_s=0.05))
+            if not i % 2:
+                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
+            directs.append(rate)
+            answered += ok
+        stages = phase.stages(since)
+        rss = fleet_rss(fleet)
+    pipeline, direct = statistics.median(pipelines), statistics.median(directs)
+    return {
+        "vllm_url": llm_url,
+        "vllm_model": model,
+        "vllm_workers": w,
+        "vllm_requests": n,
+        "vllm_pipeline_per_s": round(pipeline, 3),
+        "vllm_direct_per_s": round(direct, 3),
+        "vllm_direct_answered": answered,
+        "vllm_vs_direct": round(pipeline / direct, 3),
+        "vllm_rounds": {
+            "pipeline_per_s": [round(v, 3) for v in pipelines],
+            "direct_per_s": [round(v, 3) for v in directs],
+        },
+        "vllm_run": stages,
+        "rss_mb": rss,
+    }
