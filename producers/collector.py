@@ -2,9 +2,11 @@
 
 Per run (a window of enqueue times, default everything): throughput; end-to-end latency from
 ``occurred_at`` and from enqueue to publication (p50, p95, p99, max); the time of each stage
-(queue wait = started_at - enqueued_at, then the pipeline's own stopwatch: state, history, llm,
-checks; publish = published_at - finished_at); error and fallback counts; offers seen on the stream. ``--json`` prints one JSON
-object, ``--plot FILE.png`` draws latency over time and the stage breakdown.
+(queue wait = started_at - enqueued_at, then the pipeline's own stopwatch: state (reading it),
+history, llm, checks; publish = published_at - finished_at, which covers the commit of the event's
+one transaction and the Redis round trip); error and fallback counts; offers seen on the stream.
+``--json`` prints one JSON object, ``--plot FILE.png`` draws latency over time and the stage
+breakdown.
 
 Percentiles interpolate linearly between the two nearest ranks (numpy's default).
 """
