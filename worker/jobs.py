@@ -8,6 +8,8 @@ never reuses its parent's SQLite connection), and handed to the pipeline.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +19,7 @@ import structlog
 from rq import get_current_job
 from rq.job import Job
 
-from stores.history import HistorySnapshot, HistorySource, sync_snapshot
+from stores.history import HistorySnapshot, HistorySource
 from stores.hot import HotStore
 from worker.codes import CodeSigner
 from worker.deadletter import DeadLetters
@@ -30,6 +32,7 @@ from worker.rules import RuleConfig
 from worker.settings import DEV_CODE_SECRET, Settings
 
 log = structlog.get_logger("sgr.jobs")
+SNAPSHOT_SYNC_TIMEOUT_S = 600.0
 
 
 class Runtime:
@@ -69,9 +72,20 @@ def open_history(settings: Settings) -> HistorySource:
         return ColdStore(settings.cold_db)
     if not settings.history_db.exists() and settings.cold_db.exists():
         # A data folder from before snapshots (or a sync never run): make one rather than fail
-        # every job. Concurrent workers may each write one; the renames make that harmless.
+        # every job, in a child process so that this worker never loads DuckDB. Concurrent
+        # workers may each write one; the renames make that harmless.
         log.warning("history_snapshot_missing", snapshot=str(settings.history_db), action="sync")
-        sync_snapshot(settings.cold_db, settings.history_db)
+        command = [sys.executable, "-m", "worker.cli", "history", "sync"]
+        done = subprocess.run(
+            [*command, "--data-dir", str(settings.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=SNAPSHOT_SYNC_TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"`sgr history sync` failed: {done.stdout[-500:]}{done.stderr[-500:]}"
+            )
     return HistorySnapshot(settings.history_db)
 
 

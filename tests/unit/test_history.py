@@ -80,3 +80,19 @@ def test_a_worker_makes_the_snapshot_when_a_data_folder_has_none(tmp_path: Path)
     assert isinstance(source, HistorySnapshot)
     assert (tmp_path / "history.sqlite").exists()
     assert source.history("u000002") == ColdStore(tmp_path / "cold.duckdb").history("u000002")
+
+
+def test_making_the_missing_snapshot_does_not_load_duckdb_into_the_worker(tmp_path: Path) -> None:
+    """The sync runs in a child process: the worker's own memory stays free of DuckDB."""
+    import subprocess
+    import sys
+
+    write_history(tmp_path / "cold.duckdb", customers(20, seed=4, now=NOW))
+    probe = (
+        "import sys; from worker.jobs import open_history; from worker.settings import Settings; "
+        f"open_history(Settings(data_dir={str(tmp_path)!r})); print('duckdb' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"  # (structlog may print before it)
+    assert (tmp_path / "history.sqlite").exists()
