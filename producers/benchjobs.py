@@ -27,7 +27,7 @@ def essentials(payload: Any) -> dict[str, Any]:
 
     from worker.events import parse_event
     from worker.jobs import current_runtime
-    from worker.pipeline import state_params
+    from worker.pipeline import publish_committed, state_params
 
     deps = current_runtime().deps
     event = parse_event(payload)
@@ -60,8 +60,7 @@ def essentials(payload: Any) -> dict[str, Any]:
             event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
         )
         deps.hot.insert_offer(offer)
-    deps.publisher.publish(offer)
-    deps.hot.mark_published(offer_id, now)
+    publish_committed(deps, offer)
     import structlog
 
     structlog.get_logger("sgr.bench").info("offer_made", offer_id=offer_id)

@@ -70,6 +70,10 @@ class SnapshotInfo:
             return False
 
 
+def _read_info(conn: sqlite3.Connection, path: Path) -> SnapshotInfo:
+    return SnapshotInfo.from_meta(path, dict(conn.execute(sql("history/meta")).fetchall()))
+
+
 def _file_id(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_ino, st.st_mtime_ns
@@ -101,9 +105,7 @@ class HistorySnapshot:
         self.conn = sqlite3.connect(
             f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
-        self.info = SnapshotInfo.from_meta(
-            self.path, dict(self.conn.execute(sql("history/meta")).fetchall())
-        )
+        self.info = _read_info(self.conn, self.path)
         self._next_check = self._monotonic() + self.check_every_s
         if self.info.stale():
             log.warning(
@@ -195,6 +197,6 @@ def snapshot_info(path: Path | str) -> SnapshotInfo | None:
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return SnapshotInfo.from_meta(path, dict(conn.execute(sql("history/meta")).fetchall()))
+        return _read_info(conn, path)
     finally:
         conn.close()

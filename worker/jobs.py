@@ -75,9 +75,16 @@ def open_history(settings: Settings) -> HistorySource:
         # every job, in a child process so that this worker never loads DuckDB. Concurrent
         # workers may each write one; the renames make that harmless.
         log.warning("history_snapshot_missing", snapshot=str(settings.history_db), action="sync")
-        command = [sys.executable, "-m", "worker.cli", "history", "sync"]
         done = subprocess.run(
-            [*command, "--data-dir", str(settings.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "history",
+                "sync",
+                "--data-dir",
+                str(settings.data_dir),
+            ],
             capture_output=True,
             text=True,
             timeout=SNAPSHOT_SYNC_TIMEOUT_S,

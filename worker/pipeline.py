@@ -88,15 +88,21 @@ class _Stopwatch:
         self.last = now
 
 
+def publish_committed(deps: Deps, offer: dict[str, Any]) -> None:
+    """The outbox step: put a committed offer on the stream (once per offer id, however often it
+    is called), then mark it published in the hot store."""
+    deps.publisher.publish(offer)
+    deps.hot.mark_published(offer["offer_id"], deps.clock())
+
+
 def publish_pending(deps: Deps, offer_id: str | None) -> bool:
-    """Publish a committed offer if it is not yet marked published (the outbox step)."""
+    """Publish a committed offer if it is not yet marked published."""
     if offer_id is None:
         return False
     offer = deps.hot.get_offer(offer_id)
     if offer is None or offer["published_at"] is not None:
         return False
-    deps.publisher.publish(offer)
-    deps.hot.mark_published(offer_id, deps.clock())
+    publish_committed(deps, offer)
     return True
 
 
@@ -104,8 +110,7 @@ def flush_outbox(deps: Deps, limit: int = 1000) -> int:
     """Publish every committed offer still waiting (after a crash); returns how many."""
     pending = deps.hot.unpublished_offers(limit)
     for offer in pending:
-        deps.publisher.publish(offer)
-        deps.hot.mark_published(offer["offer_id"], deps.clock())
+        publish_committed(deps, offer)
     return len(pending)
 
 
@@ -315,9 +320,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         return Outcome(event.event_id, raced.outcome, raced.reason, raced.offer_id, replayed=True)
 
     if offer is not None:
-        # Committed, so the outbox holds it: publish it from memory and mark it published.
-        deps.publisher.publish(offer)
-        deps.hot.mark_published(offer["offer_id"], deps.clock())
+        publish_committed(deps, offer)  # from memory: no need to read back what was just written
         watch.lap("publish")
         log.info(
             "offer_made",
