@@ -51,7 +51,6 @@ def _log() -> Any:
 
 
 SIMPLE = "rq.worker.SimpleWorker"
-OFFER = "worker.rqworker.OfferWorker"
 FORKING = "rq.worker.Worker"
 NOOP_FUNC = "producers.benchjobs.noop"
 ESSENTIALS_FUNC = "producers.benchjobs.essentials"
@@ -67,7 +66,7 @@ TARGETS = {
 @dataclass
 class BenchConfig:
     workers: int = 2  # floor and rules phase
-    worker_class: str = OFFER
+    worker_class: str = SIMPLE
     rounds: int = 3  # floor/rules batches, alternating
     floor_jobs: int = 3000
     rules_events: int = 3000
@@ -82,7 +81,6 @@ class BenchConfig:
     customers: int = 20_000
     log_level: str = "INFO"  # the workers' structlog level (production default)
     compare_duckdb: bool = True  # also run the rules batches with SGR_HISTORY_SOURCE=duckdb
-    compare_class: bool = True  # and on stock SimpleWorkers (the job publishes its own offers)
     seed: int = 5
 
     @classmethod
@@ -102,28 +100,18 @@ class BenchConfig:
 
 
 # Phases --------------------------------------------------------------------------------------
-@dataclass
-class Side:
-    """A second fleet that takes a pipeline batch in each round of the floor and the pipeline: the
-    same pipeline with one thing changed, compared under the same load."""
-
-    key: str  # result keys: pipeline_rules_<key>_per_s, rules_<key>_vs_floor
-    phase: Phase
-    worker_class: str
-    env: dict[str, str]
-
-
 def floor_and_rules(
-    cfg: BenchConfig, url: str, conn: Any, phase: Phase, sides: Sequence[Side] = ()
+    cfg: BenchConfig, url: str, conn: Any, phase: Phase, duckdb_phase: Phase | None = None
 ) -> dict[str, Any]:
-    """(1) and (2) on one fleet: no-op batches and pipeline batches, alternating, and in the same
-    rounds a reference job (``essentials``). Each of ``sides`` (history read from DuckDB; the
-    stock SimpleWorker) runs a pipeline batch per round on a fleet of its own."""
+    """(1) and (2) on one fleet: no-op batches and pipeline batches, alternating. With
+    ``duckdb_phase``, a second fleet reading history straight from DuckDB takes a pipeline batch
+    in each round too, so the two history sources are compared under the same load."""
     lane = Lane(conn, "bench-rules")
     per_round = cfg.rules_events
     warm = 4 * cfg.workers
-    count = warm + per_round * cfg.rounds
-    events = bench_events(count, customers=cfg.customers, seed=cfg.seed, prefix="r")
+    events = bench_events(
+        warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="r"
+    )
     floor_payloads = bench_events(
         cfg.floor_jobs, customers=cfg.customers, seed=cfg.seed + 1, prefix="f"
     )
@@ -132,29 +120,31 @@ def floor_and_rules(
     )
     floors: list[float] = []
     rules: list[float] = []
+    duck: list[float] = []
     refs: list[float] = []
     # the reference job's events: their own sessions and customers (it makes offers too)
     ref_events = [
         p | {"user_id": f"ref-{p['user_id']}"}
-        for p in bench_events(count, customers=cfg.customers, seed=cfg.seed, prefix="x")
+        for p in bench_events(
+            warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="x"
+        )
     ]
-    side_lanes = [Lane(conn, f"bench-rules-{side.key}") for side in sides]
-    side_events = [
-        bench_events(count, customers=cfg.customers, seed=cfg.seed, prefix=f"{i}s")
-        for i, _ in enumerate(sides)
-    ]
-    side_fleets = [
+    duck_lane = Lane(conn, "bench-rules-duckdb") if duckdb_phase else None
+    duck_events = bench_events(
+        warm + per_round * cfg.rounds, customers=cfg.customers, seed=cfg.seed, prefix="d"
+    )
+    duck_fleet = (
         make_fleet(
             cfg.workers,
             url,
-            side_lane.queue.name,
-            side.phase.env(cfg.log_level, **side.env),
-            side.worker_class,
+            duck_lane.queue.name,
+            duckdb_phase.env(cfg.log_level, SGR_HISTORY_SOURCE="duckdb"),
+            cfg.worker_class,
         )
-        for side, side_lane in zip(sides, side_lanes, strict=True)
-    ]
-    side_rates: list[list[float]] = [[] for _ in sides]
-    side_rss: list[list[float]] = [[] for _ in sides]
+        if duck_lane and duckdb_phase
+        else None
+    )
+    duck_rss: list[float] = []
     meter = CpuMeter(int(conn.info("server")["process_id"]))
     with contextlib.ExitStack() as stack:
         stack.enter_context(fleet)
@@ -162,32 +152,25 @@ def floor_and_rules(
         lane.run(NOOP_FUNC, floor_payloads[:warm], 120)
         lane.run(PIPELINE_FUNC, events[:warm], 120)
         lane.run(ESSENTIALS_FUNC, ref_events[:warm], 120)
-        for side_fleet, side_lane, evs in zip(side_fleets, side_lanes, side_events, strict=True):
-            stack.enter_context(side_fleet)
-            side_lane.wait_workers(cfg.workers)
-            side_lane.run(PIPELINE_FUNC, evs[:warm], 120)
+        if duck_fleet and duck_lane:
+            stack.enter_context(duck_fleet)
+            duck_lane.wait_workers(cfg.workers)
+            duck_lane.run(PIPELINE_FUNC, duck_events[:warm], 120)
         since = datetime.now(UTC)
         pids = [p.pid for p in fleet.alive()]
-        side_pids = [[p.pid for p in f.alive()] for f in side_fleets]
+        duck_pids = [p.pid for p in duck_fleet.alive()] if duck_fleet else []
         for r in range(cfg.rounds):
             timeout = 60 + cfg.floor_jobs / 20
             floors.append(meter.run("floor", pids, lane, NOOP_FUNC, floor_payloads, timeout))
-            part = slice(warm + r * per_round, warm + (r + 1) * per_round)
+            batch = events[warm + r * per_round : warm + (r + 1) * per_round]
             timeout = 60 + per_round / 10
-            rules.append(meter.run("rules", pids, lane, PIPELINE_FUNC, events[part], timeout))
-            refs.append(
-                meter.run("essentials", pids, lane, ESSENTIALS_FUNC, ref_events[part], timeout)
-            )
-            for i, side in enumerate(sides):
-                side_rates[i].append(
-                    meter.run(
-                        f"rules_{side.key}",
-                        side_pids[i],
-                        side_lanes[i],
-                        PIPELINE_FUNC,
-                        side_events[i][part],
-                        timeout,
-                    )
+            rules.append(meter.run("rules", pids, lane, PIPELINE_FUNC, batch, timeout))
+            batch = ref_events[warm + r * per_round : warm + (r + 1) * per_round]
+            refs.append(meter.run("essentials", pids, lane, ESSENTIALS_FUNC, batch, timeout))
+            if duck_lane:
+                batch = duck_events[warm + r * per_round : warm + (r + 1) * per_round]
+                duck.append(
+                    meter.run("rules_duckdb", duck_pids, duck_lane, PIPELINE_FUNC, batch, timeout)
                 )
             _log().info(
                 "bench_round",
@@ -195,13 +178,11 @@ def floor_and_rules(
                 floor_per_s=round(floors[-1]),
                 rules_per_s=round(rules[-1]),
                 essentials_per_s=round(refs[-1]),
-                **{
-                    f"rules_{s.key}_per_s": round(v[-1])
-                    for s, v in zip(sides, side_rates, strict=True)
-                },
+                rules_duckdb_per_s=round(duck[-1]) if duck else None,
             )
         rss = fleet_rss(fleet)
-        side_rss = [fleet_rss(f) for f in side_fleets]
+        if duck_fleet:
+            duck_rss = fleet_rss(duck_fleet)
     floor, rule = statistics.median(floors), statistics.median(rules)
     result: dict[str, Any] = {
         "rq_floor_per_s": round(floor, 1),
@@ -212,25 +193,22 @@ def floor_and_rules(
         "essentials_vs_floor": round(statistics.median(refs) / floor, 3),
         "pipeline_rules_duckdb_per_s": None,
         "rules_duckdb_vs_floor": None,
-        "pipeline_rules_simpleworker_per_s": None,
-        "rules_simpleworker_vs_floor": None,
         "rounds": {
             "rq_floor_per_s": [round(v, 1) for v in floors],
             "pipeline_rules_per_s": [round(v, 1) for v in rules],
             "essentials_per_s": [round(v, 1) for v in refs],
+            "pipeline_rules_duckdb_per_s": [round(v, 1) for v in duck],
         },
         "rules_run": phase.stages(since),
         # where the ratio comes from: CPU per job in the workers and in redis-server
         "cpu_ms_per_job": meter.report(),
         "rss_mb": rss,
-        "side_rss_mb": {s.key: v for s, v in zip(sides, side_rss, strict=True)},
+        "duckdb_rss_mb": duck_rss,
     }
-    for side, rates in zip(sides, side_rates, strict=True):
-        rate = statistics.median(rates)
-        result[f"pipeline_rules_{side.key}_per_s"] = round(rate, 1)
-        result[f"rules_{side.key}_vs_floor"] = round(rate / floor, 3)
-        result["rounds"][f"pipeline_rules_{side.key}_per_s"] = [round(v, 1) for v in rates]
-        result[f"rules_{side.key}_run"] = side.phase.stages(since)
+    if duck and duckdb_phase:
+        result["pipeline_rules_duckdb_per_s"] = round(statistics.median(duck), 1)
+        result["rules_duckdb_vs_floor"] = round(statistics.median(duck) / floor, 3)
+        result["rules_duckdb_run"] = duckdb_phase.stages(since)
     return result
 
 
@@ -338,16 +316,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             result["worker_class"] = cfg.worker_class
             result["workers"] = cfg.workers
             _log().info("bench_phase", phase="floor+rules", workers=cfg.workers)
-            sides = []
-            if cfg.compare_duckdb:
-                duck = Phase(root, "rules-duckdb", cold_db)
-                sides.append(
-                    Side("duckdb", duck, cfg.worker_class, {"SGR_HISTORY_SOURCE": "duckdb"})
-                )
-            if cfg.compare_class and cfg.worker_class != SIMPLE:
-                stock = Phase(root, "rules-simpleworker", cold_db)
-                sides.append(Side("simpleworker", stock, SIMPLE, {}))
-            rules = floor_and_rules(cfg, server.url, conn, Phase(root, "rules", cold_db), sides)
+            rules = floor_and_rules(
+                cfg,
+                server.url,
+                conn,
+                Phase(root, "rules", cold_db),
+                Phase(root, "rules-duckdb", cold_db) if cfg.compare_duckdb else None,
+            )
             conn.flushdb()
             _log().info("bench_phase", phase="fork floor", workers=cfg.workers)
             result["rq_floor_fork_per_s"] = fork_floor(
@@ -366,7 +341,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rss = {"rules": rules.pop("rss_mb"), "llm": llm.pop("rss_mb")}
-    side_rss = rules.pop("side_rss_mb")
+    duckdb_rss = rules.pop("duckdb_rss_mb")
     if vllm is not None:
         rss["vllm"] = vllm.pop("rss_mb")
     result.update(rules)
@@ -376,9 +351,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     all_rss = [v for values in rss.values() for v in values]
     result["worker_rss_mb"] = max(all_rss) if all_rss else None
     result["worker_rss_mb_by_phase"] = {k: max(v) if v else None for k, v in rss.items()}
-    for key, values in side_rss.items():  # comparisons, not the configuration of the target
-        if values:
-            result["worker_rss_mb_by_phase"][f"rules_{key}"] = max(values)
+    if duckdb_rss:  # the comparison, not the configuration the target is about
+        result["worker_rss_mb_by_phase"]["rules_duckdb"] = max(duckdb_rss)
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
@@ -422,14 +396,6 @@ def _table(result: dict[str, Any]) -> Any:
             f"{result['pipeline_rules_duckdb_per_s']:g}",
             f"floor {floor:g}",
             f"{result['rules_duckdb_vs_floor']:.3f}",
-            "",
-        )
-    if result.get("pipeline_rules_simpleworker_per_s"):
-        table.add_row(
-            "  same, stock SimpleWorker (job publishes)",
-            f"{result['pipeline_rules_simpleworker_per_s']:g}",
-            f"floor {floor:g}",
-            f"{result['rules_simpleworker_vs_floor']:.3f}",
             "",
         )
     cpu = result.get("cpu_ms_per_job") or {}
@@ -477,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
         workers: int = typer.Option(2, help="Workers for the floor and the rules engine."),
-        worker_class: str = typer.Option(OFFER, help="rq worker class for every phase."),
+        worker_class: str = typer.Option(SIMPLE, help="rq worker class for every phase."),
         rounds: int | None = typer.Option(None, help="Alternating floor/rules batches."),
         jobs: int | None = typer.Option(None, help="Jobs per floor batch and rules batch."),
         fork_jobs: int | None = typer.Option(None, help="Jobs for the forking floor (0 = skip)."),
@@ -492,9 +458,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         no_vllm: bool = typer.Option(False, help="Skip the vLLM comparison."),
         no_duckdb: bool = typer.Option(
             False, help="Skip the rules batches that read history from DuckDB."
-        ),
-        no_class_comparison: bool = typer.Option(
-            False, help="Skip the rules batches on stock SimpleWorkers."
         ),
         log_level: str = typer.Option("INFO", help="Workers' log level."),
     ) -> None:
@@ -513,7 +476,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             "vllm_url": vllm_url,
             "auto_vllm": not no_vllm,
             "compare_duckdb": not no_duckdb,
-            "compare_class": not no_class_comparison,
             "log_level": log_level,
         }
         if rounds is not None:

@@ -239,7 +239,6 @@ class Phase:
             "stages_ms_mean": {k: v["mean"] for k, v in report["stages_ms"].items() if v["n"]},
             "enqueue_to_publish_ms": report["latency_ms"]["enqueue_to_publish"],
             "fallbacks": report["fallbacks"],
-            "unpublished": report["stream"]["unpublished"],
             "errors": report["errors"],
         }
 
