@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 SIMPLE = "rq.worker.SimpleWorker"
-OFFER = "worker.rqworker.OfferWorker"  # SimpleWorker + offers published in RQ's own transaction
 
 
 def rq_worker_command(
-    redis_url: str, queue: str, *, burst: bool = False, worker_class: str = OFFER
+    redis_url: str, queue: str, *, burst: bool = False, worker_class: str = SIMPLE
 ) -> list[str]:
     rq = Path(sys.executable).with_name("rq")
     cmd = [str(rq), "worker", "--url", redis_url, "-w", worker_class, "--logging_level", "WARNING"]
@@ -34,7 +33,7 @@ class Fleet:
         env: Mapping[str, str],
         *,
         burst: bool = False,
-        worker_class: str = OFFER,
+        worker_class: str = SIMPLE,
         log_dir: Path | None = None,
     ) -> None:
         self.count = count

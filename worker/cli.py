@@ -162,18 +162,16 @@ def worker(
     queue: Annotated[str | None, typer.Option(help="Queue name (default SGR_QUEUE).")] = None,
     max_jobs: Annotated[int | None, typer.Option(help="Stop after this many jobs.")] = None,
 ) -> None:
-    """Run one worker process (OfferWorker: rq's SimpleWorker that publishes offers in its own
-    job-finishing transaction) on the queue. Same as
-    `rq worker -w worker.rqworker.OfferWorker cart-events`."""
-    from rq import Queue
+    """Run one worker process (rq's SimpleWorker) on the queue. Same as
+    `rq worker -w rq.worker.SimpleWorker cart-events`."""
+    from rq import Queue, SimpleWorker
 
     from worker.jobs import current_runtime
-    from worker.rqworker import OfferWorker
 
     settings = _settings(queue=queue)
     current_runtime()  # open stores and engine before the first job
     conn = _redis(settings)
-    OfferWorker([Queue(settings.queue, connection=conn)], connection=conn).work(
+    SimpleWorker([Queue(settings.queue, connection=conn)], connection=conn).work(
         burst=burst, max_jobs=max_jobs, with_scheduler=True
     )
 

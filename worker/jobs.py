@@ -195,8 +195,7 @@ def _wait_for_redis(client: redis.Redis, limit_s: float) -> bool:
 
 
 def handle_event(payload: Any) -> dict[str, Any]:
-    """Process one cart event; the RQ job's result is the outcome in short (the stage timings
-    and guardrail notes are in the hot store): event_id, outcome, reason, offer_id, replayed."""
+    """Process one cart event; the RQ job's result is the outcome as a dict."""
     runtime = current_runtime()
     job = get_current_job()
     structlog.contextvars.clear_contextvars()
@@ -229,10 +228,4 @@ def handle_event(payload: Any) -> dict[str, Any]:
         if last_attempt:
             dead_letter(runtime, payload, f"{type(exc).__name__}: {exc}", job)
         raise
-    return {
-        "event_id": outcome.event_id,
-        "outcome": outcome.outcome,
-        "reason": outcome.reason,
-        "offer_id": outcome.offer_id,
-        "replayed": outcome.replayed,
-    }
+    return outcome.as_dict()

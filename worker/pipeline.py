@@ -21,7 +21,6 @@ from worker import rules
 from worker.codes import CodeSigner, new_offer_id
 from worker.engines import Engine, EngineError, EngineReply, OfferRequest
 from worker.events import CartEvent
-from worker.handoff import Handoff
 from worker.publish import Publisher
 from worker.schemas import offer_schema
 
@@ -42,8 +41,6 @@ class Deps:
     clock: Callable[[], datetime]
     offer_ttl: timedelta = timedelta(hours=48)
     on_invalid_answer: str = "policy"
-    # enabled only by a worker that publishes in its own finishing transaction (rqworker.py)
-    handoff: Handoff = field(default_factory=Handoff)
 
 
 @dataclass(frozen=True)
@@ -96,15 +93,6 @@ def publish_committed(deps: Deps, offer: dict[str, Any]) -> None:
     is called), then mark it published in the hot store."""
     deps.publisher.publish(offer)
     deps.hot.mark_published(offer["offer_id"], deps.clock())
-
-
-def hand_off(deps: Deps, offer: dict[str, Any]) -> None:
-    """Publish a just-committed offer: with the job's end when the worker takes it (one Redis
-    round trip fewer), otherwise now."""
-    if deps.handoff.enabled:
-        deps.handoff.add(offer)
-    else:
-        publish_committed(deps, offer)
 
 
 def publish_pending(deps: Deps, offer_id: str | None) -> bool:
@@ -332,7 +320,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         return Outcome(event.event_id, raced.outcome, raced.reason, raced.offer_id, replayed=True)
 
     if offer is not None:
-        hand_off(deps, offer)  # from memory: no need to read back what was just written
+        publish_committed(deps, offer)  # from memory: no need to read back what was just written
         watch.lap("publish")
         log.info(
             "offer_made",

@@ -64,13 +64,6 @@ class Publisher:
             found = pipe.execute()
         return [offer_id for offer_id, there in zip(offer_ids, found, strict=True) if not there]
 
-    def _call(self, offer: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-        """The script's keys and arguments for one offer."""
-        entry = {k: _text(offer.get(k)) for k in STREAM_FIELDS}
-        fields = [item for pair in entry.items() for item in pair]
-        keys = [self._mark_key(entry["offer_id"]), self.stream]
-        return keys, [PUBLISHED_MARK_TTL_S, self.channel, json.dumps(entry), *fields]
-
     def publish(self, offer: dict[str, Any]) -> bool:
         """Add the offer to the stream unless it is there already. True if this call added it.
 
@@ -78,13 +71,10 @@ class Publisher:
         one round trip and atomically, so a retry after a crash between Redis and SQLite never
         adds the same offer twice.
         """
-        keys, args = self._call(offer)
-        return bool(self._script(keys=keys, args=args))
-
-    def stage(self, pipeline: redis.client.Pipeline, offer: dict[str, Any]) -> None:
-        """Queue the same publication on someone else's pipeline (RQ's job-finishing
-        transaction, ``worker/rqworker.py``): it runs when that pipeline is executed, with no
-        round trip of its own. EVAL carries the script's text, so a Redis that has forgotten
-        the script (restarted) still runs it inside MULTI."""
-        keys, args = self._call(offer)
-        pipeline.eval(PUBLISH_ONCE, len(keys), *keys, *args)
+        entry = {k: _text(offer.get(k)) for k in STREAM_FIELDS}
+        fields = [item for pair in entry.items() for item in pair]
+        added = self._script(
+            keys=[self._mark_key(entry["offer_id"]), self.stream],
+            args=[PUBLISHED_MARK_TTL_S, self.channel, json.dumps(entry), *fields],
+        )
+        return bool(added)

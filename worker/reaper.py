@@ -58,7 +58,6 @@ from rq.worker import BaseWorker, Worker
 
 from stores.hot import HotStore
 from worker.deadletter import DeadLetters
-from worker.handoff import Handoff
 from worker.pipeline import Deps, flush_outbox, republish_lost
 from worker.publish import Publisher
 
@@ -324,7 +323,6 @@ def reaper_for(runtime: Any) -> Reaper:
         runtime.deps,
         hot=HotStore(settings.hot_db),
         publisher=Publisher(client, settings.offers_stream, settings.offers_channel),
-        handoff=Handoff(),  # the reaper publishes at once
     )
     own = type(runtime)(deps, settings, DeadLetters(client, settings.dead_letter_key))
     return Reaper(client, settings.queue, own)
