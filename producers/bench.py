@@ -363,8 +363,9 @@ def _table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=f"sgr bench ({result['workers']} x {result['worker_class']})")
-    for column in ("measure", "rate /s", "compared with", "ratio", "target"):
-        table.add_column(column, justify="right")
+    table.add_column("measure", justify="left", overflow="fold")
+    for column in ("rate /s", "compared with", "ratio", "target"):
+        table.add_column(column, justify="right", no_wrap=True)
     floor = result["rq_floor_per_s"]
     table.add_row("rq floor (no-op job)", f"{floor:g}", "", "", "")
     if result.get("rq_floor_fork_per_s"):
@@ -384,7 +385,7 @@ def _table(result: dict[str, Any]) -> Any:
     )
     if result.get("essentials_per_s"):
         table.add_row(
-            "  reference: parse, read, commit, publish",
+            "  reference job (essentials)",
             f"{result['essentials_per_s']:g}",
             f"floor {floor:g}",
             f"{result['essentials_vs_floor']:.3f}",
@@ -392,7 +393,7 @@ def _table(result: dict[str, Any]) -> Any:
         )
     if result.get("pipeline_rules_duckdb_per_s"):
         table.add_row(
-            "  same, history read from DuckDB",
+            "  history read from DuckDB",
             f"{result['pipeline_rules_duckdb_per_s']:g}",
             f"floor {floor:g}",
             f"{result['rules_duckdb_vs_floor']:.3f}",
@@ -401,7 +402,7 @@ def _table(result: dict[str, Any]) -> Any:
     cpu = result.get("cpu_ms_per_job") or {}
     if "floor" in cpu and "rules" in cpu:
         table.add_row(
-            "  CPU per job, workers + redis (ms)",
+            "  CPU ms/job, workers+redis",
             f"{cpu['rules']['total_ms']:g}",
             f"floor {cpu['floor']['total_ms']:g}",
             f"{cpu['floor']['total_ms'] / cpu['rules']['total_ms']:.3f}",
@@ -410,7 +411,7 @@ def _table(result: dict[str, Any]) -> Any:
     for w, rate in result["llm_offers_per_s"].items():
         target = ">= 0.85" if w == "16" else ""
         table.add_row(
-            f"pipeline + stand-in LLM {result['llm_latency_ms']:g} ms, W={w}",
+            f"LLM stand-in {result['llm_latency_ms']:g} ms, W={w}",
             f"{rate:g}",
             f"W/latency {result['llm_ideal_per_s'][w]:g}",
             f"{result['llm_edge_efficiency'][w]:.3f}",
@@ -427,7 +428,7 @@ def _table(result: dict[str, Any]) -> Any:
         )
     else:
         table.add_row("pipeline + vLLM", "-", "no vLLM answering", "null", ">= 0.9")
-    table.add_row("worker RSS (MiB, largest)", f"{result['worker_rss_mb']}", "", "", "<= 100")
+    table.add_row("worker RSS MiB (largest)", f"{result['worker_rss_mb']}", "", "", "<= 100")
     return table
 
 
