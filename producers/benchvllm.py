@@ -33,17 +33,17 @@ def endpoint_model(url: str) -> str | None:
 
 
 def request_bodies(
-    events: Sequence[dict[str, Any]], cold_db: Path, url: str, model: str
+    events: Sequence[dict[str, Any]], snapshot: Path, url: str, model: str
 ) -> list[dict[str, Any]]:
     """The chat requests the pipeline sends for these events (fresh sessions, no prior offers),
-    built with the project's own rules, schema, prompts and engine."""
+    built by the pipeline's own ``offer_request`` from the history snapshot its workers read."""
     from dataclasses import replace
 
-    from stores.cold import ColdStore
+    from stores.history import HistorySnapshot
     from worker import rules
-    from worker.engines import OfferRequest, VllmEngine
+    from worker.engines import VllmEngine
     from worker.events import parse_event
-    from worker.schemas import offer_schema
+    from worker.pipeline import offer_request
     from worker.settings import Settings
 
     settings = Settings()
@@ -54,7 +54,7 @@ def request_bodies(
         max_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
     )
-    cold = ColdStore(cold_db)
+    history = HistorySnapshot(snapshot)
     bodies = []
     try:
         for payload in events:
@@ -71,23 +71,11 @@ def request_bodies(
                 last_offer_at=None,
                 now=datetime.now(UTC),
             )
-            facts = replace(facts, history=cold.history(event.user_id))
+            facts = replace(facts, history=history.history(event.user_id))
             decision = rules.cap_for(facts, cfg)
-            request = OfferRequest(
-                event_id=event.event_id,
-                cart_value=facts.cart_value,
-                currency=event.cart.currency,
-                margin=facts.margin,
-                inventory=facts.inventory,
-                history=facts.history,
-                customer_message=event.message,
-                decision=decision,
-                min_pct=cfg.min_discount_pct,
-                schema=offer_schema(decision.cap_pct, cfg.min_discount_pct),
-            )
-            bodies.append(engine.request_body(request))
+            bodies.append(engine.request_body(offer_request(event, facts, decision, cfg)))
     finally:
-        cold.close()
+        history.close()
     return bodies
 
 
@@ -121,7 +109,7 @@ def vllm_phase(
     w, n = cfg.vllm_workers, cfg.vllm_requests
     events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
     warm, measured = events[:w], events[w:]
-    bodies = request_bodies(measured, phase.cold_db, llm_url, model)
+    bodies = request_bodies(measured, phase.dir / "history.sqlite", llm_url, model)
     size = 2 * w
     lane = Lane(conn, "bench-vllm")
     env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)

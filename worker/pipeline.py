@@ -154,6 +154,25 @@ def session_after(event: CartEvent, before: SessionState | None) -> tuple[str, b
     return status or before.status, False
 
 
+def offer_request(
+    event: CartEvent, facts: rules.Facts, decision: rules.Decision, config: rules.RuleConfig
+) -> OfferRequest:
+    """What the engine is asked for an allowed offer; its schema bounds the discount by the cap."""
+    assert event.cart is not None  # only cart_abandoned passes the gate, and it carries a cart
+    return OfferRequest(
+        event_id=event.event_id,
+        cart_value=facts.cart_value,
+        currency=event.cart.currency,
+        margin=facts.margin,
+        inventory=facts.inventory,
+        history=facts.history,
+        customer_message=event.message,
+        decision=decision,
+        min_pct=config.min_discount_pct,
+        schema=offer_schema(decision.cap_pct, config.min_discount_pct),
+    )
+
+
 def _ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str]]:
     """The engine's answer checked by the rules; on failure the configured fallback or None."""
     problems: list[str] = []
@@ -221,19 +240,7 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
         watch.lap("history")
         decision = rules.cap_for(facts, deps.rules)
         if decision.allowed:
-            assert cart is not None  # only cart_abandoned passes the gate, and it carries a cart
-            request = OfferRequest(
-                event_id=event.event_id,
-                cart_value=facts.cart_value,
-                currency=cart.currency,
-                margin=facts.margin,
-                inventory=facts.inventory,
-                history=facts.history,
-                customer_message=event.message,
-                decision=decision,
-                min_pct=deps.rules.min_discount_pct,
-                schema=offer_schema(decision.cap_pct, deps.rules.min_discount_pct),
-            )
+            request = offer_request(event, facts, decision, deps.rules)
             reply, problems = _ask(deps, request)
             watch.lap("llm")
         else:
