@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     offers_channel: str = "sgr:offers:live"
     dead_letter_key: str = "sgr:dead-letters"
     history_source: Literal["snapshot", "duckdb"] = "snapshot"
+    # The hot store: empty = the SQLite file in the data folder; postgresql://... for a fleet
+    hot_store_url: SecretStr = SecretStr("")
+    metrics_port: int = Field(default=9108, ge=1, le=65535)
 
     # The engine that writes offers
     engine: Literal["auto", "vllm", "policy"] = "auto"
