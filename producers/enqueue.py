@@ -1,4 +1,9 @@
-"""Putting cart events on the RQ queue: validate first, then bulk-enqueue in pipelines."""
+"""Putting cart events on the RQ queue: the shop's way in. Validate first, then bulk-enqueue in
+pipelines; one event per job, or up to ``batch_size`` events per job (``worker.jobs.handle_batch``).
+
+The job payload is plain JSON (the event as documented in the README), so a producer in any
+language can enqueue it; ``producers/bridge.py`` turns a Redis list of events into jobs.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ from typing import Any
 
 from rq import Queue, Retry
 
-from worker.events import CartEvent, InvalidEvent, parse_event
+from worker.domain.events import CartEvent, InvalidEvent, parse_event
 
 JOB_FUNC = "worker.jobs.handle_event"
+BATCH_FUNC = "worker.jobs.handle_batch"
 
 
 @dataclass
@@ -26,17 +32,23 @@ def enqueue_events(
     *,
     max_attempts: int = 3,
     job_timeout: int = 120,
-    batch: int = 500,
+    batch_size: int = 1,
+    pipeline_size: int = 500,
     validate: bool = True,
 ) -> EnqueueReport:
-    """Enqueue events as ``worker.jobs.handle_event`` jobs, ``batch`` per Redis round trip.
+    """Enqueue events as RQ jobs, ``pipeline_size`` jobs per Redis round trip.
 
-    Invalid events are not enqueued: each is reported with its position and an error naming the
-    field and the value. ``validate=False`` sends payloads as they are (to test the worker's own
-    handling of bad input).
+    ``batch_size=1`` makes one ``handle_event`` job per event; more puts up to that many events
+    into one ``handle_batch`` job (each event still gets its own outcome). Invalid events are not
+    enqueued: each is reported with its position and an error naming the field and the value.
+    ``validate=False`` sends payloads as they are (to test the worker's own handling of bad input).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
     report = EnqueueReport()
     pending: list[Any] = []
+    group: list[Any] = []
+    retry = Retry(max=max_attempts - 1) if max_attempts > 1 else None
 
     def flush() -> None:
         if not pending:
@@ -47,10 +59,25 @@ def enqueue_events(
         report.job_ids.extend(job.id for job in jobs)
         pending.clear()
 
-    retry = Retry(max=max_attempts - 1) if max_attempts > 1 else None
+    def close_group() -> None:
+        if not group:
+            return
+        if batch_size == 1:
+            payload = group[0]
+            event_id = payload.get("event_id") if isinstance(payload, dict) else None
+            func, args, what = JOB_FUNC, (payload,), f"cart event {event_id}"
+        else:
+            func, args, what = BATCH_FUNC, (list(group),), f"{len(group)} cart events"
+        pending.append(
+            Queue.prepare_data(func, args=args, timeout=job_timeout, retry=retry, description=what)
+        )
+        group.clear()
+        if len(pending) >= pipeline_size:
+            flush()
+
     for position, item in enumerate(events):
         if isinstance(item, CartEvent):
-            payload = item.model_dump(mode="json", exclude_none=True)
+            payload: Any = item.model_dump(mode="json", exclude_none=True)
         else:
             payload = item
         if validate:
@@ -61,16 +88,9 @@ def enqueue_events(
                 continue
         event_id = payload.get("event_id") if isinstance(payload, dict) else None
         report.accepted.append(str(event_id))
-        pending.append(
-            Queue.prepare_data(
-                JOB_FUNC,
-                args=(payload,),
-                timeout=job_timeout,
-                retry=retry,
-                description=f"cart event {event_id}",
-            )
-        )
-        if len(pending) >= batch:
-            flush()
+        group.append(payload)
+        if len(group) >= batch_size:
+            close_group()
+    close_group()
     flush()
     return report

@@ -202,7 +202,7 @@ class Sender:
             pending,
             max_attempts=self.max_attempts,
             job_timeout=self.job_timeout,
-            batch=self.batch,
+            pipeline_size=self.batch,
         )
         self.stats.sent += len(report.accepted)
         self.stats.rejected += len(report.rejected)
@@ -298,7 +298,7 @@ def main(
     """Push synthetic (or replayed) cart events at a target rate and watch the fleet keep up."""
     import redis
 
-    from producers.collector import LiveProgress
+    from producers.progress import LiveProgress
     from worker.settings import Settings
 
     settings = Settings()

@@ -4,7 +4,7 @@ a speed factor (``speed=2`` twice as fast, ``speed=0`` as fast as possible).
 The pace comes from the events' own ``occurred_at``: an event is sent ``(occurred_at - first
 occurred_at) / speed`` seconds after the start. Order is the file's order, never re-sorted, so a
 file with out-of-order events replays them out of order, as they were recorded. Used by
-``sgr loadgen --replay FILE`` (and ``python -m producers.replay FILE``).
+``sgr loadgen --replay FILE``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-import typer
 
 log = structlog.get_logger("sgr.replay")
 
@@ -79,28 +78,3 @@ def timeline(
             if fresh_ids and isinstance(event.get("event_id"), str):
                 event["event_id"] = f"{event['event_id']}-r{index}"
         yield offset, event
-
-
-app = typer.Typer(add_completion=False)
-
-
-@app.command()
-def main(
-    file: Path,
-    speed: Annotated[float, typer.Option(help="x recorded pace (0 = as fast as possible).")] = 1.0,
-    retime: Annotated[bool, typer.Option(help="Shift occurred_at so the first is now.")] = False,
-    fresh_ids: Annotated[bool, typer.Option(help="New event ids.")] = False,
-    queue: Annotated[str | None, typer.Option(help="Queue name (default SGR_QUEUE).")] = None,
-) -> None:
-    """Push a recorded JSON-lines file of events at the recorded pace (or faster)."""
-    from producers.loadgen import app as loadgen_app
-
-    args = ["--replay", str(file), "--speed", str(speed), "--quiet"]
-    args += ["--retime"] if retime else []
-    args += ["--fresh-ids"] if fresh_ids else []
-    args += ["--queue", queue] if queue else []
-    loadgen_app(args=args, prog_name="replay")
-
-
-if __name__ == "__main__":
-    app()

@@ -4,17 +4,12 @@ read (``stores/history.py``), and a history source itself (``SGR_HISTORY_SOURCE=
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from stores.sqlfiles import sql
-from worker.rules import History
-
-if TYPE_CHECKING:
-    from stores.history import CustomerRow
+from worker.domain.model import CustomerRow, History
 
 
 class ColdStore:
@@ -40,7 +35,7 @@ class ColdStore:
 
 def write_history(
     path: Path | str,
-    customers: Iterable[tuple[str, float, float, float | None, int, datetime | None]],
+    customers: Iterable[CustomerRow],
 ) -> int:
     """(Re)create the cold store with these customers; returns how many were written."""
     path = Path(path)

@@ -26,12 +26,10 @@ from typing import Protocol
 import structlog
 
 from stores.sqlfiles import sql
-from stores.timefmt import from_text, to_text
-from worker.rules import History
+from worker.domain.model import CustomerRow, History
+from worker.domain.timefmt import from_text, to_text
 
 log = structlog.get_logger("sgr.history")
-
-CustomerRow = tuple[str, float, float, float | None, int, datetime | None]
 
 
 class HistorySource(Protocol):
@@ -177,17 +175,6 @@ def write_snapshot(
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return SnapshotInfo.from_meta(path, meta)
-
-
-def sync_snapshot(cold_db: Path | str, snapshot: Path | str) -> SnapshotInfo:
-    """Copy the cold store's customer features into a fresh snapshot (``sgr history sync``)."""
-    from stores.cold import export_history  # DuckDB only here, never in a snapshot reader
-
-    cold_db = Path(cold_db)
-    mtime = os.stat(cold_db).st_mtime_ns
-    info = write_snapshot(snapshot, export_history(cold_db), cold_db, mtime)
-    log.info("history_snapshot_written", snapshot=str(info.path), customers=info.customers)
-    return info
 
 
 def snapshot_info(path: Path | str) -> SnapshotInfo | None:

@@ -12,16 +12,21 @@ import fakeredis
 import pytest
 import redis
 
-from producers.redisproc import RedisServer
 from producers.synthetic import customers
 from stores.cold import write_history
-from stores.history import HistorySnapshot, sync_snapshot
-from stores.hot import HotStore
-from worker.codes import CodeSigner
-from worker.engines import Engine, PolicyEngine
+from stores.history import HistorySnapshot
+from stores.sqlite import SqliteHotStore
+from stores.sync import sync_snapshot
+from testbench.redisproc import RedisServer
+from worker.deadletter import DeadLetters
+from worker.engines.base import Engine
+from worker.engines.policy import PolicyEngine
+from worker.keys import Keys
+from worker.outbox import Outbox
 from worker.pipeline import Deps
 from worker.publish import Publisher
-from worker.rules import RuleConfig
+from worker.runtime import Runtime
+from worker.settings import Settings
 
 SECRET = "test-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -83,18 +88,31 @@ def make_deps(
     on_invalid_answer: str = "policy",
     **rule_overrides: float,
 ) -> Deps:
-    rules = RuleConfig(**rule_overrides)
+    settings = Settings(**rule_overrides)  # type: ignore[arg-type]
+    rules = settings.rule_config()
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    clock = clock or Clock()
+    keys = Keys.from_settings(settings)
     return Deps(
-        hot=HotStore(data_dir / "hot.sqlite"),
+        hot=hot,
         history=HistorySnapshot(data_dir / "history.sqlite"),
         engine=engine or PolicyEngine(rules),
         fallback=PolicyEngine(rules),
-        publisher=Publisher(client or fakeredis.FakeRedis(), "sgr:offers", "sgr:offers:live"),
-        codes=CodeSigner(SECRET.encode()),
+        outbox=Outbox(hot, Publisher(client or fakeredis.FakeRedis(), keys), clock),
         rules=rules,
-        clock=clock or Clock(),
+        clock=clock,
+        offer_ttl=settings.offer_ttl,
         on_invalid_answer=on_invalid_answer,
     )
+
+
+def make_runtime(data_dir: Path, client: redis.Redis, **overrides: object) -> Runtime:
+    """What a worker process or `sgr reap` holds, on this data folder and this Redis."""
+    settings = Settings(data_dir=data_dir, engine="policy", reap_interval_s=0, **overrides)  # type: ignore[arg-type]
+    keys = Keys.from_settings(settings)
+    deps = make_deps(data_dir, client)
+    letters = DeadLetters(client, keys.dead_letters, keys.store_failures)
+    return Runtime(settings, keys, client, deps, letters)
 
 
 def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -102,7 +120,6 @@ def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {
         "SGR_DATA_DIR": str(data_dir),
         "SGR_ENGINE": "policy",
-        "SGR_CODE_SECRET": SECRET,
         "SGR_LOG_LEVEL": "WARNING",
     }
     env.update(extra)

@@ -44,7 +44,7 @@ import random
 import socket
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -56,20 +56,18 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.worker import BaseWorker, Worker
 
-from stores.hot import HotStore
-from worker.deadletter import DeadLetters
-from worker.pipeline import Deps, flush_outbox, republish_lost
-from worker.publish import Publisher
+from worker import deadletter
+from worker.keys import Keys
+from worker.pipeline import Deps
+from worker.runtime import Runtime
 
 log = structlog.get_logger("sgr.reaper")
 
-LOCK_KEY = "sgr:reaper:lock"
 REPUBLISH_WINDOW = timedelta(minutes=15)  # how far back the reaper checks the stream kept offers
 # Redis loses acknowledged writes only when it restarts (a crash between AOF fsyncs) or fails over;
 # both change its run_id. The reaper checks the stream when the run_id changes, and at least this
 # often anyway, not on every pass (the check reads every offer of the window).
 REPUBLISH_CHECK_EVERY_S = 300.0
-STATS_KEY = "sgr:reaper:stats"  # a hash of counters: requeued, dead_lettered, swept, published
 SWEPT_META = "sgr_swept"
 
 
@@ -112,28 +110,24 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _payload_event_id(job: Job) -> str:
-    payload = job.args[0] if job.args else None
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
-    return event_id if isinstance(event_id, str) and event_id else f"job:{job.id}"
+def _payload(job: Job) -> Any:
+    return job.args[0] if job.args else None
 
 
 class Reaper:
-    """One reaping pass per ``reap()``; ``runtime`` supplies the stores (a ``jobs.Runtime``)."""
+    """One reaping pass per ``reap()``, with the stores and clients of ``runtime``."""
 
     def __init__(
         self,
-        client: redis.Redis,
-        queue_name: str,
-        runtime: Any,
+        runtime: Runtime,
         *,
         hostname: str | None = None,
         lock_timeout_s: float = 60.0,
         sweep_limit: int = 500,
         stuck_after_s: float = 10.0,
     ) -> None:
-        self.client = client
-        self.queue = Queue(queue_name, connection=client)
+        self.client = runtime.client
+        self.queue = Queue(runtime.keys.queue, connection=runtime.client)
         self.runtime = runtime
         self.hostname = hostname or socket.gethostname()
         self.lock_timeout_s = lock_timeout_s
@@ -144,7 +138,7 @@ class Reaper:
 
     @property
     def deps(self) -> Deps:
-        return self.runtime.deps  # type: ignore[no-any-return]
+        return self.runtime.deps
 
     # --- finding the dead -------------------------------------------------------------------
     def worker_dead(self, worker_name: str, cache: dict[str, bool]) -> bool:
@@ -185,18 +179,26 @@ class Reaper:
     # --- acting ----------------------------------------------------------------------------
     def _dead_letter(self, job: Job, error: str) -> str | None:
         """Record a dead letter for the job's event unless the event already has an outcome."""
-        from worker.jobs import dead_letter  # jobs starts the reaper thread: import late
-
-        event_id = _payload_event_id(job)
+        payload = _payload(job)
+        event_id = deadletter.payload_event_id(payload, job.id)
         if self.deps.hot.get_outcome(event_id) is not None:
             return None
-        payload = job.args[0] if job.args else None
-        dead_letter(self.runtime, payload, error, job)
+        deadletter.record(
+            self.deps.hot,
+            self.runtime.dead_letters,
+            payload,
+            error,
+            job_id=job.id,
+            attempts=self.runtime.settings.max_attempts - (job.retries_left or 0),
+            now=self.deps.clock(),
+        )
         return event_id
 
     def reap(self) -> ReapReport:
         report = ReapReport()
-        lock = self.client.lock(LOCK_KEY, timeout=self.lock_timeout_s, blocking=False)
+        lock = self.client.lock(
+            self.runtime.keys.reaper_lock, timeout=self.lock_timeout_s, blocking=False
+        )
         if not lock.acquire():
             report.skipped = True
             return report
@@ -205,12 +207,12 @@ class Reaper:
             self._unstick_intermediate(report)
             self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
             self._sweep_failed(report)
-            report.published = flush_outbox(self.deps)
+            report.published = self.deps.outbox.flush()
             run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
             due = time.monotonic() - self._checked_at >= REPUBLISH_CHECK_EVERY_S
             if run_id != self._redis_run_id or due:
                 since = self.deps.clock() - REPUBLISH_WINDOW
-                report.republished = republish_lost(self.deps, since)
+                report.republished = self.deps.outbox.republish_lost(since)
                 self._redis_run_id, self._checked_at = run_id, time.monotonic()
         finally:
             # An expired lock is harmless: the next pass takes it again.
@@ -227,7 +229,7 @@ class Reaper:
             with self.client.pipeline() as pipe:
                 for name, n in counts.items():
                     if n:
-                        pipe.hincrby(STATS_KEY, name, n)
+                        pipe.hincrby(self.runtime.keys.reaper_stats, name, n)
                 pipe.execute()
             log.warning("reaped", **counts, dead_workers=report.dead_workers)
         return report
@@ -315,17 +317,9 @@ class Reaper:
             job.save_meta()
 
 
-def reaper_for(runtime: Any) -> Reaper:
-    """A reaper with its own Redis client and SQLite connection (safe to use from a thread)."""
-    settings = runtime.settings
-    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-    deps = replace(
-        runtime.deps,
-        hot=HotStore(settings.hot_db),
-        publisher=Publisher(client, settings.offers_stream, settings.offers_channel),
-    )
-    own = type(runtime)(deps, settings, DeadLetters(client, settings.dead_letter_key))
-    return Reaper(client, settings.queue, own)
+def reaper_for(runtime: Runtime) -> Reaper:
+    """A reaper with its own Redis client and hot-store connection (safe to use from a thread)."""
+    return Reaper(runtime.with_own_connections())
 
 
 def run_forever(reaper: Reaper, interval_s: float, stop: threading.Event | None = None) -> None:
@@ -342,7 +336,7 @@ def run_forever(reaper: Reaper, interval_s: float, stop: threading.Event | None 
 _started: dict[int, threading.Thread] = {}
 
 
-def start_background(runtime: Any) -> threading.Thread | None:
+def start_background(runtime: Runtime) -> threading.Thread | None:
     """Start this process's reaper thread once (per PID); None when disabled."""
     interval = runtime.settings.reap_interval_s
     if interval <= 0 or os.getpid() in _started:
@@ -356,6 +350,7 @@ def start_background(runtime: Any) -> threading.Thread | None:
     return thread
 
 
-def stats(client: redis.Redis) -> dict[str, int]:
-    raw = client.hgetall(STATS_KEY)
+def stats(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """The reapers' counters so far (a hash in Redis)."""
+    raw = client.hgetall(keys.reaper_stats)
     return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_CODE_SECRET = "sgr-dev-secret-change-me"
+from worker.domain.rules import RuleConfig
+
+_SECRET_QUERY = ("key", "token", "secret", "password", "pass", "auth", "sig")
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for output and logs: the password (and user) in it and any query value that
+    looks like a credential replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode(
+                [(k, "***" if any(s in k.lower() for s in _SECRET_QUERY) else v) for k, v in pairs]
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "<unparseable URL>"
 
 
 class Settings(BaseSettings):
@@ -18,12 +40,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SGR_", extra="ignore")
 
     # Where things live
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     queue: str = "cart-events"
     data_dir: Path = Path("data")
     offers_stream: str = "sgr:offers"
     offers_channel: str = "sgr:offers:live"
     dead_letter_key: str = "sgr:dead-letters"
+    key_prefix: str = "sgr"  # the project's other Redis keys (worker/keys.py)
+    offers_stream_maxlen: int = Field(default=100_000, ge=0)  # about; 0 = never trimmed
+    offers_retention_hours: float = Field(
+        default=168.0, gt=0, le=24 * 366
+    )  # published markers' lifetime
     history_source: Literal["snapshot", "duckdb"] = "snapshot"
     # The hot store: empty = the SQLite file in the data folder; postgresql://... for a fleet
     hot_store_url: SecretStr = SecretStr("")
@@ -31,7 +58,7 @@ class Settings(BaseSettings):
 
     # The engine that writes offers
     engine: Literal["auto", "vllm", "policy"] = "auto"
-    llm_url: str = "http://127.0.0.1:8000/v1"
+    llm_url: str = Field(default="http://127.0.0.1:8000/v1", repr=False)
     llm_model: str | None = None
     llm_api_key: SecretStr = SecretStr("EMPTY")
     llm_timeout_s: float = Field(default=30.0, gt=0)
@@ -43,13 +70,12 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
     on_invalid_answer: Literal["policy", "no_offer"] = "policy"
 
-    # Offer codes
-    code_secret: SecretStr = SecretStr(DEV_CODE_SECRET)
-    offer_ttl_hours: float = Field(default=48.0, gt=0)
+    # Offer codes (random and stored: worker/codes.py)
+    offer_ttl_hours: float = Field(default=48.0, gt=0, le=24 * 366)
 
     # Business rules (see worker/rules.py and the README's rules table)
     min_cart_value: float = Field(default=20.0, ge=0)
-    offer_window_hours: float = Field(default=24.0, ge=0)
+    offer_window_hours: float = Field(default=24.0, ge=0, le=24 * 366)
     margin_floor: float = Field(default=0.10, ge=0, le=1)
     churn_high: float = Field(default=0.7, ge=0, le=1)
     churn_low: float = Field(default=0.3, ge=0, le=1)
@@ -82,6 +108,10 @@ class Settings(BaseSettings):
             )
         return self
 
+    def rule_config(self) -> RuleConfig:
+        """The rules' parameters, taken from these settings (their one definition)."""
+        return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.__dataclass_fields__})
+
     @property
     def offer_ttl(self) -> timedelta:
         return timedelta(hours=self.offer_ttl_hours)
@@ -97,3 +127,33 @@ class Settings(BaseSettings):
     @property
     def history_db(self) -> Path:
         return self.data_dir / "history.sqlite"
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; each line names the variable (``SGR_ENGINE``) and never
+    echoes a secret's value."""
+
+
+def _variable(loc: tuple[Any, ...]) -> str:
+    return "SGR_" + str(loc[0]).upper() if loc else "settings"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (and overrides), or SettingsError naming each variable."""
+    try:
+        settings = Settings()
+        return (
+            settings.model_validate({**settings.model_dump(), **overrides})
+            if overrides
+            else settings
+        )
+    except ValidationError as exc:
+        secret = {n for n, f in Settings.model_fields.items() if f.annotation is SecretStr}
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            name = _variable(loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            shown = "" if not loc or loc[0] in secret else f" (got {str(err.get('input'))[:60]!r})"
+            lines.append(f"{name}: {msg}{shown}")
+        raise SettingsError("invalid settings: " + "; ".join(lines)) from None

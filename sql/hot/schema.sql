@@ -43,8 +43,8 @@ CREATE TABLE IF NOT EXISTS offers (
     segment       TEXT NOT NULL,
     cap_pct       REAL NOT NULL,
     discount_pct  REAL NOT NULL CHECK (discount_pct > 0 AND discount_pct <= cap_pct),
-    -- unique: it carries the offer id (worker/codes.py), which this check ties to the key
-    code          TEXT NOT NULL CHECK (substr(code, 1, length(offer_id) + 5) = 'SGR-' || upper(offer_id) || '-'),
+    -- random and stored (worker/codes.py): SGR- and three groups of four characters
+    code          TEXT NOT NULL UNIQUE CHECK (length(code) = 18 AND substr(code, 1, 4) = 'SGR-'),
     expires_at    TEXT NOT NULL,
     engine        TEXT NOT NULL,
     model         TEXT,

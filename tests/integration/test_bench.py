@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from producers.bench import main
-from producers.standin_llm import StandInLLM
+from testbench.bench import main
+from testbench.standin_llm import StandInLLM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.chaos import FAULT_KINDS, ChaosConfig, run_chaos
+from testbench.chaos import FAULT_KINDS, ChaosConfig, run_chaos
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

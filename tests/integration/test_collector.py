@@ -13,10 +13,10 @@ import pytest
 import redis
 from rq import Queue
 
-from producers.collector import STAGES, collect, percentile, plot, summarize
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from producers.standin_llm import StandInLLM
+from testbench.collector import STAGES, collect, percentile, plot, summarize
+from testbench.fleet import Fleet
+from testbench.standin_llm import StandInLLM
 from tests.conftest import event, worker_env
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.redisproc import free_port
+from testbench.redisproc import free_port
 
 pytestmark = pytest.mark.integration
 SGR = str(Path(sys.executable).with_name("sgr"))

@@ -14,10 +14,10 @@ import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet, rq_worker_command
-from producers.standin_llm import StandInLLM
 from producers.synthetic import StreamConfig, event_stream
-from stores.hot import HotStore
+from stores.sqlite import SqliteHotStore
+from testbench.fleet import Fleet, rq_worker_command
+from testbench.standin_llm import StandInLLM
 from tests.conftest import event, worker_env
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_workers_turn_events_into_offers(
     enqueue_events(queue, bad, validate=False, max_attempts=3)
     Fleet(2, redis_url, "cart-events", worker_env(data_dir), burst=True).start().wait(120)
 
-    hot = HotStore(data_dir / "hot.sqlite")
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
     summary = hot.summary()
     assert summary["events"] == len(good.accepted) + len(bad)  # one outcome per event
     assert summary["dead_letter"] == 3
@@ -92,7 +92,7 @@ def test_sgr_produce_then_plain_rq_worker_burst(  # the forking worker: about 1 
         timeout=180,
         capture_output=True,
     )
-    hot = HotStore(data_dir / "hot.sqlite")
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
     outcome = hot.get_outcome("p1")
     assert outcome is not None and outcome.outcome == "offer"
     assert any(o["event_id"] == "p1" for o in stream_offers(redis_client))

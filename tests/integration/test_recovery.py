@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,17 +17,19 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from producers.redisproc import RedisServer, free_port
-from producers.standin_llm import StandInLLM
-from stores.hot import HotStore
-from tests.conftest import event, make_deps, worker_env
+from stores.sqlite import SqliteHotStore
+from testbench.fleet import Fleet
+from testbench.redisproc import RedisServer, free_port
+from testbench.standin_llm import StandInLLM
+from tests.conftest import event, make_deps, make_runtime, worker_env
 from worker.deadletter import DeadLetters
-from worker.events import parse_event
-from worker.jobs import Runtime
+from worker.domain.events import parse_event
+from worker.keys import Keys
+from worker.outbox import Outbox
 from worker.pipeline import process
 from worker.publish import Publisher
 from worker.reaper import Reaper, stats
+from worker.runtime import Runtime
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -58,9 +61,7 @@ def llm_env(data_dir: Path, llm: StandInLLM, **extra: str) -> dict[str, str]:
 
 def runtime_for(data_dir: Path, client: redis.Redis) -> Runtime:
     """What `sgr reap` holds: the stores and the publisher (the engine is not used)."""
-    settings = Settings(data_dir=data_dir, engine="policy", reap_interval_s=0)
-    deps = make_deps(data_dir, client)
-    return Runtime(deps, settings, DeadLetters(client, settings.dead_letter_key))
+    return make_runtime(data_dir, client)
 
 
 def test_sigkilled_job_is_rerun_once_by_the_reaper(
@@ -77,7 +78,7 @@ def test_sigkilled_job_is_rerun_once_by_the_reaper(
             job = Job.fetch(job_id, connection=redis_client)
             assert job.get_status() == JobStatus.STARTED  # RQ alone leaves it there for 180 s
 
-            report = Reaper(redis_client, QUEUE, runtime_for(data_dir, redis_client)).reap()
+            report = Reaper(runtime_for(data_dir, redis_client)).reap()
             assert report.requeued == [job_id] and len(report.dead_workers) == 1
             job.refresh()
             assert job.get_status() == JobStatus.QUEUED and job.retries_left == 1
@@ -85,7 +86,7 @@ def test_sigkilled_job_is_rerun_once_by_the_reaper(
                 llm.latency_s = 0.0
             fleet.spawn()
             wait_for(lambda: job.get_status() == JobStatus.FINISHED, 30, "the re-run")
-    hot = HotStore(data_dir / "hot.sqlite")
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
     outcome = hot.get_outcome("e1")
     assert outcome is not None and outcome.outcome == "offer" and outcome.attempts == 2
     assert redis_client.xlen("sgr:offers") == 1
@@ -103,7 +104,7 @@ def test_workers_reap_a_killed_peer_on_their_own(
             wait_for(lambda: len(llm.requests) >= 2, 30, "two jobs in hand")
             fleet.procs[0].send_signal(signal.SIGKILL)
             fleet.procs[0].wait()
-            hot = HotStore(data_dir / "hot.sqlite")
+            hot = SqliteHotStore(data_dir / "hot.sqlite")
             wait_for(
                 lambda: hot.summary()["events"] >= 4 and q.started_job_registry.count == 0,
                 40,
@@ -126,12 +127,12 @@ def test_abandoned_job_out_of_attempts_becomes_a_dead_letter(
             wait_for(lambda: llm.requests, 20, "the LLM request")
             fleet.procs[0].send_signal(signal.SIGKILL)
             fleet.procs[0].wait()
-            report = Reaper(redis_client, QUEUE, runtime_for(data_dir, redis_client)).reap()
+            report = Reaper(runtime_for(data_dir, redis_client)).reap()
     assert report.dead_lettered == ["e1"] and report.requeued == []
     assert Job.fetch(job_id, connection=redis_client).get_status() == JobStatus.FAILED
     letters = DeadLetters(redis_client, "sgr:dead-letters").list()
     assert [lt.event_id for lt in letters] == ["e1"] and "AbandonedJobError" in letters[0].error
-    outcome = HotStore(data_dir / "hot.sqlite").get_outcome("e1")
+    outcome = SqliteHotStore(data_dir / "hot.sqlite").get_outcome("e1")
     assert outcome is not None and outcome.outcome == "dead_letter"
 
 
@@ -146,7 +147,7 @@ def test_sigterm_finishes_the_job_in_hand(
         fleet.procs[0].send_signal(signal.SIGTERM)
         assert fleet.procs[0].wait(timeout=20) == 0
     assert Job.fetch(job_id, connection=redis_client).get_status() == JobStatus.FINISHED
-    outcome = HotStore(data_dir / "hot.sqlite").get_outcome("e1")
+    outcome = SqliteHotStore(data_dir / "hot.sqlite").get_outcome("e1")
     assert outcome is not None and outcome.outcome == "offer"
     assert redis_client.xlen("sgr:offers") == 1
     assert q.count == 1  # the second event waits for the next worker
@@ -160,7 +161,7 @@ def test_redis_restart_is_ridden_out(data_dir: Path) -> None:
         fleet = Fleet(2, server.url, QUEUE, env).start()
         try:
             enqueue_events(q, [abandoned(n) for n in range(1, 25)])
-            hot = HotStore(data_dir / "hot.sqlite")
+            hot = SqliteHotStore(data_dir / "hot.sqlite")
             wait_for(lambda: hot.summary()["events"] >= 4, 30, "some progress")
             server.stop()
             time.sleep(1.5)  # workers see a refused connection, then redis-server is back
@@ -190,12 +191,13 @@ def test_offer_committed_but_not_published_leaves_through_the_outbox(
     # the publish fails, as in a crash between the two.
     deps = make_deps(data_dir)
     down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
-    broken = type(deps)(**{**deps.__dict__, "publisher": Publisher(down, "sgr:offers", "x")})
+    keys = Keys.from_settings(Settings())
+    broken = replace(deps, outbox=Outbox(deps.hot, Publisher(down, keys), deps.clock))
     with pytest.raises(redis.ConnectionError):
         process(parse_event(abandoned(1)), broken)
     assert len(deps.hot.unpublished_offers()) == 1
 
-    report = Reaper(redis_client, QUEUE, runtime_for(data_dir, redis_client)).reap()
+    report = Reaper(runtime_for(data_dir, redis_client)).reap()
     assert report.published == 1
     assert deps.hot.unpublished_offers() == []
     assert redis_client.xlen("sgr:offers") == 1
@@ -212,7 +214,7 @@ def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -
         deps = make_deps(data_dir, client)
         for n in (1, 2, 3):
             assert process(parse_event(abandoned(n)), deps).outcome == "offer"
-        reaper = Reaper(client, QUEUE, runtime_for(data_dir, client))
+        reaper = Reaper(runtime_for(data_dir, client))
         assert reaper.reap().republished == 0  # first pass: checked, nothing lost
 
         def exists_calls() -> int:

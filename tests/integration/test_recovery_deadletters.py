@@ -13,12 +13,11 @@ import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from stores.hot import HotStore
-from tests.conftest import event, make_deps, worker_env
+from stores.sqlite import SqliteHotStore
+from testbench.fleet import Fleet
+from tests.conftest import event, make_runtime, worker_env
 from worker.deadletter import DeadLetters
-from worker.jobs import Runtime, dead_letter
-from worker.settings import Settings
+from worker.jobs import dead_letter
 
 pytestmark = pytest.mark.integration
 QUEUE = "cart-events"
@@ -53,8 +52,7 @@ def test_poison_event_listed_and_requeued(
     assert q.failed_job_registry.count == 1  # not retried: bad input does not get better
 
     # A valid event dead-lettered by a failure that was since fixed (as the worker records it).
-    settings = Settings(data_dir=data_dir, reap_interval_s=0)
-    runtime = Runtime(make_deps(data_dir, redis_client), settings, letters)
+    runtime = make_runtime(data_dir, redis_client)
     dead_letter(runtime, event(event_id="fixed-1", session="s3", user="u000003"), "boom", None)
 
     listing = sgr(redis_url, data_dir, "dead-letters")
@@ -64,7 +62,7 @@ def test_poison_event_listed_and_requeued(
     assert "requeued 1 event(s)" in out
     assert [lt.event_id for lt in letters.list()] == ["bad-1"]
     drain(redis_url, data_dir)
-    hot = HotStore(data_dir / "hot.sqlite")
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
     fixed = hot.get_outcome("fixed-1")
     assert fixed is not None and fixed.outcome == "offer"
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from producers.redisproc import free_port
-from producers.standin_llm import StandInLLM
+from testbench.redisproc import free_port
+from testbench.standin_llm import StandInLLM
 from tests.conftest import Clock, event, make_deps
-from worker.engines import CircuitBreaker, VllmEngine
-from worker.events import parse_event
+from worker.domain.events import parse_event
+from worker.engines.base import CircuitBreaker
+from worker.engines.vllm import VllmEngine
 from worker.pipeline import process
 
 TIMEOUT_S = 0.4
@@ -64,8 +65,8 @@ def test_fault_falls_back_to_policy_after_bounded_retries(data_dir: Path, fault:
     assert outcome.engine == "policy"
     assert any(p.startswith(FAULT_KINDS[fault]) for p in outcome.guardrail)
     offer = deps.hot.get_offer(outcome.offer_id or "")
-    assert offer is not None and offer["discount_pct"] <= offer["cap_pct"]
-    assert offer["published_at"] is not None
+    assert offer is not None and offer.discount_pct <= offer.cap_pct
+    assert offer.published_at is not None
 
 
 @pytest.mark.parametrize("fault", ["error500", "invalid_json"])

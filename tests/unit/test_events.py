@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import event
-from worker.events import EventType, InvalidEvent, parse_event
+from worker.domain.events import EventType, InvalidEvent, parse_event
 
 
 def error_of(payload: object) -> str:

@@ -9,7 +9,8 @@ import pytest
 
 from producers.synthetic import customers
 from stores.cold import ColdStore, export_history, write_history
-from stores.history import HistorySnapshot, snapshot_info, sync_snapshot
+from stores.history import HistorySnapshot, snapshot_info
+from stores.sync import sync_snapshot
 from tests.conftest import NOW
 
 
@@ -72,7 +73,7 @@ def test_missing_snapshot_says_what_to_run(tmp_path: Path) -> None:
 
 def test_a_worker_makes_the_snapshot_when_a_data_folder_has_none(tmp_path: Path) -> None:
     """An older data folder (cold store only): the worker's wiring syncs once instead of failing."""
-    from worker.jobs import open_history
+    from worker.runtime import open_history
     from worker.settings import Settings
 
     write_history(tmp_path / "cold.duckdb", customers(20, seed=4, now=NOW))
@@ -89,7 +90,7 @@ def test_making_the_missing_snapshot_does_not_load_duckdb_into_the_worker(tmp_pa
 
     write_history(tmp_path / "cold.duckdb", customers(20, seed=4, now=NOW))
     probe = (
-        "import sys; from worker.jobs import open_history; from worker.settings import Settings; "
+        "import sys; from worker.runtime import open_history; from worker.settings import Settings; "
         f"open_history(Settings(data_dir={str(tmp_path)!r})); print('duckdb' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)

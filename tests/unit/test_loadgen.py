@@ -16,7 +16,7 @@ from rq import Queue
 from producers.loadgen import LoadConfig, Mix, Sender, generate
 from producers.replay import read_events, timeline
 from tests.conftest import NOW, event
-from worker.events import parse_event
+from worker.domain.events import parse_event
 
 
 def test_count_and_mix_are_as_asked() -> None:

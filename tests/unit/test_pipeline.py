@@ -4,19 +4,19 @@ published once; the LLM path against an OpenAI-compatible STAND-IN at the edge."
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import fakeredis
 import pytest
 
-from producers.standin_llm import StandInLLM
+from testbench.standin_llm import StandInLLM
 from tests.conftest import NOW, Clock, event, make_deps
-from worker.codes import CodeSigner
-from worker.engines import CircuitBreaker, VllmEngine
-from worker.events import parse_event
-from worker.pipeline import flush_outbox, process
+from worker.codes import normalize
+from worker.domain.events import parse_event
+from worker.engines.base import CircuitBreaker
+from worker.engines.vllm import VllmEngine
+from worker.pipeline import process
 
 
 def run(deps, payload):  # type: ignore[no-untyped-def]
@@ -36,15 +36,15 @@ def test_abandoned_cart_gets_one_published_offer(
     assert outcome.outcome == "offer"
     offer = deps.hot.get_offer(outcome.offer_id or "")
     assert offer is not None
-    assert 0 < offer["discount_pct"] <= offer["cap_pct"]
-    assert offer["published_at"] is not None
-    info = CodeSigner(b"test-secret-0123456789abcdef").verify(offer["code"], NOW)
-    assert info.offer_id == offer["offer_id"]
-    assert f"{offer['discount_pct']:g}%" in offer["message"]
+    assert 0 < offer.discount_pct <= offer.cap_pct
+    assert offer.published_at is not None
+    assert normalize(offer.code) == offer.code
+    assert deps.hot.code_state(offer.code).offer_id == offer.offer_id  # type: ignore[union-attr]
+    assert f"{offer.discount_pct:g}%" in offer.message
     entries = client.xrange("sgr:offers")
     assert len(entries) == 1
-    assert entries[0][1][b"offer_id"].decode() == offer["offer_id"]
-    reasoning = json.loads(offer["reasoning"])
+    assert entries[0][1][b"offer_id"].decode() == offer.offer_id
+    reasoning = offer.reasoning
     assert list(reasoning["pricing"])[:4] == [
         "churn_analysis",
         "financial_analysis",
@@ -88,8 +88,8 @@ def test_new_customer_rule(data_dir: Path, client: fakeredis.FakeRedis) -> None:
     outcome = run(deps, event(user="brand-new"))
     offer = deps.hot.get_offer(outcome.offer_id or "")
     assert offer is not None
-    assert offer["segment"] == "new_customer"
-    assert offer["cap_pct"] == deps.rules.new_customer_cap_pct
+    assert offer.segment == "new_customer"
+    assert offer.cap_pct == deps.rules.new_customer_cap_pct
 
 
 def test_outbox_publishes_committed_offers_once(
@@ -98,10 +98,10 @@ def test_outbox_publishes_committed_offers_once(
     deps = make_deps(data_dir, client)
     outcome = run(deps, event())
     deps.hot.conn.execute("UPDATE offers SET published_at = NULL")  # as if we crashed before
-    assert flush_outbox(deps) == 1
-    assert flush_outbox(deps) == 0
+    assert deps.outbox.flush() == 1
+    assert deps.outbox.flush() == 0
     assert client.xlen("sgr:offers") == 1  # the marker kept the stream free of a double
-    assert deps.hot.get_offer(outcome.offer_id or "")["published_at"] is not None  # type: ignore[index]
+    assert deps.hot.get_offer(outcome.offer_id or "").published_at is not None  # type: ignore[union-attr]
 
 
 def vllm_edge(url: str) -> VllmEngine:
@@ -126,9 +126,9 @@ def test_llm_path_sends_strict_json_schema_with_the_cap(
         bound = fmt["json_schema"]["schema"]["properties"]["pricing"]["properties"][
             "discount_percent"
         ]
-        assert bound["maximum"] == offer["cap_pct"]
+        assert bound["maximum"] == offer.cap_pct
         assert "guided_json" not in body and "extra_body" not in body
-        assert offer["engine"] == "vllm" and offer["model"] == "stand-in"
+        assert offer.engine == "vllm" and offer.model == "stand-in"
 
 
 @pytest.mark.parametrize(
@@ -144,8 +144,8 @@ def test_bad_llm_answers_fall_back_to_rules(
     assert outcome.engine == "policy"
     assert outcome.guardrail  # the reason is recorded
     offer = deps.hot.get_offer(outcome.offer_id or "")
-    assert offer is not None and offer["discount_pct"] <= offer["cap_pct"]
-    assert json.loads(offer["guardrail"])
+    assert offer is not None and offer.discount_pct <= offer.cap_pct
+    assert offer.guardrail
 
 
 def test_bad_llm_answer_can_mean_no_offer(data_dir: Path, client: fakeredis.FakeRedis) -> None:
@@ -164,16 +164,14 @@ def test_offers_lost_by_redis_are_published_again_once(
 ) -> None:
     from datetime import timedelta
 
-    from worker.pipeline import republish_lost
-
     deps = make_deps(data_dir, client)
     run(deps, event(event_id="a", session="s1", user="u000001"))
     kept = run(deps, event(event_id="b", session="s2", user="u000002"))
     since = NOW - timedelta(minutes=15)
-    assert republish_lost(deps, since) == 0
+    assert deps.outbox.republish_lost(since) == 0
     client.flushall()  # Redis crashed and came back without its last writes
-    assert republish_lost(deps, since) == 2
-    assert republish_lost(deps, since) == 0
+    assert deps.outbox.republish_lost(since) == 2
+    assert deps.outbox.republish_lost(since) == 0
     ids = [fields[b"offer_id"].decode() for _id, fields in client.xrange("sgr:offers")]
     assert sorted(ids) == sorted(set(ids)) and kept.offer_id in ids
 
@@ -185,13 +183,11 @@ def test_republished_entry_is_identical_to_the_first(
     shop must see the same fields either way (times in the same format, numbers alike)."""
     from datetime import timedelta
 
-    from worker.pipeline import republish_lost
-
     deps = make_deps(data_dir, client)
     run(deps, event())
     [(_id, first)] = client.xrange("sgr:offers")
     client.flushall()
-    assert republish_lost(deps, NOW - timedelta(minutes=15)) == 1
+    assert deps.outbox.republish_lost(NOW - timedelta(minutes=15)) == 1
     [(_id, again)] = client.xrange("sgr:offers")
     assert again == first
     assert first[b"expires_at"].decode().endswith("+00:00") and "T" in first[b"expires_at"].decode()
@@ -229,7 +225,7 @@ def test_offer_is_dropped_when_the_session_moved_on_meanwhile(
     event and asks the rules again on what is committed by then."""
     from datetime import timedelta
 
-    from worker.engines import PolicyEngine
+    from worker.engines.policy import PolicyEngine
 
     other = make_deps(data_dir, client)
     later = NOW + timedelta(seconds=int(meanwhile["seconds"]))  # type: ignore[call-overload]

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.events import EventType
-from worker.rules import Facts, History, RuleConfig, cap_for, check_answer, decide, policy_discount
+from worker.domain.events import EventType
+from worker.domain.model import History
+from worker.domain.rules import Facts, RuleConfig, cap_for, check_answer, decide, policy_discount
+from worker.settings import Settings
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
-CFG = RuleConfig()
+CFG = Settings().rule_config()
 
 
 def facts(**kw: object) -> Facts:
@@ -43,7 +45,7 @@ histories = st.one_of(
     ),
 )
 configs = st.builds(
-    RuleConfig,
+    lambda **given: Settings(**given).rule_config(),
     margin_floor=st.floats(0, 1),
     high_churn_margin_share=st.floats(0, 1),
     mid_churn_margin_share=st.floats(0, 1),

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers.standin_llm import fill
-from worker.schemas import (
+from testbench.standin_llm import fill
+from worker.engines.schemas import (
     MESSAGE_MAX,
     AnswerInvalid,
     OfferAnswer,

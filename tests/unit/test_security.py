@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import fakeredis
@@ -19,16 +18,17 @@ import structlog
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from producers.redisproc import RedisServer, free_port
-from producers.standin_llm import StandInLLM
-from stores.hot import HotStore
-from tests.conftest import NOW, SECRET, event, make_deps, worker_env
-from worker.codes import CodeSigner, InvalidCode
-from worker.engines import CircuitBreaker, VllmEngine
-from worker.events import parse_event
-from worker.jobs import build_runtime
+from stores.sqlite import SqliteHotStore
+from testbench.fleet import Fleet
+from testbench.redisproc import RedisServer, free_port
+from testbench.standin_llm import StandInLLM
+from tests.conftest import NOW, event, make_deps, worker_env
+from worker.codes import InvalidCode, new_code, normalize, usable
+from worker.domain.events import parse_event
+from worker.engines.base import CircuitBreaker
+from worker.engines.vllm import VllmEngine
 from worker.pipeline import process
+from worker.runtime import build_runtime
 from worker.settings import Settings
 
 INJECTIONS = (
@@ -62,9 +62,9 @@ def test_injected_messages_never_lift_the_discount_above_the_cap(
             assert outcome.outcome == "offer", outcome
             offer = deps.hot.get_offer(outcome.offer_id or "")
             assert offer is not None
-            assert 0 < offer["discount_pct"] <= offer["cap_pct"] <= 30.0
-            assert "90%" not in offer["message"] and "95%" not in offer["message"]
-            assert f"{offer['discount_pct']:g}% off" in offer["message"]
+            assert 0 < offer.discount_pct <= offer.cap_pct <= 30.0
+            assert "90%" not in offer.message and "95%" not in offer.message
+            assert f"{offer.discount_pct:g}% off" in offer.message
             if fault != "none":  # the bad answer was refused and the rules engine spoke instead
                 assert outcome.engine == "policy" and outcome.guardrail
         # The message reached the model only as data inside the user turn, never as the system.
@@ -94,38 +94,36 @@ def test_sql_statements_are_files_not_formatted_strings() -> None:
                 assert "PRAGMA" in line and "int(" in line, f"{path.name}:{number}: {line}"
 
 
-def test_tampered_or_foreign_codes_are_rejected() -> None:
-    signer = CodeSigner(SECRET.encode())
-    code = signer.issue("00aa11bb22cc33dd", NOW + timedelta(hours=48), 12.5)
-    assert signer.verify(code, NOW).discount_pct == 12.5
-    prefix, offer, expiry, bps, tag = code.split("-")
-    forged = [
-        "-".join([prefix, offer, expiry, "9000", tag]),  # a bigger discount
-        "-".join([prefix, offer, "ZZZZZZZ", bps, tag]),  # a later expiry
-        "-".join([prefix, "00AA11BB22CC33DE", expiry, bps, tag]),  # another offer
-        "-".join([prefix, offer, expiry, bps, tag[:-1] + ("A" if tag[-1] != "A" else "B")]),
-        code + "-X",
-        "SGR-" + offer,
-    ]
-    for bad in forged:
-        with pytest.raises(InvalidCode):
-            signer.verify(bad, NOW)
-    with pytest.raises(InvalidCode):
-        CodeSigner(b"another-secret-0123456789").verify(code, NOW)
-    with pytest.raises(InvalidCode, match="expired"):
-        signer.verify(code, NOW + timedelta(hours=49))
+def test_forged_codes_are_unknown_and_redemption_uses_the_stored_offer(data_dir: Path) -> None:
+    """A code carries nothing: a re-typed, guessed or edited code is unknown, and the percent a
+    redemption grants is the stored offer's, whatever the code looks like."""
+    deps = make_deps(data_dir)
+    outcome = process(parse_event(event()), deps)
+    offer = deps.hot.get_offer(outcome.offer_id or "")
+    assert offer is not None
+    code = offer.code
+    state = deps.hot.code_state(normalize(code.lower().replace("-", "")))
+    assert state is not None and state.discount_pct == offer.discount_pct
+    body = code.removeprefix("SGR-").replace("-", "")
+    edited = "SGR-" + body[:-1] + ("A" if body[-1] != "A" else "B")
+    for forged in (edited, new_code(), "SGR-9500-9500-9500".replace("0", "2")):
+        assert deps.hot.code_state(normalize(forged)) is None
+    assert deps.hot.redeem(code, NOW)
+    assert not deps.hot.redeem(code, NOW)  # single use
+    with pytest.raises(InvalidCode) as info:
+        usable(code, deps.hot.code_state(code), NOW)
+    assert info.value.kind == "redeemed"
 
 
 def test_secrets_are_never_logged(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code_secret, api_key = "code-secret-do-not-log-1234567890", "sk-api-key-do-not-log-0987"
+    code_secret, api_key = "url-password-do-not-log-1234567890", "sk-api-key-do-not-log-0987"
     with StandInLLM(fault="error500") as llm:
-        monkeypatch.setenv("SGR_CODE_SECRET", code_secret)
         monkeypatch.setenv("SGR_LLM_API_KEY", api_key)
+        url = llm.url.replace("http://", f"http://sgr:{code_secret}@")
         settings = Settings(
-            data_dir=data_dir, engine="vllm", llm_url=llm.url, llm_retries=0, reap_interval_s=0
+            data_dir=data_dir, engine="vllm", llm_url=url, llm_retries=0, reap_interval_s=0
         )
         assert code_secret not in repr(settings) and api_key not in repr(settings)
-        assert code_secret not in settings.model_dump_json()
         with structlog.testing.capture_logs() as logs:
             runtime = build_runtime(settings, fakeredis.FakeRedis())
             process(parse_event(event()), runtime.deps)  # the LLM fails: warnings are logged
@@ -151,7 +149,7 @@ def test_redis_url_with_password(data_dir: Path) -> None:
         assert fleet.procs[0].returncode == 0
         assert client.xlen("sgr:offers") == 1 and len(job_ids) == 1
         assert password not in (log_dir / "worker-0.log").read_text()
-    outcome = HotStore(data_dir / "hot.sqlite").get_outcome("e1")
+    outcome = SqliteHotStore(data_dir / "hot.sqlite").get_outcome("e1")
     assert outcome is not None and outcome.outcome == "offer"
 
 

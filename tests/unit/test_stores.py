@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stores.cold import ColdStore
-from stores.hot import HotStore
-from stores.timefmt import to_text
+from stores.sqlite import SqliteHotStore
 from tests.conftest import NOW, event
+from worker.domain.timefmt import to_text
 
 
 def params(event_id: str, at: object, status: str | None, value: float | None) -> dict[str, object]:
@@ -30,7 +30,7 @@ def params(event_id: str, at: object, status: str | None, value: float | None) -
 
 
 def test_older_event_never_rolls_state_back(tmp_path: Path) -> None:
-    hot = HotStore(tmp_path / "hot.sqlite")
+    hot = SqliteHotStore(tmp_path / "hot.sqlite")
     assert hot.apply_event(params("e2", NOW, "abandoned", 80.0), NOW)
     assert not hot.apply_event(params("e1", NOW - timedelta(minutes=5), "active", 10.0), NOW)
     state = hot.get_session("s1")
@@ -39,7 +39,7 @@ def test_older_event_never_rolls_state_back(tmp_path: Path) -> None:
 
 
 def test_ordered_is_final_and_messages_keep_status(tmp_path: Path) -> None:
-    hot = HotStore(tmp_path / "hot.sqlite")
+    hot = SqliteHotStore(tmp_path / "hot.sqlite")
     hot.apply_event(params("e1", NOW, "ordered", 50.0), NOW)
     hot.apply_event(params("e2", NOW + timedelta(seconds=1), "abandoned", 50.0), NOW)
     hot.apply_event(params("e3", NOW + timedelta(seconds=2), None, None), NOW)
@@ -51,7 +51,7 @@ def test_ordered_is_final_and_messages_keep_status(tmp_path: Path) -> None:
 
 
 def test_an_outcome_is_recorded_once(tmp_path: Path) -> None:
-    hot = HotStore(tmp_path / "hot.sqlite")
+    hot = SqliteHotStore(tmp_path / "hot.sqlite")
     assert hot.record_outcome(event_id="e1", outcome="no_offer", reason="a", finished_at=NOW)
     assert not hot.record_outcome(event_id="e1", outcome="offer", finished_at=NOW)
     recorded = hot.get_outcome("e1")
@@ -60,7 +60,7 @@ def test_an_outcome_is_recorded_once(tmp_path: Path) -> None:
 
 
 def _writer(path: str, prefix: str, count: int) -> None:
-    hot = HotStore(path)
+    hot = SqliteHotStore(path)
     for i in range(count):
         with hot.transaction():
             hot.apply_event(
@@ -76,7 +76,7 @@ def _writer(path: str, prefix: str, count: int) -> None:
 
 def test_two_processes_write_the_same_file(tmp_path: Path) -> None:
     path = str(tmp_path / "hot.sqlite")
-    HotStore(path).close()
+    SqliteHotStore(path).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(path, p, 200)) for p in ("a", "b")]
     for proc in procs:
@@ -84,7 +84,7 @@ def test_two_processes_write_the_same_file(tmp_path: Path) -> None:
     for proc in procs:
         proc.join(60)
         assert proc.exitcode == 0
-    hot = HotStore(path)
+    hot = SqliteHotStore(path)
     assert hot.summary()["events"] == 400
     assert hot.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -119,11 +119,12 @@ def test_pipeline_predicts_the_state_sql_commits(steps: list[tuple[str, int, int
     both must agree on status and staleness for any order of events, duplicates included."""
     import tempfile
 
-    from worker.events import parse_event
-    from worker.pipeline import session_after, state_params
+    from worker.domain.events import parse_event
+    from worker.domain.session import session_after
+    from worker.pipeline import state_params
 
     with tempfile.TemporaryDirectory() as tmp:
-        hot = HotStore(Path(tmp) / "hot.sqlite")
+        hot = SqliteHotStore(Path(tmp) / "hot.sqlite")
         for kind, second, n in steps:
             at = NOW + timedelta(seconds=second)
             extra = {"message": "hello?"} if kind == "customer_message" else {}

@@ -16,14 +16,15 @@ import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from producers.standin_llm import fill
-from stores.hot import HotStore
+from stores.sqlite import SqliteHotStore
+from testbench.fleet import Fleet
+from testbench.standin_llm import fill
 from tests.conftest import event, worker_env
 from tests.vllm.conftest import DEPLOY
-from worker.engines import EngineError, OfferRequest, VllmEngine
-from worker.rules import Decision
-from worker.schemas import MESSAGE_MAX, SUMMARY_MAX, offer_schema, validate_answer
+from worker.domain.rules import Decision
+from worker.engines.base import EngineError, OfferRequest
+from worker.engines.schemas import MESSAGE_MAX, SUMMARY_MAX, offer_schema, validate_answer
+from worker.engines.vllm import VllmEngine
 
 pytestmark = pytest.mark.vllm
 SGR = str(Path(sys.executable).with_name("sgr"))
@@ -67,7 +68,7 @@ def test_pipeline_end_to_end_on_real_vllm(
     env = worker_env(data_dir, SGR_ENGINE="vllm", SGR_LLM_URL=vllm_url, SGR_LLM_TEMPERATURE="1.0")
     Fleet(3, redis_url, "cart-events", env, burst=True).start().wait(900)  # 3 concurrent clients
 
-    hot = HotStore(data_dir / "hot.sqlite")
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
     summary = hot.summary()
     assert summary["events"] == 60 and summary["offers"] == 60
     assert summary["engine_failed"] == 0  # every answer parsed and fit the schema sent

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from producers.benchkit import Lane, Phase, bench_events, fleet_rss, make_fleet
+from testbench.benchkit import Lane, Phase, bench_events, fleet_rss, make_fleet
 
 if TYPE_CHECKING:
-    from producers.bench import BenchConfig
+    from testbench.bench import BenchConfig
 
 PIPELINE_FUNC = "worker.jobs.handle_event"
 
@@ -40,14 +40,15 @@ def request_bodies(
     from dataclasses import replace
 
     from stores.history import HistorySnapshot
-    from worker import rules
-    from worker.engines import VllmEngine
-    from worker.events import parse_event
+    from worker.domain import rules
+    from worker.domain.events import parse_event
+    from worker.domain.model import EventContext
+    from worker.engines.vllm import VllmEngine
     from worker.pipeline import offer_request
     from worker.settings import Settings
 
     settings = Settings()
-    cfg = rules.RuleConfig.from_settings(settings)
+    cfg = settings.rule_config()
     engine = VllmEngine(
         base_url=url,
         model=model,
@@ -60,17 +61,8 @@ def request_bodies(
         for payload in events:
             event = parse_event(payload)
             assert event.cart is not None
-            facts = rules.Facts(
-                event_type=event.type,
-                cart_value=event.cart.total,
-                margin=event.cart.margin_fraction,
-                inventory=event.inventory,
-                session_status="abandoned",
-                stale=False,
-                history=None,
-                last_offer_at=None,
-                now=datetime.now(UTC),
-            )
+            fresh = EventContext(outcome=None, session=None, last_offer_at=None)
+            facts = rules.facts_for(event, fresh, datetime.now(UTC))
             facts = replace(facts, history=history.history(event.user_id))
             decision = rules.cap_for(facts, cfg)
             bodies.append(engine.request_body(offer_request(event, facts, decision, cfg)))

@@ -14,8 +14,6 @@ Percentiles interpolate linearly between the two nearest ranks (numpy's default)
 from __future__ import annotations
 
 import json
-import math
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,44 +25,15 @@ import redis
 import structlog
 import typer
 
-from stores.hot import HotStore
+from producers.stats import _ms, summarize
 from stores.sqlfiles import sql
-from stores.timefmt import from_text, to_text
+from stores.sqlite import SqliteHotStore
+from worker.domain.timefmt import from_text, to_text
 
 log = structlog.get_logger("sgr.collector")
 
 STAGES = ("queue_wait", "state", "history", "llm", "checks", "publish")
 FAR_FUTURE = "9999-12-31T00:00:00+00:00"
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) of already sorted values, linear between ranks."""
-    if not ordered:
-        raise ValueError("no values")
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
-    """n, mean, p50, p95, p99 and max of ``values`` (milliseconds), rounded to 0.001."""
-    if not values:
-        return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    return {
-        "n": len(ordered),
-        "mean": round(sum(ordered) / len(ordered), 3),
-        "p50": round(percentile(ordered, 50), 3),
-        "p95": round(percentile(ordered, 95), 3),
-        "p99": round(percentile(ordered, 99), 3),
-        "max": round(ordered[-1], 3),
-    }
-
-
-def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return (later - earlier).total_seconds() * 1000
 
 
 @dataclass
@@ -103,7 +72,7 @@ class EventRow:
 
 
 def load_rows(
-    hot: HotStore, since: datetime | None = None, until: datetime | None = None
+    hot: SqliteHotStore, since: datetime | None = None, until: datetime | None = None
 ) -> list[EventRow]:
     """Processed events enqueued in ``[since, until)`` (everything by default)."""
     params = {
@@ -239,7 +208,7 @@ def collect(
     until: datetime | None = None,
 ) -> tuple[dict[str, Any], list[EventRow]]:
     """Read the stores (and the stream and failed registry, given a client) into a report."""
-    hot = HotStore(hot_db)
+    hot = SqliteHotStore(hot_db)
     try:
         rows = load_rows(hot, since, until)
     finally:
@@ -315,97 +284,6 @@ def plot(rows: Sequence[EventRow], report: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-class LiveProgress:
-    """The live display of ``sgr loadgen``: sent, processed, offers, queue depth, latency."""
-
-    def __init__(
-        self, settings: Any, client: redis.Redis, started: datetime, enabled: bool = True
-    ) -> None:
-        self.settings = settings
-        self.client = client
-        self.since = to_text(started - timedelta(seconds=1))
-        self.enabled = enabled
-        self.lock = threading.Lock()
-        self.hot: HotStore | None = None
-        self.live: Any = None
-
-    def __enter__(self) -> LiveProgress:
-        if not self.enabled:
-            return self
-        from rich.console import Console
-        from rich.live import Live
-
-        if Path(self.settings.hot_db).exists():
-            self.hot = HotStore(self.settings.hot_db)
-        self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-        if self.hot is not None:
-            self.hot.close()
-
-    def figures(self, sent: int, elapsed_s: float) -> dict[str, Any]:
-        from rq import Queue
-
-        figures: dict[str, Any] = {
-            "sent": sent,
-            "rate": round(sent / elapsed_s, 1) if elapsed_s else 0.0,
-            "queued": Queue(self.settings.queue, connection=self.client).count,
-        }
-        if self.hot is not None:
-            row = self.hot.query(sql("hot/report_progress"), {"since": self.since})[0]
-            figures.update(
-                processed=row["processed"], offers=row["offers"], dead=row["dead_letters"]
-            )
-            recent = self.hot.query(sql("hot/report_recent"), {"since": self.since, "limit": 2000})
-            done = [
-                _ms(from_text(r["finished_at"]), from_text(r["enqueued_at"])) or 0.0 for r in recent
-            ]
-            figures["latency_ms"] = summarize(done)
-        return figures
-
-    def update(self, stats: Any) -> None:
-        if self.live is None:
-            return
-        from rich.table import Table
-
-        with self.lock:
-            try:
-                f = self.figures(stats.sent, stats.elapsed_s)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("progress_unavailable", error=str(exc))
-                return
-            table = Table(title=f"sgr loadgen: {stats.elapsed_s:.1f} s", show_header=True)
-            for column in ("sent", "rate/s", "processed", "offers", "queued", "p50", "p95", "p99"):
-                table.add_column(column, justify="right")
-            lat = f.get("latency_ms") or {}
-
-            def cell(value: Any) -> str:
-                return (
-                    "-"
-                    if value is None
-                    else f"{value:.0f}"
-                    if isinstance(value, float)
-                    else str(value)
-                )
-
-            table.add_row(
-                str(f["sent"]),
-                f"{f['rate']:.1f}",
-                cell(f.get("processed")),
-                cell(f.get("offers")),
-                str(f["queued"]),
-                *(
-                    cell(lat.get(k)) + (" ms" if lat.get(k) is not None else "")
-                    for k in ("p50", "p95", "p99")
-                ),
-            )
-            self.live.update(table)
 
 
 # CLI ------------------------------------------------------------------------------------------

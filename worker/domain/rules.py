@@ -10,24 +10,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from worker.events import EventType
-
-if TYPE_CHECKING:
-    from worker.settings import Settings
-
-
-@dataclass(frozen=True)
-class History:
-    """A customer's history from the cold store."""
-
-    user_id: str
-    lifetime_value: float
-    churn_probability: float
-    avg_days_between_orders: float | None
-    orders_count: int
-    last_order_at: datetime | None
+from worker.domain.events import CartEvent, EventType
+from worker.domain.model import EventContext, History
+from worker.domain.session import session_after
 
 
 @dataclass(frozen=True)
@@ -47,25 +33,42 @@ class Facts:
 
 @dataclass(frozen=True)
 class RuleConfig:
-    min_cart_value: float = 20.0
-    offer_window_hours: float = 24.0
-    margin_floor: float = 0.10
-    churn_high: float = 0.7
-    churn_low: float = 0.3
-    high_churn_margin_share: float = 0.5
-    mid_churn_margin_share: float = 0.25
-    low_churn_cap_pct: float = 5.0
-    loyal_ltv: float = 2000.0
-    loyal_cap_pct: float = 5.0
-    new_customer_cap_pct: float = 5.0
-    low_stock_factor: float = 0.5
-    max_discount_pct: float = 30.0
-    min_discount_pct: float = 1.0
+    """The rules' parameters. No defaults here: ``Settings.rule_config()`` derives them from the
+    settings, where each default is defined once (and documented in the README)."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RuleConfig:
-        names = cls.__dataclass_fields__
-        return cls(**{name: getattr(settings, name) for name in names})
+    min_cart_value: float
+    offer_window_hours: float
+    margin_floor: float
+    churn_high: float
+    churn_low: float
+    high_churn_margin_share: float
+    mid_churn_margin_share: float
+    low_churn_cap_pct: float
+    loyal_ltv: float
+    loyal_cap_pct: float
+    new_customer_cap_pct: float
+    low_stock_factor: float
+    max_discount_pct: float
+    min_discount_pct: float
+
+
+def facts_for(event: CartEvent, context: EventContext, now: datetime) -> Facts:
+    """The facts of one event, from the event and what the hot store held before it (the one
+    place they are assembled: the pipeline and the bench's direct client both use it)."""
+    before = context.session
+    status, stale = session_after(event, before)
+    cart = event.cart
+    return Facts(
+        event_type=event.type,
+        cart_value=cart.total if cart else ((before and before.cart_value) or 0.0),
+        margin=cart.margin_fraction if cart else ((before and before.margin) or 0.0),
+        inventory=event.inventory if cart else ((before and before.inventory) or "in_stock"),
+        session_status=status,
+        stale=stale,
+        history=None,
+        last_offer_at=context.last_offer_at,
+        now=now,
+    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producers.benchkit import (
+from testbench.benchkit import (
     CpuMeter,
     Lane,
     Phase,
@@ -41,7 +41,7 @@ from producers.benchkit import (
     machine,
     make_fleet,
 )
-from producers.benchvllm import endpoint_model, vllm_phase
+from testbench.benchvllm import endpoint_model, vllm_phase
 
 
 def _log() -> Any:
@@ -52,8 +52,8 @@ def _log() -> Any:
 
 SIMPLE = "rq.worker.SimpleWorker"
 FORKING = "rq.worker.Worker"
-NOOP_FUNC = "producers.benchjobs.noop"
-ESSENTIALS_FUNC = "producers.benchjobs.essentials"
+NOOP_FUNC = "testbench.benchjobs.noop"
+ESSENTIALS_FUNC = "testbench.benchjobs.essentials"
 PIPELINE_FUNC = "worker.jobs.handle_event"
 TARGETS = {
     "rules_vs_floor": 0.8,
@@ -228,7 +228,7 @@ def fork_floor(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> float | N
 
 def llm_edge(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[str, Any]:
     """(3): the pipeline against the STAND-IN LLM with W = 1, 4, 16... workers (grown in place)."""
-    from producers.standin_llm import StandInLLM
+    from testbench.standin_llm import StandInLLM
 
     latency_s = cfg.llm_latency_ms / 1000
     sizes = sorted(set(cfg.llm_workers))
@@ -287,10 +287,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """All phases, in one run on one throwaway Redis; one JSON-ready dict."""
     import redis
 
-    from producers.redisproc import RedisServer
     from producers.synthetic import customers
     from stores.cold import write_history
-    from stores.history import sync_snapshot
+    from stores.sync import sync_snapshot
+    from testbench.redisproc import RedisServer
 
     started = time.monotonic()
     result: dict[str, Any] = {"machine": machine(), "config": asdict(cfg), "targets": TARGETS}

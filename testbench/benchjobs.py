@@ -25,42 +25,43 @@ def essentials(payload: Any) -> dict[str, Any]:
     the pipeline on the machine measured."""
     from datetime import timedelta
 
-    from worker.events import parse_event
-    from worker.jobs import current_runtime
-    from worker.pipeline import publish_committed, state_params
+    from worker.domain.events import parse_event
+    from worker.domain.model import Offer
+    from worker.pipeline import state_params
+    from worker.runtime import for_job
 
-    deps = current_runtime().deps
+    deps = for_job().deps
     event = parse_event(payload)
     deps.hot.event_context(event.event_id, event.session_id, event.user_id)
     now = datetime.now(UTC)
     offer_id = os.urandom(8).hex()
-    offer = {
-        "offer_id": offer_id,
-        "event_id": event.event_id,
-        "session_id": event.session_id,
-        "user_id": event.user_id,
-        "currency": "EUR",
-        "cart_value": 100.0,
-        "margin": 0.4,
-        "segment": "reference",
-        "cap_pct": 5.0,
-        "discount_pct": 5.0,
-        "code": f"SGR-{offer_id.upper()}-REF",
-        "expires_at": now + timedelta(hours=48),
-        "engine": "reference",
-        "model": None,
-        "reasoning": {},
-        "message": "reference",
-        "guardrail": None,
-        "created_at": now,
-    }
+    offer = Offer(
+        offer_id=offer_id,
+        event_id=event.event_id,
+        session_id=event.session_id,
+        user_id=event.user_id,
+        currency="EUR",
+        cart_value=100.0,
+        margin=0.4,
+        segment="reference",
+        cap_pct=5.0,
+        discount_pct=5.0,
+        code=deps.new_code(),
+        expires_at=now + timedelta(hours=48),
+        engine="reference",
+        model=None,
+        reasoning={},
+        message="reference",
+        guardrail=None,
+        created_at=now,
+    )
     with deps.hot.transaction():
         deps.hot.apply_event(state_params(event), now)
         deps.hot.record_outcome(
             event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
         )
         deps.hot.insert_offer(offer)
-    publish_committed(deps, offer)
+    deps.outbox.publish(offer)
     import structlog
 
     structlog.get_logger("sgr.bench").info("offer_made", offer_id=offer_id)

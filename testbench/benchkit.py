@@ -223,10 +223,10 @@ class Phase:
     def stages(self, since: datetime) -> dict[str, Any]:
         """p50/mean ms per stage of the pipeline's events enqueued since ``since`` (the
         collector's view; the reference job's offers are left out)."""
-        from producers.collector import build_report, load_rows
-        from stores.hot import HotStore
+        from stores.sqlite import SqliteHotStore
+        from testbench.collector import build_report, load_rows
 
-        hot = HotStore(self.dir / "hot.sqlite")
+        hot = SqliteHotStore(self.dir / "hot.sqlite")
         try:
             rows = [r for r in load_rows(hot, since) if r.engine != "reference"]
         finally:
@@ -244,7 +244,7 @@ class Phase:
 
 
 def make_fleet(count: int, url: str, queue: str, env: dict[str, str], worker_class: str) -> Any:
-    from producers.fleet import Fleet
+    from testbench.fleet import Fleet
 
     return Fleet(count, url, queue, env, worker_class=worker_class)
 

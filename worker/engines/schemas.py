@@ -13,7 +13,7 @@ import json
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 INTENTS = ("price_sensitive", "hesitant", "comparison_shopping", "distracted", "support_needed")
 TONES = ("friendly", "reassuring", "urgent")
@@ -108,9 +108,11 @@ class AnswerInvalid(ValueError):
 def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
     """Parse a reply strictly and check it against the schema that was sent with the request."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise AnswerInvalid(f"not JSON: {exc.msg} at char {exc.pos} (got {text[:80]!r})") from None
+    except ValueError as exc:
+        raise AnswerInvalid(str(exc)) from None
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
     )
@@ -122,4 +124,11 @@ def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
                 for w, e in zip(where, errors, strict=True)
             )
         )
-    return OfferAnswer.model_validate(data)
+    try:
+        return OfferAnswer.model_validate(data)
+    except ValidationError as exc:  # whatever the reason: an invalid answer, never a crash
+        raise AnswerInvalid(f"does not fit the answer's model: {exc.errors()[0]['msg']}") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"not strict JSON: {name} is not a number JSON allows")

@@ -1,6 +1,6 @@
 """The chaos run: a load of cart events through real `rq worker` processes while faults are
 injected on a schedule, then a reconciliation of every accepted event against the stores and the
-result stream. ``sgr chaos`` or ``python -m producers.chaos``; it talks only to 127.0.0.1.
+result stream. ``sgr chaos`` or ``python -m testbench.chaos``; it talks only to 127.0.0.1.
 
 It starts its own redis-server (AOF on, on a free loopback port, so restarting it harms nothing
 else), a StandInLLM (the OpenAI-compatible stand-in at the edge; not vLLM), a temporary data folder
@@ -43,15 +43,18 @@ import structlog
 from rq import Queue, Worker
 
 from producers.enqueue import enqueue_events
-from producers.fleet import Fleet
-from producers.redisproc import RedisServer
-from producers.standin_llm import StandInLLM
 from producers.synthetic import StreamConfig, customers, event_stream
 from stores.cold import write_history
-from stores.history import sync_snapshot
-from stores.hot import HotStore
 from stores.sqlfiles import sql
+from stores.sqlite import SqliteHotStore
+from stores.sync import sync_snapshot
+from testbench.fleet import Fleet
+from testbench.redisproc import RedisServer
+from testbench.standin_llm import StandInLLM
+from worker.deadletter import payload_event_id
+from worker.keys import Keys
 from worker.reaper import stats as reaper_stats
+from worker.settings import Settings
 
 log = structlog.get_logger("sgr.chaos")
 
@@ -85,6 +88,7 @@ class ChaosConfig:
     waves: int = 4
     max_time_s: float = 240.0
     keep: bool = False  # keep the temporary folder (worker logs, stores, AOF) for a look
+    batch: int = 1  # events per RQ job (handle_batch when more than 1)
 
 
 @dataclass
@@ -171,12 +175,16 @@ class Chaos:
     def _enqueue(self, payloads: list[Any]) -> None:
         report = self._retry(
             "enqueue",
-            lambda: enqueue_events(self.queue, payloads, validate=False, max_attempts=3),
+            lambda: enqueue_events(
+                self.queue, payloads, validate=False, max_attempts=3, batch_size=self.cfg.batch
+            ),
         )
         self.sent.append((time.monotonic(), payloads))
-        for payload, job_id in zip(payloads, report.job_ids, strict=True):
-            event_id = payload.get("event_id") if isinstance(payload, dict) else None
-            key = event_id if isinstance(event_id, str) and event_id else f"job:{job_id}"
+        size = self.cfg.batch
+        for position, payload in enumerate(payloads):
+            job_id = report.job_ids[position // size]
+            index = position % size if size > 1 else None
+            key = payload_event_id(payload, job_id, index)
             self.accepted[key] = self.accepted.get(key, 0) + 1
 
     def _offers(self) -> int:
@@ -238,7 +246,7 @@ class Chaos:
         started = time.monotonic()
         write_history(self.dir / "cold.duckdb", customers(5000, seed=cfg.seed))
         sync_snapshot(self.dir / "cold.duckdb", self.dir / "history.sqlite")
-        self.hot = HotStore(self.dir / "hot.sqlite")
+        self.hot = SqliteHotStore(self.dir / "hot.sqlite")
         load = build_load(cfg)
         self.faults.update(load.faults)
         with RedisServer(appendonly=True) as server, StandInLLM(latency_s=cfg.llm_latency_s) as llm:
@@ -390,7 +398,9 @@ class Chaos:
             "offers_by_engine": dict(Counter(o["engine"] for o in offers)),
             "faults": faults,
             "recovery": {
-                **self._retry("stats", lambda: reaper_stats(self.client)),
+                **self._retry(
+                    "stats", lambda: reaper_stats(self.client, Keys.from_settings(Settings()))
+                ),
                 "worker_restarts": self.restarts,
                 "resent_after_crash": self.resent,
                 "reran_events": sum(1 for o in outcomes.values() if o["attempts"] > 1),

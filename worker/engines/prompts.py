@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from worker.engines import OfferRequest
+    from worker.engines.base import OfferRequest
 
 SYSTEM = """You are the pricing assistant of an online shop. A customer left a cart without paying.
 Fill the JSON answer field by field, in order, and reason before you decide:

@@ -1,0 +1,197 @@
+"""``sgr demo``: seed a data folder of its own, push a few hundred synthetic events under a Redis
+namespace of its own, drain the queue with a worker, and summarise what came out. Uses Redis when
+it answers, an in-process fakeredis if not.
+
+The demo never touches real data: its folder (``./demo-data`` by default) carries a marker file,
+and a folder without that marker that already holds stores is refused unless ``--force``. Its
+queue, stream, channel, dead letters and internal keys all live under ``sgr-demo``, so its offers
+never reach the real stream, and its runtime runs no reaper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from pydantic import SecretStr
+from rq import Queue, SimpleWorker
+
+from producers.enqueue import enqueue_events
+from producers.synthetic import StreamConfig, customers, event_stream
+from stores.cold import write_history
+from stores.sync import sync_snapshot
+from worker.keys import Keys
+from worker.runtime import build_runtime, install
+from worker.settings import Settings, redact_url
+
+BAD_EVENTS: list[Any] = [
+    {
+        "event_id": "bad-currency",
+        "type": "cart_abandoned",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "user_id": "u000001",
+        "session_id": "s-bad",
+        "cart": {"currency": "euro", "value": 50, "margin": 0.3},
+    },
+    {
+        "event_id": "bad-margin",
+        "type": "cart_abandoned",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "user_id": "u000001",
+        "session_id": "s-bad",
+        "cart": {"currency": "EUR", "value": 50, "margin": 1.7},
+    },
+    {
+        "event_id": "bad-type",
+        "type": "cart_exploded",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "user_id": "u000001",
+        "session_id": "s-bad",
+    },
+]
+
+
+@dataclass
+class DemoResult:
+    summary: dict[str, Any]
+    samples: list[dict[str, Any]]
+
+
+def connect(settings: Settings) -> tuple[redis.Redis, str]:
+    """Redis at SGR_REDIS_URL if it answers, else an in-process fakeredis (said in the result)."""
+    where = redact_url(settings.redis_url)
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+        client.ping()
+        return client, where
+    except redis.RedisError:
+        import fakeredis
+
+        return fakeredis.FakeRedis(), f"fakeredis (in-process; no Redis answered at {where})"
+
+
+DEMO_DIR = Path("demo-data")
+MARKER = ".sgr-demo"
+NAMESPACE = "sgr-demo"
+STORE_FILES = ("hot.sqlite", "hot.sqlite-wal", "hot.sqlite-shm", "cold.duckdb", "history.sqlite")
+
+
+class DemoRefused(RuntimeError):
+    pass
+
+
+def prepare_folder(folder: Path, force: bool) -> None:
+    """Make ``folder`` the demo's: a folder holding stores but no demo marker is refused unless
+    ``force``; the demo's own stores from an earlier run are replaced."""
+    has_stores = any((folder / name).exists() for name in STORE_FILES)
+    if has_stores and not (folder / MARKER).exists() and not force:
+        raise DemoRefused(
+            f"{folder} holds stores that are not the demo's: the demo would replace them. "
+            "Use another --data-dir (the default is ./demo-data), or --force"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in STORE_FILES:
+        (folder / name).unlink(missing_ok=True)
+    (folder / MARKER).write_text("made by `sgr demo`; its stores are replaced on each run\n")
+
+
+def demo_settings(settings: Settings, folder: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "data_dir": folder,
+            "hot_store_url": SecretStr(""),
+            "queue": NAMESPACE,
+            "offers_stream": f"{NAMESPACE}:offers",
+            "offers_channel": f"{NAMESPACE}:offers:live",
+            "dead_letter_key": f"{NAMESPACE}:dead-letters",
+            "key_prefix": NAMESPACE,
+            "reap_interval_s": 0,
+        }
+    )
+
+
+def run_demo(
+    settings: Settings,
+    sessions: int = 120,
+    customers_count: int = 5000,
+    data_dir: Path | None = None,
+    force: bool = False,
+) -> DemoResult:
+    folder = data_dir or DEMO_DIR
+    prepare_folder(folder, force)
+    settings = demo_settings(settings, folder)
+    write_history(settings.cold_db, customers(customers_count))
+    sync_snapshot(settings.cold_db, settings.history_db)
+    client, where = connect(settings)
+    keys = Keys.from_settings(settings)
+    client.delete(keys.rq_queue_list, keys.offers_stream, keys.dead_letters, keys.store_failures)
+    runtime = install(build_runtime(settings, client))
+    queue = Queue(settings.queue, connection=client)
+    events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
+    report = enqueue_events(queue, events, max_attempts=settings.max_attempts)
+    bad = enqueue_events(queue, BAD_EVENTS, validate=False, max_attempts=1)
+    SimpleWorker([queue], connection=client).work(burst=True, logging_level="CRITICAL")
+
+    hot = runtime.deps.hot
+    figures = hot.summary()
+    largest = hot.largest_offer()
+    engines = hot.offers_by_engine()
+    asked_llm = runtime.deps.engine.name == "vllm"
+    summary: dict[str, Any] = {
+        "events": len(report.accepted) + len(bad.accepted),
+        "recorded": figures["events"],
+        "offers": figures["offers"],
+        "no_offer": {r: n for o, r, n in hot.outcome_counts() if o == "no_offer"},
+        "dead_letter": figures["dead_letter"],
+        "engine": runtime.deps.engine.name,
+        "offers_by_engine": engines,
+        "llm_answers": figures["engine_asked"] if asked_llm else 0,
+        "schema_valid": (figures["engine_asked"] - figures["engine_failed"]) if asked_llm else 0,
+        "guardrail_interventions": figures["guardrail_interventions"],
+        "bound_interventions": figures["bound_interventions"],
+        "largest_discount_pct": largest["discount_pct"] if largest else None,
+        "its_cap_pct": largest["cap_pct"] if largest else None,
+        "over_cap": figures["over_cap"],
+        "published": int(client.xlen(keys.offers_stream)),  # type: ignore[arg-type]
+        "stream": keys.offers_stream,
+        "unpublished": figures["unpublished"],
+        "redis": where,
+        "data_dir": str(folder),
+    }
+    return DemoResult(summary, hot.sample_offers())
+
+
+def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
+    """The sample offers as a table, then the summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Sample offers", show_lines=True)
+    for column in (
+        "customer",
+        "cart",
+        "segment",
+        "cap %",
+        "offer %",
+        "engine",
+        "reasoning",
+        "message",
+    ):
+        table.add_column(column, overflow="fold")
+    for o in result.samples:
+        pricing = o["reasoning"]["pricing"]
+        table.add_row(
+            o["user_id"],
+            f"{o['cart_value']:.2f} {o['currency']}",
+            o["segment"],
+            f"{o['cap_pct']:g}",
+            f"{o['discount_pct']:g}",
+            o["engine"],
+            f"{pricing['churn_analysis']}\n{pricing['margin_math']}"[:300],
+            o["message"],
+        )
+    console = Console(stderr=to_stderr)
+    console.print(table)
+    console.print(result.summary)

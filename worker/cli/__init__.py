@@ -1,0 +1,10 @@
+"""The ``sgr`` command, split by audience: ``ops`` (running and operating a fleet), ``data``
+(customer data and events), ``bench`` (the demo and the test bench). Each command imports what it
+needs when it runs, so ``sgr --help`` loads little more than typer."""
+
+from __future__ import annotations
+
+from worker.cli import bench, data, ops  # noqa: F401  (they register their commands)
+from worker.cli.app import app, main
+
+__all__ = ["app", "main"]

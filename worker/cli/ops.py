@@ -1,0 +1,274 @@
+"""``sgr`` commands for operators: run workers and the reaper, watch the fleet, follow offers,
+handle dead letters and redeem codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from worker.cli.app import DataDir, app, fail, out, redis_client, settings
+
+offers_app = typer.Typer(help="Offers on the result stream.", no_args_is_help=True)
+dead_app = typer.Typer(help="Events that could not be processed.", invoke_without_command=True)
+codes_app = typer.Typer(help="Check and redeem offer codes.", no_args_is_help=True)
+app.add_typer(offers_app, name="offers")
+app.add_typer(dead_app, name="dead-letters")
+app.add_typer(codes_app, name="codes")
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
+    queue: Annotated[str | None, typer.Option(help="Queue name (default SGR_QUEUE).")] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="Stop after this many jobs.")] = None,
+) -> None:
+    """Run one worker process (RQ's SimpleWorker) on the queue. Same as
+    `rq worker -w rq.worker.SimpleWorker --url $SGR_REDIS_URL cart-events`, with the settings
+    checked, the stores opened and the Redis connection tried before the first job."""
+    from rq import Queue, SimpleWorker
+
+    from worker.runtime import start_process
+
+    s = settings(queue=queue)
+    runtime = start_process(s)
+    runtime.client.ping()
+    SimpleWorker([Queue(s.queue, connection=runtime.client)], connection=runtime.client).work(
+        burst=burst, max_jobs=max_jobs, with_scheduler=True
+    )
+
+
+@app.command()
+def reap(
+    data_dir: DataDir = None,
+    loop: Annotated[
+        bool, typer.Option(help="Keep reaping (a sidecar), every --interval s.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes with --loop.")] = 5.0,
+) -> None:
+    """Re-run jobs of dead workers, dead-letter those out of attempts, flush the outbox."""
+    from worker.logs import configure
+    from worker.reaper import reaper_for, run_forever, stats
+    from worker.runtime import build_runtime
+
+    configure(json_logs=True, level="WARNING")
+    s = settings(data_dir, engine="policy", reap_interval_s=0)
+    reaper = reaper_for(build_runtime(s))  # the engine is not used by the reaper
+    if loop:
+        run_forever(reaper, interval)
+        return
+    report = reaper.reap()
+    print(json.dumps({**report.as_dict(), "totals": stats(reaper.client, reaper.runtime.keys)}))
+
+
+def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
+    """What `sgr status` prints: queue, registries, stream, outcomes, dead letters, snapshot."""
+    from rq import Queue
+
+    from stores.history import snapshot_info
+    from worker.deadletter import DeadLetters
+    from worker.domain.timefmt import to_text
+    from worker.keys import Keys
+    from worker.runtime import open_store
+    from worker.settings import redact_url
+
+    s = settings(data_dir)
+    keys = Keys.from_settings(s)
+    conn = redis_client(s)
+    queue = Queue(s.queue, connection=conn)
+    letters = DeadLetters(conn, keys.dead_letters, keys.store_failures)
+    hot = open_store(s)
+    try:
+        figures = hot.summary()
+    finally:
+        hot.close()
+    snapshot = snapshot_info(s.history_db)
+    return {
+        "redis": redact_url(s.redis_url),
+        "queue": s.queue,
+        "queued": queue.count,
+        "running": queue.started_job_registry.count,
+        "failed_jobs": queue.failed_job_registry.count,
+        "stream": int(conn.xlen(s.offers_stream)),  # type: ignore[arg-type]
+        **figures,
+        "dead_letter_list": letters.count(),
+        "store_failures": letters.store_failures(),
+        "history_snapshot": None
+        if snapshot is None
+        else {"synced_at": to_text(snapshot.synced_at), "stale": snapshot.stale()},
+    }
+
+
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Queue depth, outcomes so far, dead letters, the stream length and the snapshot's age.
+    `dead_letter` counts those the hot store recorded; `dead_letter_list` those in the Redis
+    list; `store_failures` those that reached only the list because the store failed."""
+    figures = status_figures(data_dir)
+    print(json.dumps(figures)) if as_json else out(figures)
+
+
+@offers_app.command("tail")
+def offers_tail(
+    count: Annotated[int, typer.Option(help="Stop after this many offers (0 = follow).")] = 0,
+    from_start: Annotated[bool, typer.Option(help="Start at the oldest offer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Follow the offers stream live."""
+    s = settings()
+    conn = redis_client(s)
+    conn.ping()
+    last, seen = ("0-0" if from_start else "$"), 0
+    try:
+        while count == 0 or seen < count:
+            reply: Any = conn.xread({s.offers_stream: last}, block=5000, count=100)
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    offer = {k.decode(): v.decode() for k, v in fields.items()}
+                    seen += 1
+                    if as_json:
+                        print(json.dumps(offer))
+                    else:
+                        out(
+                            f"[bold]{offer['discount_pct']}%[/bold] (cap "
+                            f"{offer['cap_pct']}%) {offer['user_id']} {offer['code']} "
+                            f"\\[{offer['engine']}]"
+                        )
+                    if count and seen >= count:
+                        return
+    except KeyboardInterrupt:
+        pass
+
+
+@dead_app.callback()
+def dead_letters(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many to list.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List dead letters (events that failed, with their error)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from worker.deadletter import DeadLetters
+
+    s = settings()
+    letters = DeadLetters(redis_client(s), s.dead_letter_key)
+    listed = letters.list(limit)
+    if as_json:
+        for letter in listed:
+            print(letter.to_json())
+        return
+    out(f"{letters.count()} dead letter(s) in {s.dead_letter_key}")
+    for letter in listed:
+        flag = " [yellow](hot store failed)[/]" if letter.store_failed else ""
+        out(f"[red]{letter.event_id}[/red] {letter.at} job={letter.job_id}{flag}\n  {letter.error}")
+
+
+@dead_app.command("requeue")
+def dead_letters_requeue(
+    event_id: Annotated[list[str] | None, typer.Argument(help="Event ids (default: all).")] = None,
+    payload: Annotated[
+        Path | None,
+        typer.Option(help="A corrected event (JSON file) to send instead of the stored payload."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Requeue dead letters after a fix (their dead-letter outcome is cleared first). With
+    --payload FILE, one dead letter is replaced by the corrected event in FILE (same event_id)."""
+    from rq import Queue
+
+    from producers.enqueue import enqueue_events
+    from worker.deadletter import DeadLetters
+    from worker.domain.events import InvalidEvent, parse_event
+    from worker.runtime import open_store
+
+    s = settings(data_dir)
+    conn = redis_client(s)
+    letters = DeadLetters(conn, s.dead_letter_key)
+    replacement: Any = None
+    if payload is not None:
+        if not event_id or len(event_id) != 1:
+            fail("--payload replaces one dead letter: give exactly one event id")
+        try:
+            replacement = json.loads(payload.read_text(encoding="utf-8"))
+        except OSError as exc:
+            fail(f"cannot read {payload}: {exc.strerror or exc}")
+        except json.JSONDecodeError as exc:
+            fail(f"{payload}: not JSON ({exc.msg} at line {exc.lineno})")
+        try:
+            event = parse_event(replacement)
+        except InvalidEvent as exc:
+            fail(f"{payload}: {exc}")
+        if event.event_id != event_id[0]:
+            fail(f"{payload}: event_id {event.event_id!r} is not the dead letter's {event_id[0]!r}")
+    hot = open_store(s)
+    queue = Queue(s.queue, connection=conn)
+    done = 0
+    for letter in letters.list(100_000):
+        if event_id and letter.event_id not in event_id:
+            continue
+        body = replacement if replacement is not None else letter.payload
+        if isinstance(body, dict) and body.get("truncated"):
+            print(f"{letter.event_id}: payload was truncated when stored; use --payload FILE")
+            continue
+        hot.forget_dead_letter(letter.event_id)
+        enqueue_events(queue, [body], validate=False, max_attempts=s.max_attempts)
+        letters.remove(letter)
+        done += 1
+    hot.close()
+    if event_id and done == 0:
+        fail(f"no dead letter with event id {', '.join(event_id)}")
+    out(f"requeued {done} event(s) onto {s.queue}")
+
+
+def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
+    from datetime import UTC, datetime
+
+    from worker.codes import InvalidCode, normalize, usable
+    from worker.runtime import open_store
+
+    try:
+        canonical = normalize(code)
+    except InvalidCode as exc:
+        fail(f"invalid: {exc}")
+    s = settings(data_dir)
+    hot = open_store(s)
+    now = datetime.now(UTC)
+    try:
+        state = usable(canonical, hot.code_state(canonical), now)
+    except InvalidCode as exc:
+        hot.close()
+        fail(f"{exc.kind}: {exc}", code={"unknown": 2, "redeemed": 3, "expired": 4}[exc.kind])
+    return canonical, state, hot
+
+
+@codes_app.command("verify")
+def codes_verify(code: str, data_dir: DataDir = None) -> None:
+    """Check that a code belongs to a stored offer that is neither redeemed nor expired. Exit 0
+    valid, 1 malformed, 2 unknown, 3 redeemed, 4 expired."""
+    canonical, state, hot = _code_state(code, data_dir)
+    hot.close()
+    out(
+        f"valid: {canonical} is offer {state.offer_id}, {state.discount_pct:g}% off until "
+        f"{state.expires_at.isoformat()}"
+    )
+
+
+@codes_app.command("redeem")
+def codes_redeem(code: str, data_dir: DataDir = None) -> None:
+    """Redeem a code once: the discount is the stored offer's. Exit codes as for verify."""
+    from datetime import UTC, datetime
+
+    canonical, state, hot = _code_state(code, data_dir)
+    try:
+        if not hot.redeem(canonical, datetime.now(UTC)):  # another redemption won the race
+            fail(f"redeemed: code {canonical} was redeemed meanwhile", code=3)
+    finally:
+        hot.close()
+    out(f"redeemed {canonical}: offer {state.offer_id}, {state.discount_pct:g}% off")

@@ -1,0 +1,51 @@
+"""Every Redis key the project uses, in one place, named from the settings.
+
+RQ's own keys (``rq:queue:<queue>``, its registries) are RQ's; the queue's name is ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    queue: str  # the RQ queue's name; RQ keeps it in the list rq:queue:<queue>
+    offers_stream: str  # the result stream the shop consumes
+    offers_channel: str  # Pub/Sub announcements of new offers
+    dead_letters: str  # a list of dead letters (JSON)
+    prefix: str  # namespace of the keys below
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keys:
+        return cls(
+            queue=settings.queue,
+            offers_stream=settings.offers_stream,
+            offers_channel=settings.offers_channel,
+            dead_letters=settings.dead_letter_key,
+            prefix=settings.key_prefix,
+        )
+
+    @property
+    def rq_queue_list(self) -> str:
+        """The list RQ keeps queued job ids in (what KEDA's redis trigger watches)."""
+        return f"rq:queue:{self.queue}"
+
+    def published_mark(self, offer_id: str) -> str:
+        """Set (with a TTL) when an offer is on the stream: publication happens once per offer."""
+        return f"{self.offers_stream}:published:{offer_id}"
+
+    @property
+    def reaper_lock(self) -> str:
+        return f"{self.prefix}:reaper:lock"
+
+    @property
+    def reaper_stats(self) -> str:
+        return f"{self.prefix}:reaper:stats"
+
+    @property
+    def store_failures(self) -> str:
+        """A counter of outcomes that reached only the dead-letter list (the hot store failed)."""
+        return f"{self.prefix}:store-failures"

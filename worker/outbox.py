@@ -1,0 +1,58 @@
+"""The outbox: the one owner of publication. An offer is committed to the hot store first, then
+put on the result stream, then marked published; whatever is committed and not yet marked is
+published again later (by the worker at start, the reaper, or a replayed event), and the stream
+keeps one entry per offer id however often that happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from stores.base import HotStore
+from worker.domain.model import Offer
+from worker.publish import Publisher
+
+log = structlog.get_logger("sgr.outbox")
+
+
+@dataclass(frozen=True)
+class Outbox:
+    hot: HotStore
+    publisher: Publisher
+    clock: Callable[[], datetime]
+
+    def publish(self, offer: Offer) -> None:
+        """Put a committed offer on the stream (once per offer id), then mark it published."""
+        self.publisher.publish(offer)
+        self.hot.mark_published(offer.offer_id, self.clock())
+
+    def publish_pending(self, offer_id: str | None) -> bool:
+        """Publish a committed offer if it is not yet marked published."""
+        if offer_id is None:
+            return False
+        offer = self.hot.get_offer(offer_id)
+        if offer is None or offer.published_at is not None:
+            return False
+        self.publish(offer)
+        return True
+
+    def flush(self, limit: int = 1000) -> int:
+        """Publish every committed offer still waiting (after a crash); returns how many."""
+        pending = self.hot.unpublished_offers(limit)
+        for offer in pending:
+            self.publish(offer)
+        return len(pending)
+
+    def republish_lost(self, since: datetime) -> int:
+        """Publish again the offers published since ``since`` that Redis has lost (a crash between
+        AOF fsyncs); returns how many."""
+        recent = {o.offer_id: o for o in self.hot.recently_published(since)}
+        lost = self.publisher.missing(list(recent)) if recent else []
+        for offer_id in lost:
+            self.publisher.publish(recent[offer_id])
+        if lost:
+            log.warning("offers_republished", offers=len(lost))
+        return len(lost)

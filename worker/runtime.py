@@ -1,0 +1,165 @@
+"""One typed runtime per worker process: the settings, the Redis client, the stores, the engines
+and the outbox, wired here and nowhere else.
+
+``start_process()`` builds it, flushes the outbox and starts the reaper thread. ``sgr worker``
+calls it before its first job; under the stock ``rq worker`` the first job does (``for_job``),
+since RQ has no start-up hook for plain functions. A forked work horse (RQ's forking ``Worker``)
+builds its own, never reusing its parent's SQLite connection.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import redis
+import structlog
+
+from stores.base import HotStore
+from stores.history import HistorySnapshot, HistorySource
+from stores.hot import open_hot_store
+from worker.deadletter import DeadLetters
+from worker.engines.policy import PolicyEngine
+from worker.engines.select import build_engine
+from worker.keys import Keys
+from worker.outbox import Outbox
+from worker.pipeline import Deps
+from worker.publish import Publisher
+from worker.settings import Settings
+
+log = structlog.get_logger("sgr.runtime")
+SNAPSHOT_SYNC_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything one worker process holds open: built once, used by every job."""
+
+    settings: Settings
+    keys: Keys
+    client: redis.Redis
+    deps: Deps
+    dead_letters: DeadLetters
+
+    def with_own_connections(self) -> Runtime:
+        """The same runtime with its own Redis client and hot-store connection (for a thread)."""
+        client = redis_client(self.settings)
+        hot = open_store(self.settings)
+        outbox = Outbox(hot, publisher(client, self.settings, self.keys), self.deps.clock)
+        deps = replace(self.deps, hot=hot, outbox=outbox)
+        return replace(
+            self,
+            client=client,
+            deps=deps,
+            dead_letters=DeadLetters(client, self.keys.dead_letters, self.keys.store_failures),
+        )
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+
+
+def publisher(client: redis.Redis, settings: Settings, keys: Keys) -> Publisher:
+    return Publisher(
+        client,
+        keys,
+        mark_ttl_s=int(settings.offers_retention_hours * 3600),
+        maxlen=settings.offers_stream_maxlen,
+    )
+
+
+def open_store(settings: Settings) -> HotStore:
+    return open_hot_store(settings.hot_store_url.get_secret_value(), settings.hot_db)
+
+
+def open_history(settings: Settings) -> HistorySource:
+    if settings.history_source == "duckdb":
+        from stores.cold import ColdStore  # DuckDB is loaded only by workers that read it
+
+        return ColdStore(settings.cold_db)
+    if not settings.history_db.exists() and settings.cold_db.exists():
+        # A data folder from before snapshots (or a sync never run): make one rather than fail
+        # every job, in a child process so that this worker never loads DuckDB. Concurrent
+        # workers may each write one; the renames make that harmless.
+        log.warning("history_snapshot_missing", snapshot=str(settings.history_db), action="sync")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "history",
+                "sync",
+                "--data-dir",
+                str(settings.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=SNAPSHOT_SYNC_TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"`sgr history sync` failed: {done.stdout[-500:]}{done.stderr[-500:]}"
+            )
+    return HistorySnapshot(settings.history_db)
+
+
+def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runtime:
+    """Open the stores, pick the engine, connect the publisher: the one wiring place."""
+    client = client if client is not None else redis_client(settings)
+    keys = Keys.from_settings(settings)
+    rules = settings.rule_config()
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    hot = open_store(settings)
+    deps = Deps(
+        hot=hot,
+        history=open_history(settings),
+        engine=build_engine(settings, rules),
+        fallback=PolicyEngine(rules),
+        outbox=Outbox(hot, publisher(client, settings, keys), clock),
+        rules=rules,
+        clock=clock,
+        offer_ttl=settings.offer_ttl,
+        on_invalid_answer=settings.on_invalid_answer,
+    )
+    return Runtime(
+        settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)
+    )
+
+
+_process: tuple[int, Runtime] | None = None
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` this process's runtime (``start_process``, the demo and tests)."""
+    global _process
+    _process = (os.getpid(), runtime)
+    return runtime
+
+
+def installed() -> Runtime | None:
+    """This process's runtime, if one was installed (no side effects)."""
+    return _process[1] if _process is not None and _process[0] == os.getpid() else None
+
+
+def start_process(settings: Settings | None = None) -> Runtime:
+    """Start a worker process: settings checked, logging set up, the runtime built and installed,
+    the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
+    from worker.logs import configure
+    from worker.reaper import start_background
+
+    settings = settings or Settings()
+    configure(json_logs=True, level=settings.log_level)
+    runtime = install(build_runtime(settings))
+    published = runtime.deps.outbox.flush()
+    if published:
+        log.warning("outbox_flushed_at_start", offers=published)
+    start_background(runtime)
+    return runtime
+
+
+def for_job() -> Runtime:
+    """The runtime a job runs with: this process's, started on the first job if none was."""
+    return installed() or start_process()
