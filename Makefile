@@ -53,6 +53,7 @@ bench: sync redis-server
 lint: sync
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run lint-imports
 
 typecheck: sync
 	$(UV) run mypy

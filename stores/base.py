@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker.codes import CodeState
+from worker.domain.codes import CodeState
 from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from stores.base import StoreUnavailable
 from stores.sqlfiles import sql
-from worker.codes import CodeState
+from worker.domain.codes import CodeState
 from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
 from worker.domain.timefmt import from_text, to_text
 

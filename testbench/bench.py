@@ -27,12 +27,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from testbench.benchkit import (
+    BenchConfig,
     CpuMeter,
     Lane,
     Phase,
@@ -61,42 +62,6 @@ TARGETS = {
     "vllm_vs_direct": 0.9,
     "worker_rss_mb": 100,
 }
-
-
-@dataclass
-class BenchConfig:
-    workers: int = 2  # floor and rules phase
-    worker_class: str = SIMPLE
-    rounds: int = 3  # floor/rules batches, alternating
-    floor_jobs: int = 3000
-    rules_events: int = 3000
-    fork_floor_jobs: int = 400  # the forking Worker's floor, for the choice of class (0 = skip)
-    llm_workers: tuple[int, ...] = (1, 4, 16)
-    llm_latency_ms: float = 100.0
-    llm_seconds: float = 6.0  # events per W: W / latency * seconds
-    vllm_url: str | None = None  # None: SGR_LLM_URL if it answers (auto_vllm)
-    auto_vllm: bool = True
-    vllm_workers: int = 4
-    vllm_requests: int = 16
-    customers: int = 20_000
-    log_level: str = "INFO"  # the workers' structlog level (production default)
-    compare_duckdb: bool = True  # also run the rules batches with SGR_HISTORY_SOURCE=duckdb
-    seed: int = 5
-
-    @classmethod
-    def quick(cls, **overrides: Any) -> BenchConfig:
-        base: dict[str, Any] = {
-            "rounds": 1,
-            "floor_jobs": 300,
-            "rules_events": 300,
-            "fork_floor_jobs": 60,
-            "llm_workers": (1, 4),
-            "llm_seconds": 2.0,
-            "vllm_workers": 2,
-            "vllm_requests": 4,
-            "customers": 3000,
-        }
-        return cls(**(base | overrides))
 
 
 # Phases --------------------------------------------------------------------------------------

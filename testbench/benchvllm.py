@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from testbench.benchkit import Lane, Phase, bench_events, fleet_rss, make_fleet
 
 if TYPE_CHECKING:
-    from testbench.bench import BenchConfig
+    from testbench.benchkit import BenchConfig
 
 PIPELINE_FUNC = "worker.jobs.handle_event"
 

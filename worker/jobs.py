@@ -15,11 +15,32 @@ from rq.job import Job
 
 from worker import deadletter
 from worker.domain.events import InvalidEvent, parse_event
+from worker.logs import configure
 from worker.pipeline import JobInfo, process
-from worker.runtime import Runtime, for_job
+from worker.reaper import start_background
+from worker.runtime import Runtime, build_runtime, install, installed
+from worker.settings import Settings
 
 log = structlog.get_logger("sgr.jobs")
 REDIS_WAIT_S = 30.0
+
+
+def start_process(settings: Settings | None = None) -> Runtime:
+    """Start a worker process: settings checked, logging set up, the runtime built and installed,
+    the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
+    settings = settings or Settings()
+    configure(json_logs=True, level=settings.log_level)
+    runtime = install(build_runtime(settings))
+    published = runtime.deps.outbox.flush()
+    if published:
+        log.warning("outbox_flushed_at_start", offers=published)
+    start_background(runtime)
+    return runtime
+
+
+def for_job() -> Runtime:
+    """The runtime a job runs with: this process's, started on the first job if none was."""
+    return installed() or start_process()
 
 
 def _utc(moment: datetime | None) -> datetime | None:

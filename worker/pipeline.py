@@ -17,8 +17,8 @@ import structlog
 
 from stores.base import HotStore
 from stores.history import HistorySource
-from worker.codes import new_code, new_offer_id
 from worker.domain import rules
+from worker.domain.codes import new_code, new_offer_id
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
 from worker.domain.session import SESSION_STATUS

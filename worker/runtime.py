@@ -1,10 +1,10 @@
 """One typed runtime per worker process: the settings, the Redis client, the stores, the engines
 and the outbox, wired here and nowhere else.
 
-``start_process()`` builds it, flushes the outbox and starts the reaper thread. ``sgr worker``
-calls it before its first job; under the stock ``rq worker`` the first job does (``for_job``),
-since RQ has no start-up hook for plain functions. A forked work horse (RQ's forking ``Worker``)
-builds its own, never reusing its parent's SQLite connection.
+``worker.jobs.start_process()`` builds it, flushes the outbox and starts the reaper thread.
+``sgr worker`` calls it before its first job; under the stock ``rq worker`` the first job does
+(``for_job``), since RQ has no start-up hook for plain functions. A forked work horse (RQ's
+forking ``Worker``) builds its own, never reusing its parent's SQLite connection.
 """
 
 from __future__ import annotations
@@ -142,24 +142,3 @@ def install(runtime: Runtime) -> Runtime:
 def installed() -> Runtime | None:
     """This process's runtime, if one was installed (no side effects)."""
     return _process[1] if _process is not None and _process[0] == os.getpid() else None
-
-
-def start_process(settings: Settings | None = None) -> Runtime:
-    """Start a worker process: settings checked, logging set up, the runtime built and installed,
-    the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
-    from worker.logs import configure
-    from worker.reaper import start_background
-
-    settings = settings or Settings()
-    configure(json_logs=True, level=settings.log_level)
-    runtime = install(build_runtime(settings))
-    published = runtime.deps.outbox.flush()
-    if published:
-        log.warning("outbox_flushed_at_start", offers=published)
-    start_background(runtime)
-    return runtime
-
-
-def for_job() -> Runtime:
-    """The runtime a job runs with: this process's, started on the first job if none was."""
-    return installed() or start_process()

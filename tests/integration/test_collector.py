@@ -14,7 +14,8 @@ import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from testbench.collector import STAGES, collect, percentile, plot, summarize
+from producers.stats import percentile, summarize
+from testbench.collector import STAGES, collect, plot
 from testbench.fleet import Fleet
 from testbench.standin_llm import StandInLLM
 from tests.conftest import event, worker_env

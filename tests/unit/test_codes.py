@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.codes import (
+from worker.domain.codes import (
     ALPHABET,
     LENGTH,
     CodeState,

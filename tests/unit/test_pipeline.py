@@ -12,7 +12,7 @@ import pytest
 
 from testbench.standin_llm import StandInLLM
 from tests.conftest import NOW, Clock, event, make_deps
-from worker.codes import normalize
+from worker.domain.codes import normalize
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine

@@ -23,7 +23,7 @@ from testbench.fleet import Fleet
 from testbench.redisproc import RedisServer, free_port
 from testbench.standin_llm import StandInLLM
 from tests.conftest import NOW, event, make_deps, worker_env
-from worker.codes import InvalidCode, new_code, normalize, usable
+from worker.domain.codes import InvalidCode, new_code, normalize, usable
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine

@@ -30,7 +30,7 @@ def worker(
     checked, the stores opened and the Redis connection tried before the first job."""
     from rq import Queue, SimpleWorker
 
-    from worker.runtime import start_process
+    from worker.jobs import start_process
 
     s = settings(queue=queue)
     runtime = start_process(s)
@@ -230,7 +230,7 @@ def dead_letters_requeue(
 def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
     from datetime import UTC, datetime
 
-    from worker.codes import InvalidCode, normalize, usable
+    from worker.domain.codes import InvalidCode, normalize, usable
     from worker.runtime import open_store
 
     try:
