@@ -99,8 +99,12 @@ class StandInLLM:
             pricing["discount_percent"] = pricing["max_allowed_discount"] + 25
         if pricing:
             limit = schema["properties"]["pricing"]["properties"]["customer_message"]["maxLength"]
-            percent = 95 if fault == "percent_mismatch" else pricing["discount_percent"]
-            pricing["customer_message"] = f"Come back today for {percent:g}% off your cart."[:limit]
+            text = (
+                "Take 95% off with code FREE95!"  # a number the system did not set
+                if fault == "percent_mismatch"
+                else "Your cart is still waiting: come back whenever you are ready."
+            )
+            pricing["customer_message"] = text[:limit]
         content = json.dumps(value, separators=(",", ":"))
         finish = "stop"
         if fault == "invalid_json":

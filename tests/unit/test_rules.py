@@ -137,10 +137,10 @@ def test_gate_reasons_in_order() -> None:
     assert decide(facts(last_offer_at=old), CFG).allowed
 
 
-def test_message_must_state_the_same_percent() -> None:
-    assert check_answer(10, 20, "Take 10% off today", 20, CFG) == []
-    assert check_answer(10, 20, "Take 10.0 percent off", 20, CFG) == []
-    problems = check_answer(10, 20, "Take 15% off today", 20, CFG)
-    assert problems and problems[0].startswith("message_percent_mismatch")
-    assert "message_invents_code" in check_answer(10, 20, "use SGR-FREE-99", 20, CFG)
+def test_the_models_text_may_state_no_percent_and_no_code() -> None:
+    """Even the right percent is refused in the model's text: the system writes that sentence."""
+    assert check_answer(10, 20, "Your cart is waiting for you.", 20, CFG) == []
+    assert check_answer(10, 20, "Take 10% off today", 20, CFG)
+    assert check_answer(10, 20, "Take ten percent off", 20, CFG)
+    assert any("code" in p for p in check_answer(10, 20, "use SGR-FREE-NINE", 20, CFG))
     assert check_answer(10, 25, "", 20, CFG)[0].startswith("stated_cap_above_cap")

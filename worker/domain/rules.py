@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,8 +147,168 @@ def decide(facts: Facts, cfg: RuleConfig) -> Decision:
     return Decision(False, reason) if reason else cap_for(facts, cfg)
 
 
-_PERCENT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(?:%|percent|per cent)", re.IGNORECASE)
-_CODE_LIKE = re.compile(r"\bSGR-[A-Z0-9-]+", re.IGNORECASE)
+# The model's text may state no number, percent, price or code at all: the system writes the one
+# sentence that does (``pipeline.final_message``). Checked on the NFKC form, case-folded, so
+# full-width digits and ligatures read as their plain forms.
+_NUMBER_WORDS = frozenset(
+    [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "seventy",
+        "eighty",
+        "ninety",
+        "hundred",
+        "thousand",
+        "million",
+        "half",
+        "quarter",
+        "third",
+        "dozen",
+        "double",
+        "twice",
+        "triple",
+        "null",
+        "eins",
+        "zwei",
+        "drei",
+        "vier",
+        "fünf",
+        "sechs",
+        "sieben",
+        "acht",
+        "neun",
+        "zehn",
+        "zwanzig",
+        "dreißig",
+        "fünfzig",
+        "hundert",
+        "halb",
+        "hälfte",
+        "un",
+        "une",
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "sept",
+        "huit",
+        "neuf",
+        "dix",
+        "vingt",
+        "trente",
+        "cinquante",
+        "cent",
+        "moitié",
+        "uno",
+        "dos",
+        "tres",
+        "cuatro",
+        "cinco",
+        "seis",
+        "siete",
+        "ocho",
+        "nueve",
+        "diez",
+        "veinte",
+        "treinta",
+        "cincuenta",
+        "cien",
+        "mitad",
+        "due",
+        "tre",
+        "quattro",
+        "sei",
+        "sette",
+        "otto",
+        "nove",
+        "dieci",
+        "venti",
+        "trenta",
+        "cinquanta",
+        "cento",
+        "metà",
+    ]
+)
+_PERCENT_WORDS = re.compile(
+    r"percent|per\s*cent|pct|prozent|pourcent|por\s*ciento|porcentaje|per\s*cento|procent",
+    re.IGNORECASE,
+)
+_OFFER_WORDS = frozenset(
+    [
+        "code",
+        "codes",
+        "coupon",
+        "coupons",
+        "voucher",
+        "vouchers",
+        "promo",
+        "promocode",
+        "discount",
+        "discounts",
+        "rabatt",
+        "gutschein",
+        "free",
+        "gratis",
+        "off",
+    ]
+)
+_SYMBOLS = set("%％٪‰‱﹪$€£¥₹₩₽¢#＃")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def message_problems(text: str) -> list[str]:
+    """Why the model's text may not be sent as it is: any number (digits of any script, number
+    words in English, German, French, Spanish or Italian, fractions, Roman numeral signs), percent or
+    currency sign, percent word, code-like token, or word about codes and discounts. Empty: the
+    text states nothing the system did not set."""
+    problems: list[str] = []
+    plain = unicodedata.normalize("NFKC", text)
+    for ch in text + plain:  # before NFKC too: it turns a Roman numeral sign into letters
+        category = unicodedata.category(ch)
+        if category in ("Nd", "Nl", "No"):
+            problems.append(f"message_has_number: {ch!r}")
+            break
+        if category in ("Cc", "Cf") and ch not in "\n":
+            problems.append(f"message_has_control_character: U+{ord(ch):04X}")
+            break
+    if any(ch in _SYMBOLS for ch in plain):
+        problems.append("message_has_percent_or_currency_sign")
+    folded = plain.casefold()
+    if _PERCENT_WORDS.search(folded):
+        problems.append("message_has_percent_word")
+    words = _WORD.findall(folded)
+    if any(w in _NUMBER_WORDS for w in words):
+        problems.append("message_has_number_word")
+    if any(w in _OFFER_WORDS for w in words):
+        problems.append("message_mentions_code_or_discount")
+    for token in re.findall(r"[^\W\d_][\w-]{3,}", plain):
+        if token.isupper():
+            problems.append(f"message_has_code_like_token: {token[:20]!r}")
+            break
+    return problems
 
 
 def check_answer(
@@ -167,14 +328,7 @@ def check_answer(
         problems.append(f"discount_below_minimum: {discount_pct} < {cfg.min_discount_pct}")
     if not math.isfinite(stated_cap_pct) or stated_cap_pct > cap_pct + 1e-9:
         problems.append(f"stated_cap_above_cap: {stated_cap_pct} > {cap_pct}")
-    for found in _PERCENT.findall(message):
-        if abs(float(found.replace(",", ".")) - discount_pct) > 0.05:
-            problems.append(
-                f"message_percent_mismatch: says {found}% but discount is {discount_pct}%"
-            )
-            break
-    if _CODE_LIKE.search(message):
-        problems.append("message_invents_code")
+    problems.extend(message_problems(message))
     return problems
 
 
