@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue, Retry
 
-from worker.domain.events import CartEvent, InvalidEvent, parse_event
+from worker.domain.events import CartEvent, InvalidEvent, TimeLimits, parse_event
 
 JOB_FUNC = "worker.jobs.handle_event"
 BATCH_FUNC = "worker.jobs.handle_batch"
@@ -35,6 +36,7 @@ def enqueue_events(
     batch_size: int = 1,
     pipeline_size: int = 500,
     validate: bool = True,
+    time_limits: TimeLimits | None = None,
 ) -> EnqueueReport:
     """Enqueue events as RQ jobs, ``pipeline_size`` jobs per Redis round trip.
 
@@ -82,7 +84,7 @@ def enqueue_events(
             payload = item
         if validate:
             try:
-                parse_event(payload)
+                parse_event(payload, datetime.now(UTC), time_limits)
             except InvalidEvent as exc:
                 report.rejected.append((position, str(exc)))
                 continue

@@ -63,8 +63,8 @@ def random_cart(rng: random.Random) -> dict[str, Any]:
                 {
                     "sku": f"SKU-{n}{rng.randint(100, 999)}",
                     "quantity": rng.randint(1, 3),
-                    "unit_price": str(price),
-                    "unit_cost": str(cost),
+                    "unit_price": float(price),
+                    "unit_cost": float(cost),
                 }
             )
         return {"currency": rng.choice(CURRENCIES), "items": items}

@@ -95,7 +95,7 @@ def handle_event(payload: Any) -> dict[str, Any]:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(job_id=job.id if job else None)
     try:
-        event = parse_event(payload)
+        event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
     except InvalidEvent as exc:
         dead_letter(runtime, payload, str(exc), job)
         if job is not None:
@@ -151,7 +151,7 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
     failed: list[str] = []
     for index, payload in enumerate(payloads):
         try:
-            event = parse_event(payload)
+            event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
         except InvalidEvent as exc:
             if dead_letter(runtime, payload, str(exc), job, index):
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.domain.events import TimeLimits
 from worker.domain.rules import RuleConfig
 
 _SECRET_QUERY = ("key", "token", "secret", "password", "pass", "auth", "sig")
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     max_discount_pct: float = Field(default=30.0, ge=0, le=100)
     min_discount_pct: float = Field(default=1.0, ge=0, le=100)
 
+    # The event contract: how far occurred_at may be from the worker's clock
+    event_max_age_hours: float = Field(default=24.0 * 30, gt=0, le=24 * 3660)
+    event_max_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+
     # Delivery
     max_attempts: int = Field(default=3, ge=1, le=20)
     job_timeout_s: int = Field(default=120, ge=1)
@@ -111,6 +116,11 @@ class Settings(BaseSettings):
     def rule_config(self) -> RuleConfig:
         """The rules' parameters, taken from these settings (their one definition)."""
         return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.__dataclass_fields__})
+
+    def time_limits(self) -> TimeLimits:
+        return TimeLimits(
+            timedelta(hours=self.event_max_age_hours), timedelta(seconds=self.event_max_skew_s)
+        )
 
     @property
     def offer_ttl(self) -> timedelta:

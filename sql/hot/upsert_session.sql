@@ -1,5 +1,6 @@
 -- Newest event wins: an older event never rolls the state back; 'ordered' is final.
--- Returns the session as it now is, or no row when the event was older than the state (stale).
+-- Returns the session as it now is, or no row when the event was older than the state (stale)
+-- or came from another user than the session's.
 INSERT INTO sessions (session_id, user_id, status, cart_value, margin, currency, inventory,
                       last_event_id, last_event_at, updated_at)
 VALUES (:session_id, :user_id, coalesce(:status, 'active'), :cart_value, :margin, :currency,
@@ -16,5 +17,6 @@ ON CONFLICT (session_id) DO UPDATE SET
     updated_at = excluded.updated_at
 WHERE (excluded.last_event_at, excluded.last_event_id)
       > (sessions.last_event_at, sessions.last_event_id)
+  AND sessions.user_id = excluded.user_id  -- a session belongs to one user
 RETURNING session_id, user_id, status, cart_value, margin, currency, inventory, last_event_id,
           last_event_at;

@@ -19,8 +19,8 @@ def test_valid_event_and_line_items_derive_value_and_margin() -> None:
         cart={
             "currency": "EUR",
             "items": [
-                {"sku": "A", "quantity": 2, "unit_price": "50", "unit_cost": "30"},
-                {"sku": "B", "quantity": 1, "unit_price": "100", "unit_cost": "40"},
+                {"sku": "A", "quantity": 2, "unit_price": 50, "unit_cost": 30},
+                {"sku": "B", "quantity": 1, "unit_price": 100.0, "unit_cost": 40.0},
             ],
         }
     )

@@ -24,6 +24,7 @@ def facts(**kw: object) -> Facts:
         "inventory": "in_stock",
         "session_status": "abandoned",
         "stale": False,
+        "foreign_session": False,
         "history": History("u", 300.0, 0.5, 30.0, 3, None),
         "last_offer_at": None,
         "now": NOW,

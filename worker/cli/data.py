@@ -151,6 +151,7 @@ def produce(
         job_timeout=s.job_timeout_s,
         validate=not no_validate,
         batch_size=batch,
+        time_limits=s.time_limits(),
     )
     err_lines = [(n, e) for n, e in not_json]
     for position, error in report.rejected:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_MESSAGE_CHARS = 2000
@@ -24,16 +36,73 @@ class EventType(StrEnum):
 
 
 Inventory = Literal["in_stock", "low_stock", "out_of_stock"]
-Ident = Field(min_length=1, max_length=128)
+# Times outside these years are refused whatever the settings say (they cannot even be converted
+# to UTC at the edges: 0001-01-01T00:00:00+14:00 overflows).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _number(value: Any) -> Any:
+    """A JSON number, and only that: booleans and strings are refused, so are NaN and infinity."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"must be a JSON number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a JSON integer, not {type(value).__name__}")
+    return value
+
+
+def _ident(value: Any) -> Any:
+    """An id as the shop sent it: text with no surrounding whitespace and no control, format or
+    bidirectional characters. Ids are compared exactly (case included): the shop's backend, not
+    the customer, chooses them, and should send each in one spelling."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, not {type(value).__name__}")
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ValueError(f"must not contain the character U+{ord(ch):04X}")
+    return value
+
+
+def _time(value: Any) -> Any:
+    """An ISO-8601 text with a zone (numbers are not times)."""
+    if not isinstance(value, str | datetime):
+        raise ValueError(f"must be an ISO-8601 time text with a zone, not {type(value).__name__}")
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # pydantic says what is wrong with it
+    else:
+        moment = value
+    if moment.tzinfo is not None:
+        try:
+            utc = moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range (before 2000 or after 2099)") from None
+        if not EARLIEST <= utc < LATEST:
+            raise ValueError("is out of range (before 2000 or after 2099)")
+    return value
+
+
+Number = BeforeValidator(_number)
+Ident = Annotated[str, BeforeValidator(_ident), Field(min_length=1, max_length=128)]
 
 
 class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0, le=10_000)
-    unit_price: Decimal = Field(ge=0, le=1_000_000, max_digits=14, decimal_places=4)
-    unit_cost: Decimal = Field(ge=0, le=1_000_000, max_digits=14, decimal_places=4)
+    sku: Annotated[str, BeforeValidator(_ident), Field(min_length=1, max_length=64)]
+    quantity: Annotated[int, BeforeValidator(_integer), Field(gt=0, le=10_000)]
+    unit_price: Annotated[Decimal, Number, Field(ge=0, le=1_000_000, decimal_places=4)]
+    unit_cost: Annotated[Decimal, Number, Field(ge=0, le=1_000_000, decimal_places=4)]
 
 
 class Cart(BaseModel):
@@ -42,8 +111,8 @@ class Cart(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    value: float | None = Field(default=None, ge=0, le=10_000_000)
-    margin: float | None = Field(default=None, ge=0, le=1)
+    value: Annotated[float, Number, Field(ge=0, le=10_000_000)] | None = None
+    margin: Annotated[float, Number, Field(ge=0, le=1)] | None = None
     items: tuple[LineItem, ...] | None = Field(default=None, max_length=MAX_ITEMS)
 
     @model_validator(mode="after")
@@ -77,11 +146,11 @@ class CartEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    event_id: str = Ident
+    event_id: Ident
     type: EventType
-    occurred_at: AwareDatetime
-    user_id: str = Ident
-    session_id: str = Ident
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_time)]
+    user_id: Ident
+    session_id: Ident
     cart: Cart | None = None
     inventory: Inventory = "in_stock"
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
@@ -121,18 +190,44 @@ def describe(error: ValidationError) -> list[str]:
     for err in error.errors():
         field = ".".join(str(p) for p in err["loc"]) or "<event>"
         got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
-        lines.append(f"{field}: {err['msg']}{got}")
+        lines.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{got}")
     return lines
 
 
-def parse_event(payload: Any) -> CartEvent:
-    """Validate a payload (dict or JSON text) into a CartEvent or raise InvalidEvent."""
+@dataclass(frozen=True)
+class TimeLimits:
+    """How far ``occurred_at`` may lie from the clock: ``max_age`` in the past, ``max_skew`` in
+    the future (from the settings ``SGR_EVENT_MAX_AGE_HOURS`` and ``SGR_EVENT_MAX_SKEW_S``)."""
+
+    max_age: timedelta
+    max_skew: timedelta
+
+
+def parse_event(
+    payload: Any, now: datetime | None = None, limits: TimeLimits | None = None
+) -> CartEvent:
+    """Validate a payload (dict or JSON text) into a CartEvent or raise InvalidEvent. With ``now``
+    and ``limits``, an ``occurred_at`` too far in the past or the future is refused too."""
     event_id = payload.get("event_id") if isinstance(payload, dict) else None
+    event_id = event_id if isinstance(event_id, str) else None
     try:
         if isinstance(payload, str | bytes):
-            return CartEvent.model_validate_json(payload)
-        if not isinstance(payload, dict):
+            event = CartEvent.model_validate_json(payload)
+        elif not isinstance(payload, dict):
             raise InvalidEvent([f"<event>: expected a JSON object (got {_short(payload)})"])
-        return CartEvent.model_validate(payload)
+        else:
+            event = CartEvent.model_validate(payload)
     except ValidationError as exc:
-        raise InvalidEvent(describe(exc), event_id if isinstance(event_id, str) else None) from None
+        raise InvalidEvent(describe(exc), event_id) from None
+    if now is not None and limits is not None:
+        got = event.occurred_at.isoformat()
+        if event.occurred_at > now + limits.max_skew:
+            raise InvalidEvent(
+                [f"occurred_at: is in the future by more than {limits.max_skew} (got {got!r})"],
+                event_id,
+            )
+        if event.occurred_at < now - limits.max_age:
+            raise InvalidEvent(
+                [f"occurred_at: is older than {limits.max_age} (got {got!r})"], event_id
+            )
+    return event

@@ -27,6 +27,7 @@ class Facts:
     inventory: str
     session_status: str
     stale: bool
+    foreign_session: bool  # the session belongs to another user (a session has one user)
     history: History | None
     last_offer_at: datetime | None
     now: datetime
@@ -66,6 +67,7 @@ def facts_for(event: CartEvent, context: EventContext, now: datetime) -> Facts:
         inventory=event.inventory if cart else ((before and before.inventory) or "in_stock"),
         session_status=status,
         stale=stale,
+        foreign_session=before is not None and before.user_id != event.user_id,
         history=None,
         last_offer_at=context.last_offer_at,
         now=now,
@@ -125,6 +127,8 @@ def cap_for(facts: Facts, cfg: RuleConfig) -> Decision:
 
 def gate(facts: Facts, cfg: RuleConfig) -> str | None:
     """Why this event may not get an offer (checked cheaply, in this order), or None if it may."""
+    if facts.foreign_session:
+        return "session_of_another_user"
     if facts.event_type is not EventType.CART_ABANDONED:
         return "not_a_trigger"
     if facts.stale:
