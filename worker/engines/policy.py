@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from worker.domain.rules import RuleConfig, policy_discount
 from worker.engines.base import EngineReply, OfferRequest
-from worker.engines.schemas import OfferAnswer, PricingLogic, RouterSchema
+from worker.engines.schemas import (
+    ANALYSIS_MAX,
+    SUMMARY_MAX,
+    OfferAnswer,
+    PricingLogic,
+    RouterSchema,
+)
 
 
 class PolicyEngine:
@@ -25,15 +31,15 @@ class PolicyEngine:
             routing=RouterSchema(
                 intent="price_sensitive" if request.customer_message else "hesitant",
                 tone="friendly",
-                summary=f"abandoned cart of {request.cart_value:.2f} {request.currency}",
+                summary=f"abandoned cart of {request.cart_value:.2f} {request.currency}"[:SUMMARY_MAX],
             ),
             pricing=PricingLogic(
-                churn_analysis=f"{churn}; segment {request.segment}"[:240],
+                churn_analysis=f"{churn}; segment {request.segment}"[:ANALYSIS_MAX],
                 financial_analysis=(
                     f"cart {request.cart_value:.2f} {request.currency}"
                     + ("" if hist is None else f", lifetime value {hist.lifetime_value:.2f}")
-                )[:240],
-                margin_math="; ".join(request.steps)[:240],
+                )[:ANALYSIS_MAX],
+                margin_math="; ".join(request.steps)[:ANALYSIS_MAX],
                 max_allowed_discount=request.cap_pct,
                 discount_percent=discount,
                 customer_message="Your cart is still waiting for you, and we kept a little "
