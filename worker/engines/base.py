@@ -8,9 +8,10 @@ engine is one file in this package and one line in ``select.py``.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.domain.model import History
@@ -71,30 +72,58 @@ class Engine(Protocol):
 
 @dataclass
 class CircuitBreaker:
-    """Opens after ``failures`` failed calls in a row; lets one trial through after ``cooldown_s``."""
+    """Opens after ``failures`` failed calls in a row; after ``cooldown_s`` lets exactly one trial
+    call through (half-open) while the others are still refused, and closes again if that trial
+    succeeds (or re-opens for another cool-down if it fails).
+
+    Shared by the threads of a worker process that ask the LLM concurrently: every change of state
+    happens under one lock, so concurrent callers never count a failure twice or all take the
+    trial after the cool-down.
+    """
 
     failures: int
     cooldown_s: float
     clock: Callable[[], float] = time.monotonic
     _consecutive: int = 0
     _opened_at: float | None = None
+    _trial_at: float | None = None  # when the one half-open trial went through
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def allow(self) -> bool:
-        if self._opened_at is None:
+        """May this call go to the engine? Closed: yes. Open and cooling down: no. Cool-down over:
+        yes for the first caller (the trial), no for the others until the trial reports back."""
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            now = self.clock()
+            if now - self._opened_at < self.cooldown_s or self._trial_pending(now):
+                return False
+            self._trial_at = now
             return True
-        return self.clock() - self._opened_at >= self.cooldown_s
+
+    def _trial_pending(self, now: float) -> bool:
+        # A trial that never reported back (its caller died) stops blocking after a cool-down.
+        return self._trial_at is not None and now - self._trial_at < self.cooldown_s
 
     def success(self) -> None:
-        self._consecutive, self._opened_at = 0, None
+        with self._lock:
+            self._consecutive, self._opened_at, self._trial_at = 0, None, None
 
     def failure(self) -> None:
-        self._consecutive += 1
-        if self._consecutive >= self.failures:
-            self._opened_at = self.clock()
+        with self._lock:
+            self._consecutive += 1
+            if self._trial_at is not None or self._consecutive >= self.failures:
+                self._opened_at = self.clock()
+            self._trial_at = None
 
     @property
     def is_open(self) -> bool:
-        return self._opened_at is not None and not self.allow()
+        """Open: calls are refused now (cooling down, or the trial is under way)."""
+        with self._lock:
+            if self._opened_at is None:
+                return False
+            now = self.clock()
+            return now - self._opened_at < self.cooldown_s or self._trial_pending(now)
 
 
 def request_seed(event_id: str, attempt: int) -> int:

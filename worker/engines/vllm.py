@@ -4,6 +4,7 @@ request's bounded schema (``response_format`` json_schema, strict; xgrammar in v
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class VllmEngine:
         import openai  # imported here: a worker on the rules engine never pays for it
 
         self._openai = openai
+        # Several threads of a process may ask at once (worker/batch.py): the OpenAI client and
+        # its HTTP pool are thread-safe; the model is discovered once, under this lock.
+        self._model_lock = threading.Lock()
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
@@ -57,6 +61,12 @@ class VllmEngine:
 
     def discover_model(self) -> str:
         """The configured model, or the first one the server lists at /v1/models (asked once)."""
+        if self.model is not None:
+            return self.model
+        with self._model_lock:
+            return self._discover()
+
+    def _discover(self) -> str:
         if self.model is None:
             try:
                 models = self.client.models.list().data
@@ -127,6 +137,15 @@ class VllmEngine:
     def propose(self, request: OfferRequest) -> EngineReply:
         if not self.breaker.allow():
             raise EngineError("circuit_open", f"{self.where} failed repeatedly; cooling down", 0)
+        try:
+            return self._attempts(request)
+        except EngineError:
+            raise
+        except BaseException:
+            self.breaker.failure()  # an unexpected error still reports back (ends a trial)
+            raise
+
+    def _attempts(self, request: OfferRequest) -> EngineReply:
         attempt = 0
         while True:
             attempt += 1
