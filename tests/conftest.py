@@ -29,7 +29,9 @@ from worker.runtime import Runtime
 from worker.settings import Settings
 
 SECRET = "test-secret-0123456789abcdef"
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# A recent whole hour: events dated NOW pass the contract's age and skew limits on any day the
+# suite runs (worker subprocesses use the real clock).
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture(scope="session")
