@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from testbench.standin_llm import fill
+from worker.domain.rules import MESSAGE_MIN_CHARS
 from worker.engines.schemas import (
     MESSAGE_MAX,
     AnswerInvalid,
@@ -97,3 +98,28 @@ def test_schema_follows_the_sgr_order_of_the_models() -> None:
         "max_allowed_discount",
     ]
     assert pricing[-2:] == ["discount_percent", "customer_message"]
+
+
+@given(cap=st.floats(0.5, 60), low=st.floats(0, 5))
+def test_the_cap_bounds_both_numbers(cap: float, low: float) -> None:
+    pricing = offer_schema(cap, low)["properties"]["pricing"]["properties"]
+    assert pricing["max_allowed_discount"]["minimum"] == cap
+    assert pricing["max_allowed_discount"]["maximum"] == cap
+    assert pricing["discount_percent"]["maximum"] == cap
+    assert pricing["discount_percent"]["minimum"] == min(low, cap)
+
+
+def test_texts_are_short_for_a_small_model_and_the_message_has_a_floor() -> None:
+    """Every reasoning text is bounded short (a 135M model fills any room it gets); the message
+    may not be shorter than the rules' minimum, so an empty or two-word message cannot be
+    generated at all."""
+    schema = offer_schema(10, 1)
+    texts = [n for n in walk(schema) if n.get("type") == "string" and "enum" not in n]
+    message = schema["properties"]["pricing"]["properties"]["customer_message"]
+    assert all(n["maxLength"] <= 80 for n in texts if n is not message)
+    assert message["minLength"] == MESSAGE_MIN_CHARS
+    assert message["minLength"] < message["maxLength"] <= MESSAGE_MAX
+    data = answer(schema)
+    data["pricing"]["customer_message"] = "x" * (MESSAGE_MIN_CHARS - 1)
+    with pytest.raises(AnswerInvalid, match="customer_message"):
+        validate_answer(json.dumps(data), schema)

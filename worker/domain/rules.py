@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from worker.domain.conversation import LiveOffer
 from worker.domain.events import CartEvent, EventType
 from worker.domain.model import EventContext, History
 from worker.domain.session import session_after
@@ -315,6 +316,96 @@ def message_problems(text: str) -> list[str]:
     return problems
 
 
+# The model's text must also read as a message: English (the shops' language), long enough to say
+# something, and not a loop. Small models fail these more often than the safety checks above.
+MESSAGE_MIN_CHARS = 20
+_ENGLISH_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "back",
+        "be",
+        "but",
+        "by",
+        "can",
+        "come",
+        "for",
+        "from",
+        "have",
+        "here",
+        "hope",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "just",
+        "let",
+        "me",
+        "more",
+        "my",
+        "no",
+        "not",
+        "now",
+        "of",
+        "on",
+        "or",
+        "our",
+        "ready",
+        "so",
+        "still",
+        "that",
+        "the",
+        "them",
+        "there",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "when",
+        "while",
+        "will",
+        "with",
+        "you",
+        "your",
+        "yours",
+    ]
+)
+
+
+def message_quality_problems(text: str) -> list[str]:
+    """Why the model's text does not read as a message: too short (under ``MESSAGE_MIN_CHARS``),
+    not English (letters mostly outside ASCII, or no common English word among four or more
+    words), or repetitive (three words said twice in the same order, one word as a third of a longer text, or a
+    character run of five). An empty text is the system's own business (it writes the offer
+    sentence) and has no problem here."""
+    body = text.strip()
+    if not body:
+        return []
+    problems: list[str] = []
+    if len(body) < MESSAGE_MIN_CHARS:
+        problems.append(f"message_too_short: {len(body)} chars < {MESSAGE_MIN_CHARS}")
+    letters = [ch for ch in body if ch.isalpha()]
+    ascii_share = sum(ch.isascii() for ch in letters) / len(letters) if letters else 0.0
+    words = _WORD.findall(body.casefold())
+    if ascii_share < 0.9 or (len(words) >= 4 and not _ENGLISH_WORDS.intersection(words)):
+        problems.append(f"message_not_english: {body[:30]!r}")
+    triples = list(zip(words, words[1:], words[2:], strict=False))
+    top = max((words.count(w) for w in set(words)), default=0)
+    if (
+        len(triples) != len(set(triples))
+        or (len(words) >= 6 and top * 3 > len(words))
+        or re.search(r"(.)\1{4}", body)
+    ):
+        problems.append("message_repetition")
+    return problems
+
+
 def check_answer(
     discount_pct: float,
     stated_cap_pct: float,
@@ -333,6 +424,7 @@ def check_answer(
     if not math.isfinite(stated_cap_pct) or stated_cap_pct > cap_pct + 1e-9:
         problems.append(f"stated_cap_above_cap: {stated_cap_pct} > {cap_pct}")
     problems.extend(message_problems(message))
+    problems.extend(message_quality_problems(message))
     return problems
 
 
@@ -341,3 +433,73 @@ def policy_discount(decision: Decision, cfg: RuleConfig) -> float:
     at or above the minimum discount."""
     whole = float(math.floor(decision.cap_pct))
     return whole if whole >= max(1.0, cfg.min_discount_pct) else decision.cap_pct
+
+
+# --- negotiation: counter-offers (worker/negotiation.py) ------------------------------------
+# One rule set and one record of what the customer was offered for abandonment offers and
+# negotiation: the customer's live offer (any session) is the floor; a counter-offer replaces it
+# (its code is voided), is never below it, never above the cap, and never repeats it.
+def negotiation_gate(
+    facts: Facts, cfg: RuleConfig, live: LiveOffer | None, accepted: bool
+) -> str | None:
+    """Why a price question may not get a new price now (cheap checks, in this order), or None.
+    Unlike ``gate``, a customer's message is a trigger, and a live offer in the window is no bar:
+    a counter-offer replaces it. An offer redeemed, accepted or expired in the window is."""
+    if facts.foreign_session:
+        return "session_of_another_user"
+    if facts.session_status == "ordered":
+        return "order_completed"
+    if facts.inventory == "out_of_stock":
+        return "out_of_stock"
+    if facts.cart_value <= 0:
+        return "no_cart"
+    if facts.cart_value < cfg.min_cart_value:
+        return "below_min_cart_value"
+    if live is not None and live.redeemed_at is not None:
+        window = timedelta(hours=cfg.offer_window_hours)
+        if facts.now - live.created_at < window:
+            return "offer_redeemed"
+    if accepted and live is not None and live.usable(facts.now):
+        return "offer_accepted"
+    if live is None or not live.usable(facts.now):
+        window = timedelta(hours=cfg.offer_window_hours)
+        if facts.last_offer_at is not None and facts.now - facts.last_offer_at < window:
+            return "offer_window"
+    return None
+
+
+def negotiation_floor(live: LiveOffer | None, now: datetime) -> float | None:
+    """The discount a counter-offer may not go below: the customer's usable live offer's."""
+    return live.discount_pct if live is not None and live.usable(now) else None
+
+
+def counter_offer(cap_pct: float, floor_pct: float | None, cfg: RuleConfig) -> float | None:
+    """The rules engine's next price: half the cap to open (at least the minimum discount), then
+    a quarter of the cap more each time the customer pushes (at least one point), never above the
+    cap; None when the floor already is the cap (nothing better may be offered: the live offer
+    stands)."""
+    if floor_pct is None:
+        return floor_to(min(cap_pct, max(cfg.min_discount_pct, cap_pct / 2)))
+    if floor_pct >= cap_pct - 1e-9:
+        return None
+    step = max(1.0, cap_pct / 4)
+    return floor_to(min(cap_pct, floor_pct + step))
+
+
+def counter_offer_problems(
+    discount_pct: float,
+    stated_cap_pct: float,
+    cap_pct: float,
+    floor_pct: float | None,
+    cfg: RuleConfig,
+) -> list[str]:
+    """Everything wrong with a counter-offer; empty means it may replace the live offer."""
+    problems = check_answer(discount_pct, stated_cap_pct, "", cap_pct, cfg)
+    if floor_pct is not None and math.isfinite(discount_pct) and discount_pct < floor_pct - 1e-9:
+        problems.append(f"discount_below_prior_offer: {discount_pct} < {floor_pct}")
+    return problems
+
+
+def offer_line(code: str, discount_pct: float, expires: datetime) -> str:
+    """The one sentence that states an offer: written by the system, never by the model."""
+    return f"Use code {code} for {discount_pct:g}% off until {expires:%Y-%m-%d %H:%M} UTC."

@@ -15,11 +15,17 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.domain.rules import MESSAGE_MIN_CHARS
+
 INTENTS = ("price_sensitive", "hesitant", "comparison_shopping", "distracted", "support_needed")
 TONES = ("friendly", "reassuring", "urgent")
-SUMMARY_MAX = 160
-ANALYSIS_MAX = 240
-MESSAGE_MAX = 280
+# Short bounds, measured on SmolLM2-135M on a CPU (README "A real LLM without a GPU"): a small
+# model fills whatever room it gets (repetition until the bound), and every character is decode
+# time. The reasoning fields stay, short: they set the order of thought (SGR), not an essay.
+SUMMARY_MAX = 60
+ANALYSIS_MAX = 60
+MESSAGE_MIN = MESSAGE_MIN_CHARS
+MESSAGE_MAX = 140
 
 
 class RouterSchema(BaseModel):
@@ -44,7 +50,7 @@ class PricingLogic(BaseModel):
     margin_math: str = Field(max_length=ANALYSIS_MAX)
     max_allowed_discount: float = Field(ge=0)
     discount_percent: float = Field(ge=0)
-    customer_message: str = Field(max_length=MESSAGE_MAX)
+    customer_message: str = Field(max_length=MESSAGE_MAX)  # the schema asks MESSAGE_MIN too
 
 
 class OfferAnswer(BaseModel):
@@ -54,8 +60,9 @@ class OfferAnswer(BaseModel):
     pricing: PricingLogic
 
 
-def _text(max_length: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": max_length}
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    bounds = {"minLength": min_length} if min_length else {}
+    return {"type": "string", **bounds, "maxLength": max_length}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +101,7 @@ def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
                         "maximum": cap_pct,
                     },
                     "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-                    "customer_message": _text(MESSAGE_MAX),
+                    "customer_message": _text(MESSAGE_MAX, MESSAGE_MIN),
                 }
             ),
         }
