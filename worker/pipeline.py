@@ -224,38 +224,51 @@ def commit(
     nothing. The rules are asked again on what is now committed (another worker may have applied
     a newer event of the session or made this customer an offer meanwhile). False when another run
     of the event recorded its outcome first."""
-    offer, reason = checked.offer, checked.reason
     with deps.hot.transaction():
-        applied = deps.hot.apply_event(state_params(event), facts.now)
-        observed = replace(
-            facts,
-            stale=applied is None,
-            session_status=applied.status if applied else facts.session_status,
-        )
-        if offer is not None or observed != facts:
-            if offer is not None:
-                observed = replace(observed, last_offer_at=deps.hot.last_offer_at(event.user_id))
-            late_reason = rules.gate(observed, deps.rules)
-            if late_reason is not None:
-                offer, reason = None, late_reason
-        recorded = deps.hot.record_outcome(
-            event_id=event.event_id,
-            session_id=event.session_id,
-            user_id=event.user_id,
-            type=event.type.value,
-            outcome="offer" if offer else "no_offer",
-            reason=None if offer else reason,
-            offer_id=offer.offer_id if offer else None,
-            error="; ".join(checked.problems) or None,
-            attempts=job.attempt,
-            occurred_at=event.occurred_at,
-            enqueued_at=job.enqueued_at,
-            started_at=job.started_at,
-            finished_at=deps.clock(),
-            timings=watch.ms,
-        )
-        if recorded and offer is not None:
-            deps.hot.insert_offer(offer)
+        return commit_in_transaction(deps, event, facts, checked, job, watch)
+
+
+def commit_in_transaction(
+    deps: Deps,
+    event: CartEvent,
+    facts: rules.Facts,
+    checked: Checked,
+    job: JobInfo,
+    watch: Stopwatch,
+) -> tuple[bool, Checked]:
+    """The body of ``commit``, inside a transaction the caller holds (``worker/batch.py`` commits
+    a batch's events in one)."""
+    offer, reason = checked.offer, checked.reason
+    applied = deps.hot.apply_event(state_params(event), facts.now)
+    observed = replace(
+        facts,
+        stale=applied is None,
+        session_status=applied.status if applied else facts.session_status,
+    )
+    if offer is not None or observed != facts:
+        if offer is not None:
+            observed = replace(observed, last_offer_at=deps.hot.last_offer_at(event.user_id))
+        late_reason = rules.gate(observed, deps.rules)
+        if late_reason is not None:
+            offer, reason = None, late_reason
+    recorded = deps.hot.record_outcome(
+        event_id=event.event_id,
+        session_id=event.session_id,
+        user_id=event.user_id,
+        type=event.type.value,
+        outcome="offer" if offer else "no_offer",
+        reason=None if offer else reason,
+        offer_id=offer.offer_id if offer else None,
+        error="; ".join(checked.problems) or None,
+        attempts=job.attempt,
+        occurred_at=event.occurred_at,
+        enqueued_at=job.enqueued_at,
+        started_at=job.started_at,
+        finished_at=deps.clock(),
+        timings=watch.ms,
+    )
+    if recorded and offer is not None:
+        deps.hot.insert_offer(offer)
     return recorded, Checked(offer, reason, checked.problems)
 
 
