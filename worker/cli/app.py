@@ -27,6 +27,10 @@ DataDir = Annotated[
 ]
 
 
+# Optional packages and the extra (pyproject.toml) that installs each.
+OPTIONAL = {"duckdb": "cold", "fakeredis": "demo", "matplotlib": "bench"}
+
+
 class UserError(Exception):
     """An error a user can fix; printed as one line, exit status 1 (or ``code``)."""
 
@@ -69,6 +73,13 @@ def describe_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, UserError | SettingsError):
         return str(exc)
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in OPTIONAL:
+        package = (exc.name or "").split(".")[0]
+        extra = OPTIONAL[package]
+        return (
+            f"this command needs {package}, which is not installed: "
+            f"pip install 'sgr-discount-manager[{extra}]' (or: uv sync --extra {extra})"
+        )
     module = type(exc).__module__
     if module.startswith("redis"):
         import redis
