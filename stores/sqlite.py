@@ -177,3 +177,49 @@ class SqliteHotStore:
     def query(self, text: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Read-only queries of reporting tools (the statement text comes from ``sql/``)."""
         return self.conn.execute(text, params).fetchall()
+
+    # batches (worker/batch.py: one read, one transaction, one publication per batch) ----------
+    def event_contexts(self, items: list[tuple[str, str, str]]) -> list[EventContext]:
+        """``event_context`` for many ``(event_id, session_id, user_id)`` in one statement, in
+        the order given."""
+        if not items:
+            return []
+        rows = self.conn.execute(
+            sql("hot/event_contexts"), {"items": json.dumps([list(item) for item in items])}
+        ).fetchall()
+        out = []
+        for (event_id, _, _), row in zip(items, rows, strict=True):
+            outcome = None
+            if row["outcome"] is not None:
+                fields = ("outcome", "reason", "offer_id", "error", "attempts")
+                outcome = RecordedOutcome(event_id, *(row[k] for k in fields))
+            session = None
+            if row["session_id"] is not None:
+                session = self._session({k: row[k] for k in SessionState.__dataclass_fields__})
+            out.append(EventContext(outcome, session, from_text(row["last_offer_at"])))
+        return out
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``transaction()``: the writes of the block are undone alone if it raises (one
+        event of a batch failing leaves the others' writes in the transaction)."""
+        self.conn.execute("SAVEPOINT sgr_item")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO sgr_item")
+            self.conn.execute("RELEASE sgr_item")
+            raise
+        self.conn.execute("RELEASE sgr_item")
+
+    def get_offers(self, offer_ids: list[str]) -> list[Offer]:
+        if not offer_ids:
+            return []
+        params = {"offer_ids": json.dumps(offer_ids)}
+        rows = self.conn.execute(sql("hot/get_offers"), params).fetchall()
+        return [Offer.from_row(dict(r)) for r in rows]
+
+    def mark_published_many(self, offer_ids: list[str], now: datetime) -> None:
+        if offer_ids:
+            params = {"offer_ids": json.dumps(offer_ids), "now": to_text(now)}
+            self.conn.execute(sql("hot/mark_published_many"), params)
