@@ -49,3 +49,24 @@ class Keys:
     def store_failures(self) -> str:
         """A counter of outcomes that reached only the dead-letter list (the hot store failed)."""
         return f"{self.prefix}:store-failures"
+
+    @property
+    def llm_metrics(self) -> str:
+        """A hash of fleet-wide LLM figures (requests, latency buckets, tokens, retries) that
+        every worker process adds to (worker/metrics.py)."""
+        return f"{self.prefix}:metrics:llm"
+
+    @property
+    def breaker_states(self) -> str:
+        """A hash ``host:pid`` -> ``<1 if the LLM breaker is open> <unix time>``."""
+        return f"{self.prefix}:metrics:breakers"
+
+    @property
+    def events_in(self) -> str:
+        """The list ``sgr bridge`` reads events from (JSON, one per element)."""
+        return f"{self.prefix}:events:in"
+
+    @property
+    def events_rejected(self) -> str:
+        """Where ``sgr bridge`` puts the events it could not enqueue, with the error."""
+        return f"{self.prefix}:events:rejected"

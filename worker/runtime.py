@@ -25,6 +25,7 @@ from worker.deadletter import DeadLetters
 from worker.engines.policy import PolicyEngine
 from worker.engines.select import build_engine
 from worker.keys import Keys
+from worker.metrics import instrument
 from worker.outbox import Outbox
 from worker.pipeline import Deps
 from worker.publish import Publisher
@@ -116,7 +117,7 @@ def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runt
     deps = Deps(
         hot=hot,
         history=open_history(settings),
-        engine=build_engine(settings, rules),
+        engine=instrument(build_engine(settings, rules), client, keys),  # LLM figures
         fallback=PolicyEngine(rules),
         outbox=Outbox(hot, publisher(client, settings, keys), clock),
         rules=rules,

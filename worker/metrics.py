@@ -1,0 +1,377 @@
+"""Prometheus metrics for a fleet of worker processes (``sgr metrics serve``).
+
+One exporter per fleet reads the truth where it is kept, at each scrape: the hot store (events by
+type, outcome and reason; offers by engine; dead letters; the time of each stage, fallbacks and
+guardrail interventions, from each outcome's stopwatch and recorded problems) and Redis (queue
+depth, the oldest queued job's age). What the stores do not hold (LLM request latency, tokens,
+retries, breaker state) each worker process adds to two Redis hashes (``LlmFigures``, flushed
+every few seconds by a daemon thread): counters there are fleet-wide sums by construction, so any
+number of processes on any number of hosts is correct, with no multiprocess directory.
+
+Counts equal the stores' at the moment of the scrape. ``sgr dead-letters requeue`` deletes a dead
+letter's outcome, so ``sgr_events_total{outcome="dead_letter"}`` can go down (Prometheus treats it
+as a counter reset). The histograms are folded in incrementally: each scrape reads the outcomes
+finished since the previous one (with an overlap of ``OVERLAP_S``, de-duplicated by event id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+import structlog
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from stores.sqlfiles import sql
+from worker.domain.timefmt import from_text, to_text
+from worker.keys import Keys
+from worker.settings import Settings, redact_url
+
+log = structlog.get_logger("sgr.metrics")
+
+# The stopwatch's laps (worker/pipeline.Stopwatch, stored in processed_events.timings) and the
+# stage each one measures. The gate is inside ``history`` (or ``check`` when the gate says no),
+# the cap inside ``check``; ``publish`` is the offer's publication time minus the outcome's
+# finish time (the commit's end and the Redis round trip). ``commit`` has no lap of its own.
+LAP_STAGE = {"state": "context", "history": "history", "llm": "ask", "checks": "check"}
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+OVERLAP_S = 120.0  # an outcome committed this long after its finished_at is still counted once
+BREAKER_FRESH_S = 60.0  # a worker that has not reported its breaker for this long is ignored
+FLUSH_S = 5.0  # how often a worker process adds its LLM figures to Redis
+_PROBLEM = re.compile(r"^([a-z][a-z_]*)(?::|$)")
+
+
+# --- in each worker process: what the stores do not hold ------------------------------------
+class LlmFigures:
+    """LLM requests, tokens, retries and breaker state of one process, added to Redis every
+    ``FLUSH_S`` by a daemon thread (started on the first request)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, engine: Any) -> None:
+        self.client, self.keys, self.engine = client, keys, engine
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+        self.lock = threading.Lock()
+        self.pending: dict[str, float] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, **figures: float) -> None:
+        with self.lock:
+            for name, value in figures.items():
+                self.pending[name] = self.pending.get(name, 0.0) + value
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="sgr-metrics", daemon=True)
+                self.thread.start()
+
+    def request(self, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
+        le = next((b for b in LLM_BUCKETS if seconds <= b), None)
+        self.add(
+            **{
+                "requests": 1,
+                "seconds_sum": seconds,
+                f"bucket:{'+Inf' if le is None else le}": 1,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+            }
+        )
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        breaker = getattr(self.engine, "breaker", None)
+        is_open = bool(breaker is not None and breaker.is_open)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for name, value in pending.items():
+                if float(value).is_integer():
+                    pipe.hincrby(self.keys.llm_metrics, name, int(value))
+                else:
+                    pipe.hincrbyfloat(self.keys.llm_metrics, name, value)
+            pipe.hset(self.keys.breaker_states, self.me, f"{int(is_open)} {time.time():.3f}")
+            pipe.execute()
+        except redis.RedisError as exc:  # figures are never worth failing or slowing a job
+            log.warning("metrics_flush_failed", error=str(exc)[:200])
+            with self.lock:
+                for name, value in pending.items():
+                    self.pending[name] = self.pending.get(name, 0.0) + value
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            self.flush()
+
+
+def instrument(engine: Any, client: redis.Redis, keys: Keys) -> Any:
+    """Count an LLM engine's requests, tokens and retries into ``LlmFigures`` and return the same
+    engine (no wrapper: its type and methods are unchanged). Engines without an OpenAI client
+    (the rules engine) are returned as they are."""
+    http = getattr(getattr(engine, "client", None), "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if not isinstance(hooks, dict) or getattr(engine, "_sgr_figures", None) is not None:
+        return engine
+    figures = LlmFigures(client, keys, engine)
+    engine._sgr_figures = figures
+
+    def on_request(request: Any) -> None:
+        request.extensions["sgr_started"] = time.perf_counter()
+
+    def on_response(response: Any) -> None:
+        started = response.request.extensions.get("sgr_started")
+        if started is None or not response.request.url.path.endswith("/chat/completions"):
+            return
+        prompt = completion = 0
+        try:
+            response.read()
+            usage = response.json().get("usage") or {}
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+        except Exception:  # not JSON (an error page): the request still counts
+            pass
+        figures.request(time.perf_counter() - started, prompt, completion)
+
+    hooks.setdefault("request", []).append(on_request)
+    hooks.setdefault("response", []).append(on_response)
+    sleep = getattr(engine, "sleep", None)
+    if callable(sleep):  # the engine sleeps once before each retry (its backoff)
+
+        def counted_sleep(seconds: float) -> None:
+            figures.add(retries=1)
+            sleep(seconds)
+
+        engine.sleep = counted_sleep
+    return engine
+
+
+# --- the exporter --------------------------------------------------------------------------
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.buckets) + 1)
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
+        self.counts[index] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*map(str, self.buckets), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+def _problems(error: str | None) -> list[str]:
+    """The names of the problems an outcome recorded (``name: detail; name2``)."""
+    names = []
+    for part in (error or "").split("; "):
+        match = _PROBLEM.match(part.strip())
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+class StoreReader:
+    """The hot store read for metrics: SQLite (a read-only connection) or PostgreSQL."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = settings.hot_store_url.get_secret_value()
+        self.where = redact_url(url) if url else str(settings.hot_db)
+        self.pg = url.startswith(("postgresql://", "postgres://"))
+        self.folder = "metrics_pg" if self.pg else "metrics"
+        if self.pg:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            self.conn: Any = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        else:
+            from stores.sqlite import SqliteHotStore  # creates the schema if no worker has yet
+
+            path = url.removeprefix("sqlite:///") if url else str(settings.hot_db)
+            self.conn = SqliteHotStore(path).conn
+
+    def rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql(f"{self.folder}/{name}"), params or {})]
+
+    def finished_since(self, since: datetime) -> list[dict[str, Any]]:
+        return self.rows("finished_since", {"since": since if self.pg else to_text(since)})
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return from_text(value)
+
+
+class FleetCollector:
+    """A prometheus_client collector: every scrape reads the hot store and Redis."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, store: StoreReader) -> None:
+        self.settings, self.client, self.store = settings, client, store
+        self.keys = Keys.from_settings(settings)
+        self.lock = threading.Lock()
+        self.stages = {s: Histogram(STAGE_BUCKETS) for s in (*LAP_STAGE.values(), "publish")}
+        self.fallbacks: dict[str, int] = {}
+        self.guardrail: dict[str, int] = {}
+        self.cursor = datetime(2000, 1, 1, tzinfo=UTC)
+        self.seen: dict[str, datetime] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected on demand only (no scrape at registration)
+
+    def _fold(self, now: datetime) -> None:
+        """Fold the outcomes finished since the last scrape into the histograms, once each."""
+        since = self.cursor - timedelta(seconds=OVERLAP_S)
+        newest = self.cursor
+        for row in self.store.finished_since(since):
+            event_id = row["event_id"]
+            finished = _time(row["finished_at"])
+            if event_id in self.seen or finished is None:
+                continue
+            published = _time(row["published_at"])
+            if (
+                row["outcome"] == "offer"
+                and published is None
+                and finished > now - timedelta(seconds=OVERLAP_S / 2)
+            ):
+                continue  # committed, not yet on the stream: folded in once it is
+            self.seen[event_id] = finished
+            newest = max(newest, finished)
+            if row["outcome"] == "dead_letter":
+                continue
+            timings = row["timings"]
+            laps = json.loads(timings) if isinstance(timings, str) else (timings or {})
+            for lap, ms in laps.items():
+                if lap in LAP_STAGE:
+                    self.stages[LAP_STAGE[lap]].observe(float(ms) / 1000)
+            if published is not None:
+                self.stages["publish"].observe(max(0.0, (published - finished).total_seconds()))
+            problems = _problems(row["error"])
+            if problems:  # the engine's answer was not used as it was
+                engine = [p for p in problems if p.startswith("engine_")]
+                reason = engine[0] if engine else "answer_rejected"
+                self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
+                for check in problems:
+                    if not check.startswith("engine_"):
+                        self.guardrail[check] = self.guardrail.get(check, 0) + 1
+        self.cursor = newest
+        horizon = newest - timedelta(seconds=2 * OVERLAP_S)
+        self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            yield from self._collect()
+
+    def _collect(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        events = CounterMetricFamily(
+            "sgr_events",
+            "Events by type and outcome (hot store)",
+            labels=["type", "outcome", "reason"],
+        )
+        dead = 0
+        for r in self.store.rows("event_counts"):
+            events.add_metric([r["type"], r["outcome"], r["reason"]], r["n"])
+            dead += r["n"] if r["outcome"] == "dead_letter" else 0
+        yield events
+        offers = CounterMetricFamily(
+            "sgr_offers", "Offers by engine (hot store)", labels=["engine"]
+        )
+        for r in self.store.rows("offer_counts"):
+            offers.add_metric([r["engine"]], r["n"])
+        yield offers
+        yield GaugeMetricFamily("sgr_dead_letters", "Dead-letter outcomes in the hot store", dead)
+
+        self._fold(now)
+        stages = HistogramMetricFamily(
+            "sgr_stage_seconds", "Time in each pipeline stage", labels=["stage"]
+        )
+        for stage, hist in self.stages.items():
+            stages.add_metric([stage], hist.cumulative(), hist.total)
+        yield stages
+        fallbacks = CounterMetricFamily(
+            "sgr_fallbacks", "Answers replaced by the fallback, by why", labels=["reason"]
+        )
+        for reason, n in sorted(self.fallbacks.items()):
+            fallbacks.add_metric([reason], n)
+        yield fallbacks
+        guard = CounterMetricFamily(
+            "sgr_guardrail_interventions", "Rule checks an answer failed", labels=["check"]
+        )
+        for check, n in sorted(self.guardrail.items()):
+            guard.add_metric([check], n)
+        yield guard
+
+        yield from self._redis(now)
+
+    def _redis(self, now: datetime) -> Iterator[Metric]:
+        queue_key = self.keys.rq_queue_list
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(queue_key)
+        pipe.lindex(queue_key, 0)
+        pipe.hgetall(self.keys.llm_metrics)
+        pipe.hgetall(self.keys.breaker_states)
+        depth, head, llm_raw, breakers = pipe.execute()
+        yield GaugeMetricFamily("sgr_queue_depth", "Jobs waiting on the queue", int(depth))
+        age = 0.0
+        if head is not None:
+            enqueued: Any = self.client.hget(f"rq:job:{head.decode()}", "enqueued_at")
+            if enqueued:
+                text = enqueued.decode()
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+                age = max(0.0, (now - moment).total_seconds())
+        yield GaugeMetricFamily(
+            "sgr_oldest_queued_age_seconds", "Age of the oldest queued job", age
+        )
+
+        llm = {k.decode(): float(v) for k, v in (llm_raw or {}).items()}
+        buckets, running = [], 0.0
+        for bound in (*map(str, LLM_BUCKETS), "+Inf"):
+            running += llm.get(f"bucket:{bound}", 0.0)
+            buckets.append((bound, running))
+        latency = HistogramMetricFamily("sgr_llm_request_seconds", "LLM request latency")
+        latency.add_metric([], buckets, llm.get("seconds_sum", 0.0))
+        yield latency
+        tokens = CounterMetricFamily("sgr_llm_tokens", "LLM tokens", labels=["kind"])
+        tokens.add_metric(["prompt"], llm.get("prompt_tokens", 0.0))
+        tokens.add_metric(["completion"], llm.get("completion_tokens", 0.0))
+        yield tokens
+        yield CounterMetricFamily(
+            "sgr_llm_retries", "LLM requests retried", llm.get("retries", 0.0)
+        )
+        open_now = 0
+        for value in (breakers or {}).values():
+            state, _, stamp = value.decode().partition(" ")
+            if state == "1" and time.time() - float(stamp or 0) <= BREAKER_FRESH_S:
+                open_now += 1
+        yield GaugeMetricFamily(
+            "sgr_breaker_open", "Worker processes whose LLM circuit breaker is open", open_now
+        )
+
+
+def registry_for(settings: Settings, client: redis.Redis) -> Any:
+    """A prometheus_client registry holding only the fleet's collector."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(settings, client, StoreReader(settings)))
+    return registry
