@@ -14,6 +14,7 @@ from typing import Any
 from stores.base import StoreUnavailable
 from stores.sqlfiles import sql
 from worker.domain.codes import CodeState
+from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
 from worker.domain.timefmt import from_text, to_text
 
@@ -146,6 +147,8 @@ class SqliteHotStore:
             row["currency"],
             expires,
             from_text(row["redeemed_at"]),
+            from_text(row["voided_at"]),
+            row["superseded_by"],
         )
 
     def redeem(self, code: str, now: datetime) -> bool:
@@ -157,6 +160,62 @@ class SqliteHotStore:
         return (
             self.conn.execute(sql("hot/forget_dead_letter"), {"event_id": event_id}).rowcount == 1
         )
+
+    # conversations (negotiation: worker/negotiation.py) ---------------------------------------
+    def conversation(self, session_id: str, user_id: str, limit: int = 20) -> Conversation:
+        """A session's newest turns (oldest first) and the customer's live offer, in one read
+        transaction."""
+        with self._read():
+            rows = self.conn.execute(
+                sql("hot/conversation_turns"), {"session_id": session_id, "limit": limit}
+            ).fetchall()
+            live = self.conn.execute(sql("hot/live_offer"), {"user_id": user_id}).fetchone()
+        turns = tuple(Turn.from_row(dict(r)) for r in rows)
+        return Conversation(turns, self._live(live) if live else None)
+
+    def live_offer(self, user_id: str) -> LiveOffer | None:
+        row = self.conn.execute(sql("hot/live_offer"), {"user_id": user_id}).fetchone()
+        return self._live(row) if row else None
+
+    @staticmethod
+    def _live(row: sqlite3.Row) -> LiveOffer:
+        data = dict(row)
+        for name in ("expires_at", "redeemed_at", "created_at"):
+            data[name] = from_text(data[name])
+        return LiveOffer(**data)
+
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        if self.conn.in_transaction:  # already inside the caller's transaction
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    def insert_turn(self, turn: Turn) -> int | None:
+        """Record a turn under the session's next number (returned); None if the event already
+        has its turn."""
+        rows = self.conn.execute(sql("hot/insert_turn"), turn.row()).fetchall()
+        return int(rows[0]["turn"]) if rows else None
+
+    def get_turn(self, event_id: str) -> Turn | None:
+        row = self.conn.execute(sql("hot/get_turn"), {"event_id": event_id}).fetchone()
+        return Turn.from_row(dict(row)) if row else None
+
+    def void_offer(self, offer_id: str, superseded_by: str, now: datetime) -> None:
+        params = {"offer_id": offer_id, "superseded_by": superseded_by, "now": to_text(now)}
+        self.conn.execute(sql("hot/void_offer"), params)
+
+    def mark_turn_published(self, event_id: str, now: datetime) -> None:
+        params = {"event_id": event_id, "now": to_text(now)}
+        self.conn.execute(sql("hot/mark_turn_published"), params)
+
+    def unpublished_turns(self, limit: int = 100) -> list[Turn]:
+        rows = self.conn.execute(sql("hot/unpublished_turns"), {"limit": limit}).fetchall()
+        return [Turn.from_row(dict(r)) for r in rows]
 
     # reports ----------------------------------------------------------------------------------
     def summary(self) -> dict[str, int]:

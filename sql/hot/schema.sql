@@ -59,3 +59,37 @@ CREATE TABLE IF NOT EXISTS offers (
 CREATE INDEX IF NOT EXISTS offers_by_user ON offers (user_id, created_at);
 CREATE INDEX IF NOT EXISTS offers_unpublished ON offers (created_at) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS events_by_outcome ON processed_events (outcome, reason);
+
+-- Negotiation (worker/negotiation.py): a session's conversation, one row per customer message,
+-- with the route taken, the reply sent, its reasoning, and the offer made in it (if any).
+CREATE TABLE IF NOT EXISTS turns (
+    session_id    TEXT NOT NULL,
+    turn          INTEGER NOT NULL CHECK (turn >= 1),
+    event_id      TEXT NOT NULL UNIQUE,
+    user_id       TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    route         TEXT NOT NULL CHECK (route IN ('price', 'respond', 'escalate', 'accept')),
+    reason        TEXT,
+    reply         TEXT NOT NULL,
+    reasoning     TEXT NOT NULL,
+    offer_id      TEXT,
+    discount_pct  REAL,
+    cap_pct       REAL,
+    code          TEXT,
+    engine        TEXT NOT NULL,
+    model         TEXT,
+    problems      TEXT,
+    created_at    TEXT NOT NULL,
+    published_at  TEXT,
+    PRIMARY KEY (session_id, turn),
+    CHECK (discount_pct IS NULL OR (discount_pct > 0 AND discount_pct <= cap_pct))
+) WITHOUT ROWID;
+
+-- Offers a counter-offer replaced (one customer, one code at a time): their codes are void.
+CREATE TABLE IF NOT EXISTS offer_voids (
+    offer_id      TEXT PRIMARY KEY,
+    superseded_by TEXT NOT NULL,
+    voided_at     TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS turns_unpublished ON turns (created_at) WHERE published_at IS NULL;

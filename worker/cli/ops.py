@@ -244,14 +244,17 @@ def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
         state = usable(canonical, hot.code_state(canonical), now)
     except InvalidCode as exc:
         hot.close()
-        fail(f"{exc.kind}: {exc}", code={"unknown": 2, "redeemed": 3, "expired": 4}[exc.kind])
+        fail(
+            f"{exc.kind}: {exc}",
+            code={"unknown": 2, "redeemed": 3, "expired": 4, "voided": 5}[exc.kind],
+        )
     return canonical, state, hot
 
 
 @codes_app.command("verify")
 def codes_verify(code: str, data_dir: DataDir = None) -> None:
     """Check that a code belongs to a stored offer that is neither redeemed nor expired. Exit 0
-    valid, 1 malformed, 2 unknown, 3 redeemed, 4 expired."""
+    valid, 1 malformed, 2 unknown, 3 redeemed, 4 expired, 5 voided (a counter-offer replaced it)."""
     canonical, state, hot = _code_state(code, data_dir)
     hot.close()
     out(

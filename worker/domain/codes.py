@@ -30,7 +30,7 @@ class InvalidCode(ValueError):
 
     def __init__(self, message: str, kind: str = "malformed") -> None:
         super().__init__(message)
-        self.kind = kind  # malformed | unknown | redeemed | expired
+        self.kind = kind  # malformed | unknown | redeemed | expired | voided
 
 
 def new_offer_id() -> str:
@@ -73,16 +73,24 @@ class CodeState:
     currency: str
     expires_at: datetime
     redeemed_at: datetime | None
+    voided_at: datetime | None = None  # a counter-offer replaced this offer (negotiation)
+    superseded_by: str | None = None  # the offer that replaced it
 
 
 def usable(code: str, state: CodeState | None, now: datetime) -> CodeState:
-    """The stored offer of ``code`` if it may be redeemed now; InvalidCode (unknown, redeemed or
-    expired, each with its own message) otherwise."""
+    """The stored offer of ``code`` if it may be redeemed now; InvalidCode (unknown, redeemed,
+    voided by a later counter-offer, or expired, each with its own message) otherwise."""
     if state is None:
         raise InvalidCode(f"unknown code {code}: no offer was made with it", "unknown")
     if state.redeemed_at is not None:
         raise InvalidCode(
             f"code {code} was already redeemed at {state.redeemed_at.isoformat()}", "redeemed"
+        )
+    if state.voided_at is not None:
+        raise InvalidCode(
+            f"code {code} was replaced by a later offer ({state.superseded_by or 'unknown'}) at "
+            f"{state.voided_at.isoformat()}",
+            "voided",
         )
     if now >= state.expires_at:
         raise InvalidCode(f"code {code} expired at {state.expires_at.isoformat()}", "expired")
