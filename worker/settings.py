@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    llm_concurrency: int = Field(default=8, ge=1, le=256)  # requests in flight per batch job
     on_invalid_answer: Literal["policy", "no_offer"] = "policy"
 
     # Offer codes (random and stored: worker/codes.py)
