@@ -34,6 +34,7 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 QUEUE = "cart-events"
+KEYS = Keys.from_settings(Settings())
 
 
 def wait_for(check: Callable[[], object], timeout_s: float, what: str) -> None:
@@ -90,7 +91,7 @@ def test_sigkilled_job_is_rerun_once_by_the_reaper(
     outcome = hot.get_outcome("e1")
     assert outcome is not None and outcome.outcome == "offer" and outcome.attempts == 2
     assert redis_client.xlen("sgr:offers") == 1
-    assert stats(redis_client)["requeued"] == 1
+    assert stats(redis_client, KEYS)["requeued"] == 1
 
 
 def test_workers_reap_a_killed_peer_on_their_own(
@@ -113,7 +114,7 @@ def test_workers_reap_a_killed_peer_on_their_own(
     outcomes = [hot.get_outcome(f"e{n}") for n in range(1, 5)]
     assert all(o is not None and o.outcome == "offer" for o in outcomes)
     assert redis_client.xlen("sgr:offers") == 4
-    assert stats(redis_client).get("requeued", 0) >= 1
+    assert stats(redis_client, KEYS).get("requeued", 0) >= 1
 
 
 def test_abandoned_job_out_of_attempts_becomes_a_dead_letter(
@@ -233,4 +234,4 @@ def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -
         assert reaper.reap().republished == 0
         entries = client.xrange("sgr:offers")
         assert sorted(f[b"event_id"].decode() for _id, f in entries) == ["e1", "e2", "e3"]
-        assert stats(client)["republished"] == 3
+        assert stats(client, KEYS)["republished"] == 3
