@@ -19,6 +19,13 @@ from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionSta
 from worker.domain.timefmt import from_text, to_text
 
 
+def _unwritable(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text for s in ("readonly", "read-only", "disk", "full", "i/o", "unable to open")
+    )
+
+
 class SqliteHotStore:
     """Sessions, processed events and offers in one SQLite file."""
 
@@ -52,14 +59,21 @@ class SqliteHotStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front (no upgrade deadlocks)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A write transaction that takes the lock up front (no upgrade deadlocks). A store that
+        cannot be written (read-only, full, I/O error) raises StoreUnavailable naming its path."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if _unwritable(exc):
+                raise StoreUnavailable(f"hot store {self.path} cannot be written: {exc}") from None
             raise
-        self.conn.execute("COMMIT")
 
     # sessions ---------------------------------------------------------------------------------
     @staticmethod

@@ -4,6 +4,9 @@ the event to the pipeline."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +16,14 @@ import structlog
 from rq import get_current_job
 from rq.job import Job
 
+from stores.base import StoreUnavailable
 from worker import deadletter
 from worker.domain.events import InvalidEvent, parse_event
 from worker.logs import configure
 from worker.pipeline import JobInfo, process
 from worker.reaper import start_background
 from worker.runtime import Runtime, build_runtime, install, installed
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 log = structlog.get_logger("sgr.jobs")
 REDIS_WAIT_S = 30.0
@@ -39,8 +43,30 @@ def start_process(settings: Settings | None = None) -> Runtime:
 
 
 def for_job() -> Runtime:
-    """The runtime a job runs with: this process's, started on the first job if none was."""
-    return installed() or start_process()
+    """The runtime a job runs with: this process's, started on the first job if none was. A
+    process that cannot start (bad settings, a hot store it cannot open) stops taking jobs."""
+    runtime = installed()
+    if runtime is not None:
+        return runtime
+    try:
+        return start_process()
+    except (SettingsError, StoreUnavailable) as exc:
+        stop_worker(str(exc))
+        raise
+
+
+def stop_worker(reason: str) -> None:
+    """This worker cannot do its work (its store is unwritable, its settings are wrong): log the
+    reason once, give the current job its attempt back (RQ puts it back on the queue for a
+    healthy worker instead of burning its attempts here), and ask RQ for a warm shutdown."""
+    log.error("worker_stopping", error=reason[:500])
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = (job.retries_left or 0) + 1
+        with contextlib.suppress(Exception):
+            job.save_meta()
+    if job is not None or os.environ.get("SGR_STOP_ON_FATAL") == "1":
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -116,6 +142,9 @@ def handle_event(payload: Any) -> dict[str, Any]:
             log.warning("redis_unavailable", error=str(exc)[:200])
             _wait_for_redis(runtime.client, REDIS_WAIT_S)
             outcome = process(event, runtime.deps, info)
+    except StoreUnavailable as exc:  # not the event's fault: it goes back to the queue
+        stop_worker(str(exc))
+        raise
     except Exception as exc:
         last_attempt = job is None or not job.should_retry
         log.exception("event_failed", last_attempt=last_attempt)
