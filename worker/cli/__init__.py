@@ -4,7 +4,7 @@ needs when it runs, so ``sgr --help`` loads little more than typer."""
 
 from __future__ import annotations
 
-from worker.cli import bench, data, evaluate, ops  # noqa: F401  (they register their commands)
+from worker.cli import bench, data, evaluate, fleet, ops  # noqa: F401  (they register their commands)
 from worker.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,96 @@
+"""A thin bridge for producers that are not Python: events pushed as JSON on a Redis list (one
+event per element: ``redis-cli RPUSH sgr:events:in '{"event_id": ...}'``) become RQ jobs through
+``producers.enqueue.enqueue_events``, validated the same way. A refused element goes to the
+rejected list as ``{"payload": <text>, "error": <one line naming the field and value>}``.
+
+Nothing is lost when the bridge dies: each round first moves elements (LMOVE) onto the bridge's
+own processing list, enqueues them, then deletes that list; a restarted bridge of the same name
+enqueues what was left there first. An event enqueued twice that way takes effect once (the
+pipeline is idempotent by ``event_id``).
+
+Run it with ``sgr bridge`` (``--once`` to stop when the list is empty).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import redis
+from rq import Queue
+
+from producers.enqueue import enqueue_events
+from worker.domain.events import TimeLimits
+
+
+class Bridge:
+    def __init__(
+        self,
+        client: redis.Redis,
+        queue: str,
+        key: str,
+        rejected: str,
+        *,
+        name: str | None = None,
+        time_limits: TimeLimits | None = None,
+        block_s: int = 1,
+    ) -> None:
+        self.client, self.key, self.rejected = client, key, rejected
+        self.queue = Queue(queue, connection=client)
+        self.processing = f"{key}:processing:{name or socket.gethostname()}"
+        self.time_limits = time_limits
+        self.block_s = block_s
+        self.totals = {"read": 0, "enqueued": 0, "rejected": 0}
+
+    def _take(self, batch: int, block: bool) -> list[bytes]:
+        """Up to ``batch`` elements moved onto the processing list (what is there already first)."""
+        left: Any = self.client.lrange(self.processing, 0, -1)
+        if left:
+            return list(left)
+        first: Any = (
+            self.client.blmove(self.key, self.processing, self.block_s, "LEFT", "RIGHT")
+            if block
+            else self.client.lmove(self.key, self.processing, "LEFT", "RIGHT")
+        )
+        if first is None:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for _ in range(batch - 1):
+            pipe.lmove(self.key, self.processing, "LEFT", "RIGHT")
+        return [first, *(x for x in pipe.execute() if x is not None)]
+
+    def round(self, batch: int = 100, block: bool = True) -> int:
+        """Move, enqueue and reject one round of elements; how many were read."""
+        raw = self._take(batch, block)
+        if not raw:
+            return 0
+        events: list[Any] = []
+        refused: list[tuple[bytes, str]] = []
+        for item in raw:
+            try:
+                payload = json.loads(item)
+            except (ValueError, UnicodeDecodeError) as exc:
+                refused.append((item, f"not JSON: {exc}"))
+                continue
+            events.append((item, payload))
+        report = enqueue_events(self.queue, [p for _, p in events], time_limits=self.time_limits)
+        for position, error in report.rejected:
+            refused.append((events[position][0], error))
+        pipe = self.client.pipeline(transaction=True)
+        for item, error in refused:
+            text = item.decode("utf-8", "replace")[:4096]
+            pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
+        pipe.delete(self.processing)
+        pipe.execute()
+        self.totals["read"] += len(raw)
+        self.totals["enqueued"] += len(report.accepted)
+        self.totals["rejected"] += len(refused)
+        return len(raw)
+
+    def run(self, batch: int = 100, once: bool = False) -> dict[str, int]:
+        """Bridge until interrupted (or, with ``once``, until the list is empty)."""
+        while True:
+            moved = self.round(batch, block=not once)
+            if once and moved == 0:
+                return self.totals
