@@ -23,7 +23,7 @@ from worker.logs import configure
 from worker.pipeline import JobInfo, process
 from worker.reaper import start_background
 from worker.runtime import Runtime, build_runtime, install, installed
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
 REDIS_WAIT_S = 30.0
@@ -32,7 +32,7 @@ REDIS_WAIT_S = 30.0
 def start_process(settings: Settings | None = None) -> Runtime:
     """Start a worker process: settings checked, logging set up, the runtime built and installed,
     the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure(json_logs=True, level=settings.log_level)
     runtime = install(build_runtime(settings))
     published = runtime.deps.outbox.flush()
