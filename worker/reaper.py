@@ -39,6 +39,8 @@ workers and run ``sgr reap --loop`` inside each worker container, or rely on the
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import random
 import socket
@@ -53,6 +55,7 @@ import redis
 import structlog
 from rq import Queue
 from rq.executions import Execution
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import BaseWorker, Worker
 
@@ -279,6 +282,12 @@ class Reaper:
                 continue
             try:
                 job = Job.fetch(job_id, connection=self.client)
+            except NoSuchJobError:
+                event_id = self._dead_letter_foreign(job_id)
+                inter.remove(job_id)
+                if event_id:
+                    report.dead_lettered.append(event_id)
+                continue
             except Exception:
                 inter.remove(job_id)
                 continue
@@ -296,6 +305,33 @@ class Reaper:
                 event_id = self._dead_letter(job, "worker died before starting the job")
                 if event_id:
                     report.dead_lettered.append(event_id)
+
+    def _dead_letter_foreign(self, item: str) -> str | None:
+        """An item on the queue's list that is no RQ job: something other than RQ pushed it (a
+        producer that skipped ``enqueue_events``). It becomes a dead letter with the item as its
+        payload (parsed when it is JSON, so ``sgr dead-letters requeue`` can send it properly)."""
+        if self.client.exists(f"rq:job:{item}"):
+            return None  # a job that appeared meanwhile
+        try:
+            payload: Any = json.loads(item)
+        except ValueError:
+            payload = item
+        digest = hashlib.sha256(item.encode()).hexdigest()[:16]
+        event_id = f"raw:{digest}"
+        if self.deps.hot.get_outcome(event_id) is not None:
+            return None
+        deadletter.record(
+            self.deps.hot,
+            self.runtime.dead_letters,
+            {"event_id": event_id, "payload": payload} if not isinstance(payload, dict) else payload,
+            f"not an RQ job: {item[:80]!r} was pushed onto {self.queue.key} directly; send events "
+            "with enqueue_events, `sgr produce` or `sgr bridge`",
+            job_id=None,
+            attempts=1,
+            now=self.deps.clock(),
+        )
+        log.warning("foreign_queue_item", event_id=event_id, item=item[:80])
+        return event_id
 
     def _sweep_failed(self, report: ReapReport) -> None:
         """Jobs RQ moved to the failed registry as abandoned (out of retries) become dead letters;
