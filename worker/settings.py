@@ -165,6 +165,9 @@ def load_settings(**overrides: Any) -> Settings:
             loc = tuple(err["loc"])
             name = _variable(loc)
             msg = err["msg"].removeprefix("Value error, ")
-            shown = "" if not loc or loc[0] in secret else f" (got {str(err.get('input'))[:60]!r})"
+            given = str(err.get("input"))
+            if loc and "url" in str(loc[0]):
+                given = redact_url(given)
+            shown = "" if not loc or loc[0] in secret else f" (got {given[:60]!r})"
             lines.append(f"{name}: {msg}{shown}")
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None

@@ -27,7 +27,9 @@ def worker(
 ) -> None:
     """Run one worker process (RQ's SimpleWorker) on the queue. Same as
     `rq worker -w rq.worker.SimpleWorker --url $SGR_REDIS_URL cart-events`, with the settings
-    checked, the stores opened and the Redis connection tried before the first job."""
+    checked, the stores opened and the Redis connection tried before the first job. No RQ
+    scheduler process is started: retries are requeued at once and need none (and a scheduler
+    child would outlive a worker killed by a signal, holding the stores open)."""
     from rq import Queue, SimpleWorker
 
     from worker.jobs import start_process
@@ -36,7 +38,7 @@ def worker(
     runtime = start_process(s)
     runtime.client.ping()
     SimpleWorker([Queue(s.queue, connection=runtime.client)], connection=runtime.client).work(
-        burst=burst, max_jobs=max_jobs, with_scheduler=True
+        burst=burst, max_jobs=max_jobs, with_scheduler=False
     )
 
 
