@@ -69,6 +69,13 @@ class Mix:
         return kinds, [getattr(self, name) for name in KINDS]
 
 
+def _mix(text: str) -> Mix:
+    try:
+        return Mix.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from None
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     rate: float | None = 50.0  # events per second; None = as fast as possible
@@ -325,7 +332,7 @@ def main(
             customers=customers,
             new_customer_share=new_customers,
             sessions=sessions,
-            mix=Mix.parse(mix),
+            mix=_mix(mix),
             burst_every_s=burst_every,
             burst_len_s=burst_len,
             burst_factor=burst_factor,

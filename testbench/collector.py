@@ -293,7 +293,13 @@ app = typer.Typer(add_completion=False)
 def _when(text: str | None) -> datetime | None:
     if not text:
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-12-01T10:00:00Z); --last N for the "
+            "last N seconds"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
