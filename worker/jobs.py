@@ -18,7 +18,9 @@ from rq.job import Job
 
 from stores.base import StoreUnavailable
 from worker import deadletter
-from worker.domain.events import InvalidEvent, parse_event
+from worker.batch import process_batch
+from worker.domain.events import CartEvent, InvalidEvent, parse_event
+from worker.domain.model import Outcome
 from worker.logs import configure
 from worker.pipeline import JobInfo, process
 from worker.reaper import start_background
@@ -160,8 +162,9 @@ class BatchFailed(RuntimeError):
 
 
 def handle_batch(payloads: Any) -> dict[str, Any]:
-    """Process up to N cart events in one RQ job, each to its own outcome, in the order given
-    (which keeps a session's order when a producer batches its events in order).
+    """Process up to N cart events in one RQ job (``worker/batch.py``: one read, one write
+    transaction and one publication for the batch, the LLM asked for its eligible carts
+    concurrently), each event to its own outcome, a session's events in the order given.
 
     One event's failure never fails the others: an invalid event becomes a dead letter at once;
     an event whose processing raised is retried with the job (the events already done replay as
@@ -177,30 +180,40 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
     info = job_info(job, runtime.settings.max_attempts)
     last_attempt = job is None or not job.retries_left
     counts: dict[str, int] = {}
-    failed: list[str] = []
+    events: list[CartEvent] = []
+    places: list[int] = []  # each valid event's position in the job's payload
     for index, payload in enumerate(payloads):
         try:
-            event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
+            events.append(
+                parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
+            )
+            places.append(index)
         except InvalidEvent as exc:
             if dead_letter(runtime, payload, str(exc), job, index):
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1
-            continue
+    concurrency = runtime.settings.llm_concurrency
+    results: list[Outcome | Exception]
+    try:
+        results = list(process_batch(events, runtime.deps, info, concurrency))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Only the publication uses Redis, after the commit: wait for it, then re-run the batch,
+        # which replays the committed outcomes and publishes their offers (as handle_event does).
+        log.warning("redis_unavailable", error=str(exc)[:200])
+        _wait_for_redis(runtime.client, REDIS_WAIT_S)
         try:
-            outcome = process(event, runtime.deps, info)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("redis_unavailable", error=str(exc)[:200])
-            _wait_for_redis(runtime.client, REDIS_WAIT_S)
-            try:
-                outcome = process(event, runtime.deps, info)
-            except Exception as again:
-                failed.append(event.event_id)
-                _batch_failure(runtime, payload, again, job, index, last_attempt)
-                continue
-        except Exception as exc:
+            results = list(process_batch(events, runtime.deps, info, concurrency))
+        except Exception as again:
+            results = [again] * len(events)
+    except Exception as exc:  # a bug outside any one event: every event of the batch failed
+        log.exception("batch_failed")
+        results = [exc] * len(events)
+    failed: list[str] = []
+    for event, index, result in zip(events, places, results, strict=True):
+        if isinstance(result, Exception):
             failed.append(event.event_id)
-            _batch_failure(runtime, payload, exc, job, index, last_attempt)
-            continue
-        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+            _batch_failure(runtime, payloads[index], result, job, index, last_attempt)
+        else:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
     if failed and not last_attempt:
         raise BatchFailed(f"{len(failed)} of {len(payloads)} events failed: {failed[:5]}")
     return {"events": len(payloads), "outcomes": counts, "failed": len(failed)}

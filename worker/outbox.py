@@ -5,13 +5,14 @@ keeps one entry per offer id however often that happens."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
 from stores.base import HotStore
+from worker.domain.conversation import Turn
 from worker.domain.model import Offer
 from worker.publish import Publisher
 
@@ -29,6 +30,13 @@ class Outbox:
         self.publisher.publish(offer)
         self.hot.mark_published(offer.offer_id, self.clock())
 
+    def publish_many(self, offers: Sequence[Offer]) -> None:
+        """Put a batch's committed offers on the stream in one round trip, then mark them all
+        published in one statement."""
+        if offers:
+            self.publisher.publish_many(offers)
+            self.hot.mark_published_many([o.offer_id for o in offers], self.clock())
+
     def publish_pending(self, offer_id: str | None) -> bool:
         """Publish a committed offer if it is not yet marked published."""
         if offer_id is None:
@@ -40,11 +48,32 @@ class Outbox:
         return True
 
     def flush(self, limit: int = 1000) -> int:
-        """Publish every committed offer still waiting (after a crash); returns how many."""
+        """Publish every committed offer still waiting (after a crash), then every negotiation
+        turn; returns how many."""
         pending = self.hot.unpublished_offers(limit)
         for offer in pending:
             self.publish(offer)
-        return len(pending)
+        turns = self.hot.unpublished_turns(limit)
+        for turn in turns:
+            self.publish_turn(turn)
+        return len(pending) + len(turns)
+
+    def publish_turn(self, turn: Turn) -> None:
+        """Put a committed negotiation turn on the stream: its offer (a ``type`` "offer" entry)
+        when it made one, else its reply (``type`` "reply"); then mark the turn published."""
+        if turn.offer_id is not None:
+            self.publish_pending(turn.offer_id)
+        else:
+            self.publisher.publish_entry(turn.reply_id, turn.stream_entry())
+        self.hot.mark_turn_published(turn.event_id, self.clock())
+
+    def publish_pending_turn(self, event_id: str) -> bool:
+        """Publish a committed turn if it is not yet marked published."""
+        turn = self.hot.get_turn(event_id)
+        if turn is None or turn.published_at is not None:
+            return False
+        self.publish_turn(turn)
+        return True
 
     def republish_lost(self, since: datetime) -> int:
         """Publish again the offers published since ``since`` that Redis has lost (a crash between

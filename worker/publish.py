@@ -4,6 +4,8 @@ and is announced on a Pub/Sub channel (for live listeners), exactly once per off
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -11,20 +13,34 @@ from worker.domain.model import Offer
 from worker.keys import Keys
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
-# KEYS: marker, stream. ARGV: marker ttl, channel, announcement, maxlen (0 = no trim), then the
-# entry's field/value pairs.
+# One or many offers in one call: for each offer, set its marker (NX) and only then add its entry
+# and announce it. KEYS: the stream, then one marker per offer. ARGV: marker ttl, channel, maxlen
+# (0 = no trim), then per offer: its announcement, its number of field/value items, the items.
+# Returns 1 or 0 per offer (added now, or there already).
 PUBLISH_ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return 0
+local ttl, channel, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local pos, added = 4, {}
+for i = 2, #KEYS do
+  local announcement, n = ARGV[pos], tonumber(ARGV[pos + 1])
+  local entry = {}
+  for j = 1, n do entry[j] = ARGV[pos + 1 + j] end
+  pos = pos + 2 + n
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+    if maxlen > 0 then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(entry))
+    else
+      redis.call('XADD', KEYS[1], '*', unpack(entry))
+    end
+    redis.call('PUBLISH', channel, announcement)
+    added[#added + 1] = 1
+  else
+    added[#added + 1] = 0
+  end
 end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
-else
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
-end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
+return added
 """
+# Offers per script call: a batch job's offers go in one call; a longer list in a few.
+PUBLISH_CHUNK = 200
 
 
 class Publisher:
@@ -58,16 +74,39 @@ class Publisher:
         one round trip and atomically, so a retry after a crash between Redis and the hot store
         never adds the same offer twice.
         """
-        entry = offer.stream_entry()
-        fields = [item for pair in entry.items() for item in pair]
-        added = self._script(
-            keys=[self.keys.published_mark(offer.offer_id), self.keys.offers_stream],
+        return self.publish_many([offer])[0]
+
+    def publish_many(self, offers: Sequence[Offer]) -> list[bool]:
+        """``publish`` for many offers in one round trip (one script call per ``PUBLISH_CHUNK``
+        offers, so a batch of 50 costs Redis one EVALSHA besides each offer's SET, XADD and
+        PUBLISH). True for each offer this call added."""
+        added: list[bool] = []
+        for start in range(0, len(offers), PUBLISH_CHUNK):
+            chunk = offers[start : start + PUBLISH_CHUNK]
+            keys = [self.keys.offers_stream]
+            args: list[Any] = [self.mark_ttl_s, self.keys.offers_channel, self.maxlen]
+            for offer in chunk:
+                entry = offer.stream_entry()
+                keys.append(self.keys.published_mark(offer.offer_id))
+                args += [json.dumps(entry), 2 * len(entry)]
+                args += [item for pair in entry.items() for item in pair]
+            flags = self._script(keys=keys, args=args)
+            added.extend(bool(flag) for flag in flags)
+        return added
+
+    def publish_entry(self, entry_id: str, entry: dict[str, str]) -> bool:
+        """Any entry on the stream once per ``entry_id``, as ``publish`` does for an offer (a
+        negotiation reply without a price: ``Turn.stream_entry``). True if this call added it."""
+        items = [item for pair in entry.items() for item in pair]
+        flags = self._script(
+            keys=[self.keys.offers_stream, self.keys.published_mark(entry_id)],
             args=[
                 self.mark_ttl_s,
                 self.keys.offers_channel,
-                json.dumps(entry),
                 self.maxlen,
-                *fields,
+                json.dumps(entry),
+                len(items),
+                *items,
             ],
         )
-        return bool(added)
+        return bool(flags[0])
