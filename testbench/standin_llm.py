@@ -36,6 +36,8 @@ def fill(schema: dict[str, Any], path: str = "") -> Any:
     """A value that satisfies ``schema`` (the subset the worker sends)."""
     if "enum" in schema:
         return schema["enum"][0]
+    if "anyOf" in schema:  # a union (the negotiation router): its first branch
+        return fill(schema["anyOf"][0], path)
     kind = schema.get("type")
     if kind == "object":
         return {k: fill(v, f"{path}/{k}") for k, v in schema["properties"].items()}

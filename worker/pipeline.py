@@ -17,12 +17,12 @@ import structlog
 
 from stores.base import HotStore
 from stores.history import HistorySource
+from worker import negotiation
 from worker.domain import rules
 from worker.domain.codes import new_code, new_offer_id
-from worker.domain.events import CartEvent
+from worker.domain.events import CartEvent, EventType
 from worker.domain.model import EventContext, Offer, Outcome
-from worker.domain.session import SESSION_STATUS
-from worker.domain.timefmt import to_text
+from worker.domain.session import session_row
 from worker.engines.base import Engine, EngineError, EngineReply, OfferRequest
 from worker.engines.schemas import offer_schema
 from worker.outbox import Outbox
@@ -82,18 +82,7 @@ class Checked:
 # --- the stages ------------------------------------------------------------------------------
 def state_params(event: CartEvent) -> dict[str, Any]:
     """The session row ``sql/hot/upsert_session.sql`` writes for this event."""
-    cart = event.cart
-    return {
-        "session_id": event.session_id,
-        "user_id": event.user_id,
-        "status": SESSION_STATUS[event.type.value],
-        "cart_value": cart.total if cart else None,
-        "margin": cart.margin_fraction if cart else None,
-        "currency": cart.currency if cart else None,
-        "inventory": event.inventory if cart else None,
-        "event_id": event.event_id,
-        "occurred_at": to_text(event.occurred_at),
-    }
+    return session_row(event)
 
 
 def context(deps: Deps, event: CartEvent) -> EventContext:
@@ -288,6 +277,8 @@ def replayed(deps: Deps, event_id: str) -> Outcome:
 
 def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome:
     """Turn one validated event into its one outcome (idempotent by ``event_id``)."""
+    if event.type is EventType.CUSTOMER_MESSAGE:  # a negotiation turn: worker/negotiation.py
+        return negotiation.process_message(event, deps, job)
     job = job or JobInfo()
     watch = Stopwatch()
     ctx = context(deps, event)

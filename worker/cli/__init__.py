@@ -4,7 +4,14 @@ needs when it runs, so ``sgr --help`` loads little more than typer."""
 
 from __future__ import annotations
 
-from worker.cli import bench, data, evaluate, fleet, ops  # noqa: F401  (they register their commands)
+from worker.cli import (  # noqa: F401  (they register their commands)
+    bench,
+    data,
+    evaluate,
+    fleet,
+    negotiate,
+    ops,
+)
 from worker.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -151,6 +151,7 @@ class Offer:
                 entry[name] = to_text(value)
             else:
                 entry[name] = str(value)
+        entry["type"] = "offer"  # a negotiation reply without a price is "reply" (conversation.py)
         return entry
 
 

@@ -6,8 +6,11 @@ them from the state read before, so the rules can decide before the write transa
 
 from __future__ import annotations
 
+from typing import Any
+
 from worker.domain.events import CartEvent
 from worker.domain.model import SessionState
+from worker.domain.timefmt import to_text
 
 # The status each event type sets (None: the event leaves the status as it is).
 SESSION_STATUS: dict[str, str | None] = {
@@ -32,3 +35,20 @@ def session_after(event: CartEvent, before: SessionState | None) -> tuple[str, b
     if before.status == "ordered":
         return "ordered", False
     return status or before.status, False
+
+
+def session_row(event: CartEvent) -> dict[str, Any]:
+    """The session row ``sql/hot/upsert_session.sql`` writes for this event (the pipeline's and
+    the negotiation's)."""
+    cart = event.cart
+    return {
+        "session_id": event.session_id,
+        "user_id": event.user_id,
+        "status": SESSION_STATUS[event.type.value],
+        "cart_value": cart.total if cart else None,
+        "margin": cart.margin_fraction if cart else None,
+        "currency": cart.currency if cart else None,
+        "inventory": event.inventory if cart else None,
+        "event_id": event.event_id,
+        "occurred_at": to_text(event.occurred_at),
+    }

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -21,6 +21,7 @@ from worker.settings import redact_url
 log = structlog.get_logger("sgr.engine")
 
 
+T = TypeVar("T")
 RETRYABLE = {"timeout", "connection", "server_error", "invalid_output", "length"}
 
 
@@ -162,6 +163,87 @@ class VllmEngine:
                 continue
             self.breaker.success()
             return EngineReply(answer, self.name, self.model, attempt, raw)
+
+    # --- any schema-constrained JSON (negotiation turns: worker/negotiation.py) ---------------
+    def ask_json(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        parse: Callable[[str], T],
+        *,
+        name: str,
+        seed_key: str,
+    ) -> tuple[T, int]:
+        """Ask for JSON constrained by ``schema`` (``response_format`` json_schema, strict) and
+        ``parse`` the reply (which raises AnswerInvalid); with the same retries, backoff, breaker
+        and error kinds as ``propose``. Returns the parsed value and the attempts it took."""
+        if not self.breaker.allow():
+            raise EngineError("circuit_open", f"{self.where} failed repeatedly; cooling down", 0)
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                body = {
+                    "model": self.discover_model(),
+                    "messages": messages,
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": name, "schema": schema, "strict": True},
+                    },
+                    "max_tokens": self.max_tokens,
+                    "temperature": self.temperature,
+                    "seed": request_seed(seed_key, attempt),
+                }
+                try:
+                    text = self._complete(body)
+                    try:
+                        value = parse(text)
+                    except AnswerInvalid as exc:
+                        raise EngineError("invalid_output", str(exc)) from None
+                except EngineError as exc:
+                    exc.attempts = attempt
+                    if exc.kind not in RETRYABLE or attempt > self.retries:
+                        self.breaker.failure()
+                        raise
+                    delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
+                    log.warning(
+                        "llm_retry", kind=exc.kind, attempt=attempt, delay_s=round(delay, 3)
+                    )
+                    self.sleep(delay)
+                    continue
+                self.breaker.success()
+                return value, attempt
+        except EngineError:
+            raise
+        except BaseException:
+            self.breaker.failure()
+            raise
+
+    def _complete(self, body: dict[str, Any]) -> str:
+        """One chat completion's text, each failure mapped to an EngineError kind."""
+        openai = self._openai
+        try:
+            resp = self.client.post(
+                "/chat/completions", cast_to=openai.types.chat.ChatCompletion, body=body
+            )
+        except openai.APITimeoutError as exc:
+            raise EngineError("timeout", str(exc)) from None
+        except openai.APIConnectionError as exc:
+            raise EngineError("connection", f"{self.where}: {exc}") from None
+        except openai.InternalServerError as exc:
+            raise EngineError("server_error", f"HTTP {exc.status_code}: {exc.message}") from None
+        except openai.APIStatusError as exc:
+            raise EngineError("rejected", f"HTTP {exc.status_code}: {exc.message}") from None
+        except openai.APIError as exc:
+            raise EngineError("invalid_output", f"{type(exc).__name__}: {exc}") from None
+        try:
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+        except (IndexError, AttributeError, TypeError) as exc:
+            raise EngineError("invalid_output", f"not a chat completion: {exc!r}") from None
+        if choice.finish_reason == "length":
+            raise EngineError("length", f"stopped at max_tokens={self.max_tokens}: {text[-60:]!r}")
+        return text
 
 
 def endpoint_answers(base_url: str, timeout_s: float = 2.0) -> bool:

@@ -1,0 +1,229 @@
+"""Schema-Guided Reasoning for a negotiation turn: the router's answer (a union of actions, as in
+the prototype's ``RouterSchema``: fetch the customer's features to price, or respond; extended
+with escalating to a person and accepting the offer on the table) and the pricing answer of a
+turn, whose bounds carry the cap and the floor (the offer already made).
+
+Free-text fields are short on purpose: a small model on a CPU writes about eight tokens a second,
+so a turn (router, then pricing) stays within seconds. Each schema is sent with
+``response_format`` json_schema (strict); xgrammar in vLLM enforces it while generating, and
+``parse`` checks the reply against the very schema dict that was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from worker.domain.conversation import LiveOffer, Turn
+from worker.domain.model import History
+from worker.engines.schemas import AnswerInvalid
+
+ANALYSIS_MAX = 80
+REPLY_MAX = 100
+# The router's actions and the route each one takes (worker.domain.conversation.ROUTES).
+ACTIONS = {
+    "fetch_customer_features": "price",
+    "respond": "respond",
+    "escalate_to_person": "escalate",
+    "accept_offer": "accept",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchCustomerFeatures(_Strict):
+    """The message is about price: fetch the customer's features and go on to pricing."""
+
+    tool: Literal["fetch_customer_features"]
+
+
+class Respond(_Strict):
+    """Not about price: a helpful reply."""
+
+    tool: Literal["respond"]
+    reply: str = Field(max_length=REPLY_MAX)
+
+
+class EscalateToPerson(_Strict):
+    """A complaint, a legal or safety matter, or a request for a person: hand over."""
+
+    tool: Literal["escalate_to_person"]
+    reply: str = Field(max_length=REPLY_MAX)
+
+
+class AcceptOffer(_Strict):
+    """The customer takes the offer already made (it is restated, never raised or repeated)."""
+
+    tool: Literal["accept_offer"]
+    reply: str = Field(max_length=REPLY_MAX)
+
+
+Action = Annotated[
+    FetchCustomerFeatures | Respond | EscalateToPerson | AcceptOffer, Field(discriminator="tool")
+]
+
+
+class RouterAnswer(_Strict):
+    """First the analysis of the message, then the one action."""
+
+    analysis: str = Field(max_length=ANALYSIS_MAX)
+    action: Action
+
+    @property
+    def route(self) -> str:
+        return ACTIONS[self.action.tool]
+
+    @property
+    def reply(self) -> str:
+        return getattr(self.action, "reply", "")
+
+
+class TurnPricing(_Strict):
+    """The price of a turn: the reasoning, the cap restated, the discount, a short reply."""
+
+    customer_analysis: str = Field(max_length=ANALYSIS_MAX)
+    negotiation_analysis: str = Field(max_length=ANALYSIS_MAX)
+    max_allowed_discount: float = Field(ge=0)
+    discount_percent: float = Field(ge=0)
+    reply: str = Field(max_length=REPLY_MAX)
+
+
+def _text(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _action(tool: str, with_reply: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {"tool": {"type": "string", "enum": [tool]}}
+    if with_reply:
+        props["reply"] = _text(REPLY_MAX)
+    return _object(props)
+
+
+def router_schema() -> dict[str, Any]:
+    """The router's answer: an analysis, then one of the actions (``anyOf``, told apart by
+    ``tool``). No ``pattern`` and no ``multipleOf``: vLLM refuses those for xgrammar."""
+    return _object(
+        {
+            "analysis": _text(ANALYSIS_MAX),
+            "action": {
+                "anyOf": [
+                    _action("fetch_customer_features", False),
+                    _action("respond", True),
+                    _action("escalate_to_person", True),
+                    _action("accept_offer", True),
+                ]
+            },
+        }
+    )
+
+
+def pricing_schema(cap_pct: float, floor_pct: float | None, min_pct: float) -> dict[str, Any]:
+    """The pricing answer of one turn: ``discount_percent`` between the floor (the offer already
+    made, or the minimum discount) and the cap; ``max_allowed_discount`` may only be the cap."""
+    low = min(max(min_pct, floor_pct or 0.0), cap_pct)
+    return _object(
+        {
+            "customer_analysis": _text(ANALYSIS_MAX),
+            "negotiation_analysis": _text(ANALYSIS_MAX),
+            "max_allowed_discount": {"type": "number", "minimum": cap_pct, "maximum": cap_pct},
+            "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
+            "reply": _text(REPLY_MAX),
+        }
+    )
+
+
+_ROUTER = TypeAdapter(RouterAnswer)
+
+
+def parse(text: str, schema: dict[str, Any]) -> Any:
+    """A reply parsed strictly (no NaN) and checked against the schema that was sent."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise AnswerInvalid(f"not JSON: {exc.msg} at char {exc.pos} (got {text[:80]!r})") from None
+    except ValueError as exc:
+        raise AnswerInvalid(str(exc)) from None
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        raise AnswerInvalid(
+            "; ".join(
+                f"{'/'.join(str(p) for p in e.path) or '<answer>'}: [{e.validator}] "
+                f"{e.message[:120]}"
+                for e in errors
+            )
+        )
+    return data
+
+
+def parse_router(text: str) -> RouterAnswer:
+    data = parse(text, router_schema())
+    try:
+        return _ROUTER.validate_python(data)
+    except ValidationError as exc:
+        raise AnswerInvalid(f"does not fit the router's model: {exc.errors()[0]['msg']}") from None
+
+
+def parse_pricing(text: str, schema: dict[str, Any]) -> TurnPricing:
+    data = parse(text, schema)
+    try:
+        return TurnPricing.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerInvalid(f"does not fit the pricing model: {exc.errors()[0]['msg']}") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"not strict JSON: {name} is not a number JSON allows")
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """What an engine is asked for one turn: the customer's words, the conversation so far, the
+    cart, and (for pricing) the customer's features with the bounds the rules set."""
+
+    event_id: str
+    message: str
+    turns: tuple[Turn, ...]
+    cart_value: float
+    currency: str
+    margin: float
+    inventory: str
+    history: History | None
+    live_offer: LiveOffer | None
+    cap_pct: float = 0.0
+    floor_pct: float | None = None
+    min_pct: float = 1.0
+    segment: str = ""
+    steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteReply:
+    answer: RouterAnswer
+    engine: str
+    model: str | None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class PriceReply:
+    answer: TurnPricing
+    engine: str
+    model: str | None
+    attempts: int = 1
