@@ -184,6 +184,7 @@ class Sender:
         queue: Queue,
         *,
         batch: int = 500,
+        events_per_job: int = 1,
         max_attempts: int = 3,
         job_timeout: int = 120,
         keep_offsets: bool = False,
@@ -193,6 +194,7 @@ class Sender:
     ) -> None:
         self.queue = queue
         self.batch = batch
+        self.events_per_job = events_per_job  # more than 1: handle_batch jobs (worker/batch.py)
         self.max_attempts = max_attempts
         self.job_timeout = job_timeout
         self.keep_offsets = keep_offsets
@@ -210,6 +212,7 @@ class Sender:
             max_attempts=self.max_attempts,
             job_timeout=self.job_timeout,
             pipeline_size=self.batch,
+            batch_size=self.events_per_job,
         )
         self.stats.sent += len(report.accepted)
         self.stats.rejected += len(report.rejected)
@@ -301,6 +304,12 @@ def main(
     queue: Annotated[str | None, typer.Option(help="Queue name (default SGR_QUEUE).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data folder, for progress.")] = None,
     quiet: Annotated[bool, typer.Option(help="No live display; print the summary only.")] = False,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1, max=1000, help="Events per RQ job (1 = one job per event; more: batch jobs)."
+        ),
+    ] = 1,
 ) -> None:
     """Push synthetic (or replayed) cart events at a target rate and watch the fleet keep up."""
     import redis
@@ -345,6 +354,8 @@ def main(
     progress = LiveProgress(settings, conn, started, enabled=not quiet)
     sender = Sender(
         q,
+        batch=max(500, batch),
+        events_per_job=batch,
         max_attempts=settings.max_attempts,
         job_timeout=settings.job_timeout_s,
         on_tick=progress.update,
@@ -357,6 +368,7 @@ def main(
             stats = sender.stats
     summary = {
         "queue": settings.queue,
+        "events_per_job": batch,
         "sent": stats.sent,
         "rejected": stats.rejected,
         "seconds": round(stats.elapsed_s, 3),

@@ -134,3 +134,15 @@ def test_replay_keeps_file_order_and_scaled_pacing(
 def test_random_seed_makes_the_same_stream() -> None:
     cfg = LoadConfig(rate=100, count=50, seed=random.randrange(1000))
     assert [e for _, e in generate(cfg, start=NOW)] == [e for _, e in generate(cfg, start=NOW)]
+
+
+def test_sender_batches_events_into_jobs_in_order(redis_client: redis.Redis) -> None:
+    queue = Queue("loadgen-batch-test", connection=redis_client)
+    cfg = LoadConfig(rate=None, count=110, seed=6)
+    expected = [e["event_id"] for _, e in generate(cfg, start=NOW)]
+    stats = Sender(queue, events_per_job=50).run(generate(cfg, start=NOW))
+    assert stats.sent == 110
+    jobs = queue.get_jobs()
+    assert [len(j.args[0]) for j in jobs] == [50, 50, 10]
+    assert all(j.func_name == "worker.jobs.handle_batch" for j in jobs)
+    assert [e["event_id"] for j in jobs for e in j.args[0]] == expected  # a session's order kept
