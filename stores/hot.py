@@ -1,7 +1,8 @@
 """Which hot store a process opens: the one place a backend is chosen (``SGR_HOT_STORE_URL``).
 
-Empty: the SQLite file in the data folder (one host). A new backend is one file in this package
-and one branch here.
+Empty: the SQLite file in the data folder (one host); ``sqlite:///PATH``: that SQLite file;
+``postgresql://...`` (or ``postgres://``): PostgreSQL, shared by a fleet of hosts. A new backend
+is one file in this package and one branch here; each is imported only when chosen.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from stores.base import HotStore
 
 
 def open_hot_store(url: str, default_path: Path) -> HotStore:
-    """Open the hot store at ``url`` (``sqlite:///path`` or empty for ``default_path``)."""
+    """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
+    ``default_path``)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from stores.postgres import PostgresHotStore  # psycopg is loaded only when chosen
+
+        return PostgresHotStore(url)
     from stores.sqlite import SqliteHotStore
 
     if not url:
@@ -20,4 +26,7 @@ def open_hot_store(url: str, default_path: Path) -> HotStore:
     if url.startswith("sqlite:///"):
         return SqliteHotStore(Path(url.removeprefix("sqlite:///")))
     scheme = url.split(":", 1)[0]
-    raise ValueError(f"SGR_HOT_STORE_URL: unsupported scheme {scheme!r} (sqlite:///PATH or empty)")
+    raise ValueError(
+        f"SGR_HOT_STORE_URL: unsupported scheme {scheme!r} "
+        "(empty, sqlite:///PATH or postgresql://USER@HOST:PORT/DB)"
+    )

@@ -1,5 +1,7 @@
 """Shared fixtures: a real redis-server (own process on a free port unless SGR_TEST_REDIS_URL is
-given), data folders with real SQLite and DuckDB files, and pipeline deps on them."""
+given), a real PostgreSQL (SGR_TEST_POSTGRES_URL, else 127.0.0.1:5432 if it answers, else one of
+our own: testbench/pgproc.py) with a fresh database per test, data folders with real SQLite and
+DuckDB files, and pipeline deps on them. ``hot_store_url`` runs a test on both hot stores."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import redis
 from producers.synthetic import customers
 from stores.cold import write_history
 from stores.history import HistorySnapshot
-from stores.sqlite import SqliteHotStore
+from stores.hot import open_hot_store
 from stores.sync import sync_snapshot
+from testbench.pgproc import fresh_database, postgres_server
 from testbench.redisproc import RedisServer
 from worker.deadletter import DeadLetters
 from worker.engines.base import Engine
@@ -50,6 +53,29 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A superuser URL of a real PostgreSQL server (stopped after only if started here)."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty database (sgr_test_<random>), dropped after the test."""
+    with fresh_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hot_store_url(request: pytest.FixtureRequest) -> str:
+    """SGR_HOT_STORE_URL for each backend: empty (the SQLite file in the data folder) or a fresh
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture(scope="session")
@@ -88,11 +114,12 @@ def make_deps(
     engine: Engine | None = None,
     clock: Clock | None = None,
     on_invalid_answer: str = "policy",
+    hot_store_url: str = "",
     **rule_overrides: float,
 ) -> Deps:
     settings = Settings(**rule_overrides)  # type: ignore[arg-type]
     rules = settings.rule_config()
-    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
     clock = clock or Clock()
     keys = Keys.from_settings(settings)
     return Deps(

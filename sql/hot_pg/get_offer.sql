@@ -1,0 +1,1 @@
+SELECT * FROM offers WHERE offer_id = %(offer_id)s;

@@ -1,0 +1,1 @@
+SELECT * FROM turns WHERE event_id = %(event_id)s;
