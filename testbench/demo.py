@@ -189,7 +189,9 @@ def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
             f"{o['cap_pct']:g}",
             f"{o['discount_pct']:g}",
             o["engine"],
-            f"{pricing['churn_analysis']}\n{pricing['margin_math']}"[:300],
+            "\n".join(
+                str(v) for k, v in pricing.items() if isinstance(v, str) and k != "customer_message"
+            )[:300],
             o["message"],
         )
     console = Console(stderr=to_stderr)
