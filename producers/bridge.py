@@ -65,20 +65,22 @@ class Bridge:
         raw = self._take(batch, block)
         if not raw:
             return 0
-        events: list[Any] = []
-        refused: list[tuple[bytes, str]] = []
-        for item in raw:
+        events: list[tuple[int, bytes, Any]] = []
+        refused: list[tuple[int, bytes, str]] = []
+        for index, item in enumerate(raw):
             try:
-                payload = json.loads(item)
+                events.append((index, item, json.loads(item)))
             except (ValueError, UnicodeDecodeError) as exc:
-                refused.append((item, f"not JSON: {exc}"))
-                continue
-            events.append((item, payload))
-        report = enqueue_events(self.queue, [p for _, p in events], time_limits=self.time_limits)
+                refused.append((index, item, f"not JSON: {exc}"))
+        report = enqueue_events(
+            self.queue, [payload for _, _, payload in events], time_limits=self.time_limits
+        )
         for position, error in report.rejected:
-            refused.append((events[position][0], error))
+            index, item, _ = events[position]
+            refused.append((index, item, error))
+        refused.sort()  # in the order they were pushed
         pipe = self.client.pipeline(transaction=True)
-        for item, error in refused:
+        for _, item, error in refused:
             text = item.decode("utf-8", "replace")[:4096]
             pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
         pipe.delete(self.processing)
