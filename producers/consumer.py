@@ -62,8 +62,11 @@ class Consumer:
                 raise
 
     def print_offer(self, offer: Offer) -> None:
-        sys.stdout.write(json.dumps(offer, default=str) + "\n")
-        sys.stdout.flush()
+        """The example's handler: once per offer (a Redis set of handled ids stands for the
+        shop's own database), printed as one JSON line."""
+        if self.client.sadd(f"{self.stream}:{self.group}:handled", offer["offer_id"]):
+            sys.stdout.write(json.dumps(offer, default=str) + "\n")
+            sys.stdout.flush()
 
     def _process(self, entries: list[Any]) -> int:
         done = 0
