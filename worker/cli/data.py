@@ -12,7 +12,9 @@ import typer
 from worker.cli.app import DataDir, app, fail, out, redis_client, settings
 
 history_app = typer.Typer(
-    help="The history snapshot workers read (a copy of the cold store).", no_args_is_help=True
+    help="The history snapshot workers read (a copy of the cold store).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(history_app, name="history")
 

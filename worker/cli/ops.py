@@ -11,9 +11,15 @@ import typer
 
 from worker.cli.app import DataDir, app, fail, out, redis_client, settings
 
-offers_app = typer.Typer(help="Offers on the result stream.", no_args_is_help=True)
-dead_app = typer.Typer(help="Events that could not be processed.", invoke_without_command=True)
-codes_app = typer.Typer(help="Check and redeem offer codes.", no_args_is_help=True)
+offers_app = typer.Typer(
+    help="Offers on the result stream.", no_args_is_help=True, rich_markup_mode=None
+)
+dead_app = typer.Typer(
+    help="Events that could not be processed.", invoke_without_command=True, rich_markup_mode=None
+)
+codes_app = typer.Typer(
+    help="Check and redeem offer codes.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(offers_app, name="offers")
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(codes_app, name="codes")
