@@ -172,7 +172,7 @@ def turn_request(
     event: CartEvent, ctx: EventContext, convo: Conversation, facts: rules.Facts
 ) -> TurnRequest:
     assert event.message is not None  # the contract: a customer_message carries a message
-    session = ctx.session
+    session, live = ctx.session, convo.live_offer
     currency = (
         event.cart.currency
         if event.cart
@@ -187,7 +187,7 @@ def turn_request(
         margin=facts.margin,
         inventory=facts.inventory,
         history=facts.history,
-        live_offer=convo.live_offer,
+        live_offer=live if live is not None and live.usable(facts.now) else None,
     )
 
 
@@ -206,11 +206,12 @@ def route(deps: TurnDeps, request: TurnRequest) -> tuple[RouteReply, list[str]]:
     problems: list[str] = []
     engine = deps.engine
     if isinstance(engine, AsksJson):
+        schema = router_schema(offer_on_the_table=request.live_offer is not None)
         try:
             answer, attempts = engine.ask_json(
                 router_messages(request),
-                router_schema(),
-                parse_router,
+                schema,
+                lambda text: parse_router(text, schema),
                 name="sgr_route",
                 seed_key=f"{request.event_id}#route",
             )

@@ -114,22 +114,18 @@ def _action(tool: str, with_reply: bool) -> dict[str, Any]:
     return _object(props)
 
 
-def router_schema() -> dict[str, Any]:
+def router_schema(offer_on_the_table: bool = True) -> dict[str, Any]:
     """The router's answer: an analysis, then one of the actions (``anyOf``, told apart by
-    ``tool``). No ``pattern`` and no ``multipleOf``: vLLM refuses those for xgrammar."""
-    return _object(
-        {
-            "analysis": _text(ANALYSIS_MAX),
-            "action": {
-                "anyOf": [
-                    _action("fetch_customer_features", False),
-                    _action("respond", True),
-                    _action("escalate_to_person", True),
-                    _action("accept_offer", True),
-                ]
-            },
-        }
-    )
+    ``tool``); accepting is a choice only when an offer is on the table. No ``pattern`` and no
+    ``multipleOf``: vLLM refuses those for xgrammar."""
+    branches = [
+        _action("fetch_customer_features", False),
+        _action("respond", True),
+        _action("escalate_to_person", True),
+    ]
+    if offer_on_the_table:
+        branches.append(_action("accept_offer", True))
+    return _object({"analysis": _text(ANALYSIS_MAX), "action": {"anyOf": branches}})
 
 
 def pricing_schema(cap_pct: float, floor_pct: float | None, min_pct: float) -> dict[str, Any]:
@@ -172,8 +168,8 @@ def parse(text: str, schema: dict[str, Any]) -> Any:
     return data
 
 
-def parse_router(text: str) -> RouterAnswer:
-    data = parse(text, router_schema())
+def parse_router(text: str, schema: dict[str, Any] | None = None) -> RouterAnswer:
+    data = parse(text, schema or router_schema())
     try:
         return _ROUTER.validate_python(data)
     except ValidationError as exc:
