@@ -28,7 +28,8 @@ def redact_url(url: str) -> str:
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
             query = urlencode(
-                [(k, "***" if any(s in k.lower() for s in _SECRET_QUERY) else v) for k, v in pairs]
+                [(k, "***" if any(s in k.lower() for s in _SECRET_QUERY) else v) for k, v in pairs],
+                safe="*",
             )
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
