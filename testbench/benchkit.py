@@ -51,7 +51,18 @@ def bench_events(count: int, *, customers: int, seed: int, prefix: str) -> list[
     return events
 
 
+def batches(events: Sequence[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Events in consecutive jobs of ``size`` (the payloads of ``worker.jobs.handle_batch``)."""
+    return [list(events[i : i + size]) for i in range(0, len(events), size)]
+
+
 # Machinery -----------------------------------------------------------------------------------
+def redis_calls(conn: Any) -> int:
+    """Commands redis-server has run so far (INFO commandstats; scripts' own calls included)."""
+    stats = conn.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
 def rss_mb(pid: int) -> float | None:
     """Resident size of a process (VmRSS) in MiB, or None if it is gone."""
     try:
@@ -147,6 +158,7 @@ class Lane:
         self.queue = Queue(name, connection=conn)
         self.finished = self.queue.finished_job_registry
         self.failed = self.queue.failed_job_registry
+        self.polls = 0  # done() calls of the last run (their Redis commands are the bench's)
 
     def done(self) -> int:
         return self.finished.get_job_count(cleanup=False) + self.failed.get_job_count(cleanup=False)
@@ -162,7 +174,11 @@ class Lane:
                     args=(p,),
                     timeout=120,
                     retry=Retry(max=2),
-                    description=f"cart event {p.get('event_id')}",
+                    description=(
+                        f"{len(p)} cart events"
+                        if isinstance(p, list)
+                        else f"cart event {p.get('event_id')}"
+                    ),
                 )
                 for p in payloads[start : start + 500]
             ]
@@ -179,7 +195,9 @@ class Lane:
         t0 = time.perf_counter()
         self.push(func, payloads)
         deadline = t0 + timeout_s
+        self.polls = 0
         while self.done() < target:
+            self.polls += 1
             if time.perf_counter() > deadline:
                 raise BenchError(
                     f"{self.queue.name}: {target - self.done()} of {len(payloads)} jobs not done "
@@ -268,11 +286,17 @@ class BenchConfig:
     llm_seconds: float = 6.0  # events per W: W / latency * seconds
     vllm_url: str | None = None  # None: SGR_LLM_URL if it answers (auto_vllm)
     auto_vllm: bool = True
-    vllm_workers: int = 4
-    vllm_requests: int = 16
+    vllm_workers: int = 2  # processes against vLLM, in batch jobs
+    vllm_inflight: int = 16  # requests in flight against vLLM, both sides
+    vllm_requests: int = 64
     customers: int = 20_000
     log_level: str = "INFO"  # the workers' structlog level (production default)
     compare_duckdb: bool = True  # also run the rules batches with SGR_HISTORY_SOURCE=duckdb
+    batch_size: int = 50  # events per job of the batch phase (batch_vs_floor)
+    inflight: int = 64  # LLM requests in flight over the workers (llm_inflight_efficiency)
+    inflight_workers: int = 2
+    inflight_latency_ms: float = 500.0
+    inflight_jobs: int = 4  # batch jobs per worker in the in-flight phase
     seed: int = 5
 
     @classmethod
@@ -284,8 +308,8 @@ class BenchConfig:
             "fork_floor_jobs": 60,
             "llm_workers": (1, 4),
             "llm_seconds": 2.0,
-            "vllm_workers": 2,
-            "vllm_requests": 4,
+            "vllm_requests": 32,
+            "inflight_jobs": 2,
             "customers": 3000,
         }
         return cls(**(base | overrides))

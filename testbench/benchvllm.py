@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testbench.benchkit import Lane, Phase, bench_events, fleet_rss, make_fleet
+from testbench.benchkit import Lane, Phase, batches, bench_events, fleet_rss, make_fleet
+from worker.settings import redact_url
 
 if TYPE_CHECKING:
     from testbench.benchkit import BenchConfig
 
-PIPELINE_FUNC = "worker.jobs.handle_event"
+BATCH_FUNC = "worker.jobs.handle_batch"
 
 
 def endpoint_model(url: str) -> str | None:
@@ -94,43 +95,56 @@ def direct_rate(url: str, bodies: Sequence[dict[str, Any]], concurrency: int) ->
 def vllm_phase(
     cfg: BenchConfig, url: str, conn: Any, phase: Phase, llm_url: str, model: str
 ) -> dict[str, Any]:
-    """(4): the pipeline against a real server, and the same requests sent directly, batch by
-    batch in turn (each side first every other time), in small batches (two requests per worker)
-    so that both sides see the same moments of a shared machine; medians. The requests carry the pipeline's per-event sampling
-    seed, so both sides ask for the same completions."""
-    w, n = cfg.vllm_workers, cfg.vllm_requests
-    events = bench_events(n + w, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
-    warm, measured = events[:w], events[w:]
+    """(4): the pipeline against a real server with ``cfg.vllm_inflight`` requests in flight
+    (``cfg.vllm_workers`` processes, each a batch job of its share at once, SGR_LLM_CONCURRENCY),
+    and the same requests sent directly at the same concurrency, round by round in turn (each
+    side first every other time), so that both see the same moments of a shared machine;
+    medians. The requests carry the pipeline's per-event sampling seed, so both sides ask for the
+    same completions."""
+    w, inflight, n = cfg.vllm_workers, cfg.vllm_inflight, cfg.vllm_requests
+    per_worker = max(1, inflight // w)
+    inflight = per_worker * w
+    events = bench_events(n + inflight, customers=cfg.customers, seed=cfg.seed + 4, prefix="v")
+    warm, measured = events[:inflight], events[inflight:]
     bodies = request_bodies(measured, phase.dir / "history.sqlite", llm_url, model)
-    size = 2 * w
+    size = inflight  # one round: one batch job per worker, all of it in flight at once
     lane = Lane(conn, "bench-vllm")
-    env = phase.env(cfg.log_level, SGR_ENGINE="vllm", SGR_LLM_URL=llm_url, SGR_LLM_MODEL=model)
+    env = phase.env(
+        cfg.log_level,
+        SGR_ENGINE="vllm",
+        SGR_LLM_URL=llm_url,
+        SGR_LLM_MODEL=model,
+        SGR_LLM_CONCURRENCY=str(per_worker),
+    )
     pipelines: list[float] = []
     directs: list[float] = []
     answered = 0
     with make_fleet(w, url, lane.queue.name, env, cfg.worker_class) as fleet:
         lane.wait_workers(w)
-        lane.run(PIPELINE_FUNC, warm, 600)
+        lane.run(BATCH_FUNC, batches(warm, per_worker), 600)
         since = datetime.now(UTC)
         for i, start in enumerate(range(0, n, size)):
             batch = measured[start : start + size]
+            jobs = batches(batch, per_worker)
             # Whoever goes second finds each request's grammar compiled (vLLM caches it per
             # schema, ~50-80 ms here): the two sides take turns going first.
             if i % 2:
-                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
+                rate, ok = direct_rate(llm_url, bodies[start : start + size], inflight)
             timeout = 120 + 60 * len(batch)
-            pipelines.append(lane.run(PIPELINE_FUNC, batch, timeout, poll_s=0.05))
+            jobs_per_s = lane.run(BATCH_FUNC, jobs, timeout, poll_s=0.05)
+            pipelines.append(jobs_per_s * len(batch) / len(jobs))
             if not i % 2:
-                rate, ok = direct_rate(llm_url, bodies[start : start + size], w)
+                rate, ok = direct_rate(llm_url, bodies[start : start + size], inflight)
             directs.append(rate)
             answered += ok
         stages = phase.stages(since)
         rss = fleet_rss(fleet)
     pipeline, direct = statistics.median(pipelines), statistics.median(directs)
     return {
-        "vllm_url": llm_url,
+        "vllm_url": redact_url(llm_url),
         "vllm_model": model,
         "vllm_workers": w,
+        "vllm_inflight": inflight,
         "vllm_requests": n,
         "vllm_pipeline_per_s": round(pipeline, 3),
         "vllm_direct_per_s": round(direct, 3),

@@ -35,7 +35,7 @@ import structlog
 from worker.domain import rules
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
-from worker.engines.base import EngineReply, OfferRequest
+from worker.engines.base import OfferRequest
 from worker.engines.policy import PolicyEngine
 from worker.pipeline import (
     Checked,
@@ -100,35 +100,30 @@ def _executor(size: int) -> ThreadPoolExecutor:
 
 
 def _ask_all(deps: Deps, items: list[Item], concurrency: int) -> None:
-    """Ask the engine for every item's request, at most ``concurrency`` at a time."""
+    """Ask the engine for every item's request, at most ``concurrency`` at a time, and check each
+    answer as it comes (``pipeline.ask`` then ``pipeline.check``, in the asking thread)."""
 
-    def one(item: Item) -> tuple[EngineReply | None, list[str]]:
-        assert item.request is not None
+    def one(item: Item) -> None:
+        assert item.request is not None and item.facts is not None
+        assert item.decision is not None
         try:
-            return ask(deps, item.request)
-        finally:
+            reply, problems = ask(deps, item.request)
             item.watch.lap("llm")
-
-    inline = concurrency <= 1 or len(items) <= 1 or isinstance(deps.engine, PolicyEngine)
-    if inline:  # the rules engine answers in microseconds: a thread would cost more
-        futures = None
-    else:
-        pool = _executor(concurrency)
-        futures = [pool.submit(one, item) for item in items]
-    for n, item in enumerate(items):
-        try:
-            reply, problems = one(item) if futures is None else futures[n].result()
-        except Exception as exc:
-            item.result = exc
-            continue
-        assert item.facts is not None and item.decision is not None
-        try:
             if reply is None:
                 item.checked = Checked(None, "engine_failed", tuple(problems))
             else:
                 item.checked = check(deps, item.event, item.facts, item.decision, reply, problems)
+            item.watch.lap("checks")
         except Exception as exc:
             item.result = exc
+
+    if concurrency <= 1 or len(items) <= 1 or isinstance(deps.engine, PolicyEngine):
+        for item in items:  # the rules engine answers in microseconds: a thread would cost more
+            one(item)
+        return
+    pool = _executor(concurrency)
+    for future in [pool.submit(one, item) for item in items]:
+        future.result()
 
 
 def _decide(deps: Deps, item: Item, ctx: EventContext) -> None:
@@ -168,10 +163,10 @@ def _wave(deps: Deps, items: list[Item], job: JobInfo, concurrency: int) -> None
             _decide(deps, item, ctx)
         except Exception as exc:
             item.result = exc
-    _ask_all(deps, [i for i in items if i.request is not None and i.result is None], concurrency)
     for item in items:
         if item.result is None and item.checked is not None:
-            item.watch.lap("checks")
+            item.watch.lap("checks")  # decided without the engine
+    _ask_all(deps, [i for i in items if i.request is not None and i.result is None], concurrency)
     todo = [i for i in items if i.result is None and i.checked is not None]
     if not todo:
         return
