@@ -173,6 +173,11 @@ def _wave(deps: Deps, items: list[Item], job: JobInfo, concurrency: int) -> None
     done: list[tuple[Item, bool, Checked]] = []
     try:
         with deps.hot.transaction():
+            # Customers about to get an offer, asked in one order: a store that locks a customer
+            # for the offer window (PostgreSQL) takes a batch's locks sorted, so two batches
+            # sharing customers never wait on each other in a cycle.
+            for user in sorted({i.event.user_id for i in todo if i.checked and i.checked.offer}):
+                deps.hot.last_offer_at(user)
             for item in todo:
                 assert item.facts is not None and item.checked is not None
                 try:

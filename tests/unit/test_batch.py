@@ -72,10 +72,10 @@ def client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
 
 
 def test_each_event_gets_its_outcome_with_one_read_one_transaction_one_publication(
-    data_dir: Path, client: redis.Redis
+    data_dir: Path, client: redis.Redis, hot_store_url: str
 ) -> None:
-    deps = make_deps(data_dir, client)
-    log = StatementLog(deps)
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
+    log = StatementLog(deps) if not hot_store_url else None
     client.script_load(PUBLISH_ONCE)  # as in a worker after its first job
     before = client.info("commandstats")
     events = parsed(
@@ -101,17 +101,21 @@ def test_each_event_gets_its_outcome_with_one_read_one_transaction_one_publicati
             assert offer is not None and offer.published_at is not None
             assert 0 < offer.discount_pct <= offer.cap_pct
     assert [e[1][b"event_id"] for e in client.xrange("sgr:offers")] == [b"e1", b"e2", b"e5"]
-    assert log.count("BEGIN") == 1  # one write transaction for the five events
-    assert log.count("LEFT JOIN processed_events") == 1  # one read of their contexts
+    if log is not None:  # the SQLite connection's own trace
+        assert log.count("BEGIN") == 1  # one write transaction for the five events
+        assert log.count("LEFT JOIN processed_events") == 1  # one read of their contexts
     after = client.info("commandstats")
     calls = {k: after[k]["calls"] - before.get(k, {}).get("calls", 0) for k in after}
     assert calls.get("cmdstat_evalsha", 0) + calls.get("cmdstat_eval", 0) == 1
     assert calls["cmdstat_xadd"] == 3 and calls["cmdstat_publish"] == 3
 
 
-def test_a_failing_event_fails_alone(data_dir: Path, client: redis.Redis) -> None:
+def test_a_failing_event_fails_alone(
+    data_dir: Path, client: redis.Redis, hot_store_url: str
+) -> None:
     rules = Settings().rule_config()
-    deps = make_deps(data_dir, client, engine=FlakyEngine(PolicyEngine(rules), {"e2"}))
+    engine = FlakyEngine(PolicyEngine(rules), {"e2"})
+    deps = make_deps(data_dir, client, engine=engine, hot_store_url=hot_store_url)
     results = process_batch(parsed(abandoned(1), abandoned(2), abandoned(3)), deps, concurrency=3)
     assert isinstance(results[1], RuntimeError) and "e2" in str(results[1])
     assert [r.outcome for r in outcomes([results[0], results[2]])] == ["offer", "offer"]
@@ -121,21 +125,23 @@ def test_a_failing_event_fails_alone(data_dir: Path, client: redis.Redis) -> Non
 
 
 def test_an_event_failing_in_the_commit_undoes_only_its_own_writes(
-    data_dir: Path, client: redis.Redis
+    data_dir: Path, client: redis.Redis, hot_store_url: str
 ) -> None:
     codes = iter(["SGR-AAAA-BBBB-CCCC", "SGR-AAAA-BBBB-CCCC", "SGR-DDDD-EEEE-FFFF"])
-    deps = replace(make_deps(data_dir, client), new_code=lambda: next(codes))
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
+    deps = replace(deps, new_code=lambda: next(codes))
     results = process_batch(parsed(abandoned(1), abandoned(2), abandoned(3)), deps)
-    assert "UNIQUE" in str(results[1])  # the second offer drew the same code: it cannot commit
+    # the second offer drew the same code: it cannot commit
+    assert "unique" in str(results[1]).lower()
     assert [r.outcome for r in outcomes([results[0], results[2]])] == ["offer", "offer"]
     assert deps.hot.get_outcome("e2") is None and deps.hot.get_session("s2") is None
     assert deps.hot.get_session("s1") is not None and deps.hot.get_session("s3") is not None
 
 
 def test_a_rerun_is_a_no_op_and_publishes_what_was_left(
-    data_dir: Path, client: redis.Redis
+    data_dir: Path, client: redis.Redis, hot_store_url: str
 ) -> None:
-    deps = make_deps(data_dir, client)
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     keys = Keys.from_settings(Settings())
     cut_off = replace(deps, outbox=Outbox(deps.hot, Publisher(dead, keys), deps.clock))
@@ -166,7 +172,7 @@ def test_waves_keep_a_sessions_customers_and_events_order() -> None:
 
 
 def test_a_session_inside_a_batch_sees_its_earlier_events(
-    data_dir: Path, client: redis.Redis
+    data_dir: Path, client: redis.Redis, hot_store_url: str
 ) -> None:
     later = NOW + timedelta(minutes=5)
     events = parsed(
@@ -175,7 +181,8 @@ def test_a_session_inside_a_batch_sees_its_earlier_events(
         event(event_id="b", session="s2", user="u000002", at=NOW),
         event("order_completed", event_id="p", session="s2", user="u000002", at=later),
     )
-    results = outcomes(process_batch(events, make_deps(data_dir, client)))
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
+    results = outcomes(process_batch(events, deps))
     assert [(r.event_id, r.outcome, r.reason) for r in results] == [
         ("o", "no_offer", "not_a_trigger"),
         ("a", "no_offer", "stale_event"),
