@@ -54,8 +54,8 @@ from typing import Any, cast
 import redis
 import structlog
 from rq import Queue
-from rq.executions import Execution
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.worker import BaseWorker, Worker
 
@@ -282,7 +282,7 @@ class Reaper:
                 continue
             try:
                 job = Job.fetch(job_id, connection=self.client)
-            except NoSuchJobError:
+            except (NoSuchJobError, ValueError):  # ValueError: not even a valid job id
                 event_id = self._dead_letter_foreign(job_id)
                 inter.remove(job_id)
                 if event_id:
@@ -317,16 +317,21 @@ class Reaper:
         except ValueError:
             payload = item
         digest = hashlib.sha256(item.encode()).hexdigest()[:16]
-        event_id = f"raw:{digest}"
+        body = (
+            payload
+            if isinstance(payload, dict)
+            else {"event_id": f"raw:{digest}", "payload": payload}
+        )
+        event_id = deadletter.payload_event_id(body, f"raw:{digest}")
         if self.deps.hot.get_outcome(event_id) is not None:
             return None
         deadletter.record(
             self.deps.hot,
             self.runtime.dead_letters,
-            {"event_id": event_id, "payload": payload} if not isinstance(payload, dict) else payload,
+            body,
             f"not an RQ job: {item[:80]!r} was pushed onto {self.queue.key} directly; send events "
             "with enqueue_events, `sgr produce` or `sgr bridge`",
-            job_id=None,
+            job_id=f"raw:{digest}",
             attempts=1,
             now=self.deps.clock(),
         )
