@@ -26,3 +26,26 @@ def test_status_reports_the_queue_the_stream_and_the_snapshot(
     assert result.exit_code == 0, out
     assert "'queued': 0" in out and "'stream': 1" in out
     assert "'history_snapshot': {" in out and "'stale': False" in out
+
+
+def test_status_json_agrees_with_dead_letters(
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.conftest import make_runtime
+    from worker.jobs import dead_letter
+
+    monkeypatch.setenv("SGR_REDIS_URL", redis_url)
+    monkeypatch.setenv("SGR_DATA_DIR", str(data_dir))
+    runtime = make_runtime(data_dir, redis_client)
+    for n in range(3):
+        dead_letter(runtime, {"event_id": f"d{n}", "type": "nope"}, "type: bad", None)
+    runner = CliRunner()
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    figures = json.loads(status.output)
+    listed = runner.invoke(app, ["dead-letters", "--json"])
+    letters = [json.loads(line) for line in listed.output.splitlines() if line.strip()]
+    assert figures["dead_letter"] == figures["dead_letter_list"] == len(letters) == 3
+    assert figures["store_failures"] == 0
