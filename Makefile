@@ -16,8 +16,10 @@ uv:
 sync: uv
 	@$(UV) sync --locked --quiet
 
+# The demo with offers written by SmolLM2-135M on this CPU (a vLLM server of its own, started and
+# stopped; the first run installs it). DEMO_LLM=0: the rules engine alone. It says when it falls back.
 demo: sync
-	$(UV) run sgr demo
+	@UV="$(UV)" bash deploy/vllm/demo.sh
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \

@@ -123,3 +123,21 @@ def test_texts_are_short_for_a_small_model_and_the_message_has_a_floor() -> None
     data["pricing"]["customer_message"] = "x" * (MESSAGE_MIN_CHARS - 1)
     with pytest.raises(AnswerInvalid, match="customer_message"):
         validate_answer(json.dumps(data), schema)
+
+
+def test_the_prompts_worked_examples_are_valid_answers_the_rules_accept() -> None:
+    """The examples shown to the model are answers the schema and the rules accept as they are
+    (a small model copies what it is shown)."""
+    from worker.domain.rules import check_answer
+    from worker.engines.prompts import EXAMPLES
+    from worker.settings import load_settings
+
+    cfg = load_settings().rule_config()
+    for facts, example in EXAMPLES:
+        cap = float(facts["cap_percent"])  # type: ignore[arg-type]
+        parsed = validate_answer(json.dumps(example), offer_schema(cap, cfg.min_discount_pct))
+        p = parsed.pricing
+        assert (
+            check_answer(p.discount_percent, p.max_allowed_discount, p.customer_message, cap, cfg)
+            == []
+        )

