@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_retries: int = Field(default=2, ge=0, le=10)
     llm_backoff_s: float = Field(default=0.2, ge=0)
-    llm_max_tokens: int = Field(default=700, ge=16)
+    llm_max_tokens: int = Field(default=320, ge=16)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
