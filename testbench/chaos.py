@@ -14,6 +14,12 @@ the producer sends the last seconds' events again), the stand-in timing out and 
 answering HTTP 500 for a while; and in the load itself: duplicate events, sessions sent newest
 first, and malformed payloads (which must end as dead letters).
 
+Beyond one host (``hot_store_url``, ``folders``): the hot store in PostgreSQL (a fresh database
+the run creates on that server, and drops unless ``keep``), and the workers split among
+``folders`` data folders, each with its own cold store and history snapshot, so they share nothing
+but Redis and PostgreSQL, like hosts of a fleet; the reconciliation reads PostgreSQL.
+``python -m testbench.chaos --folders 2`` uses the PostgreSQL of testbench/pgproc.py.
+
 The run is bounded (``max_time_s``); ``ok`` in the report is true when nothing was lost, nothing
 doubled, every offer is on the stream exactly once, every session's state is its newest event's,
 and every fault kind was injected at least once.
@@ -35,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import redis
@@ -44,17 +50,19 @@ from rq import Queue, Worker
 
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, customers, event_stream
+from stores.base import HotStore
 from stores.cold import write_history
+from stores.hot import open_hot_store
 from stores.sqlfiles import sql
-from stores.sqlite import SqliteHotStore
 from stores.sync import sync_snapshot
 from testbench.fleet import Fleet
+from testbench.pgproc import fresh_database, postgres_server
 from testbench.redisproc import RedisServer
 from testbench.standin_llm import StandInLLM
 from worker.deadletter import payload_event_id
 from worker.keys import Keys
 from worker.reaper import stats as reaper_stats
-from worker.settings import Settings
+from worker.settings import Settings, redact_url
 
 log = structlog.get_logger("sgr.chaos")
 
@@ -89,6 +97,32 @@ class ChaosConfig:
     max_time_s: float = 240.0
     keep: bool = False  # keep the temporary folder (worker logs, stores, AOF) for a look
     batch: int = 1  # events per RQ job (handle_batch when more than 1)
+    hot_store_url: str = (
+        ""  # a PostgreSQL server's URL: the run's hot store is a new database on it
+    )
+    folders: int = 1  # data folders the workers are split among (more than 1 needs PostgreSQL)
+
+    def problem(self) -> str | None:
+        """What is wrong with this configuration, or None."""
+        if not 1 <= self.folders <= self.workers:
+            return f"--folders {self.folders}: from 1 to the number of workers ({self.workers})"
+        if self.folders > 1 and not self.hot_store_url:
+            return (
+                f"--folders {self.folders} needs --hot-store-url (PostgreSQL): SQLite is one host's"
+            )
+        if self.hot_store_url and not self.hot_store_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            return (
+                f"--hot-store-url {redact_url(self.hot_store_url)!r}: a postgresql:// URL or 'auto'"
+            )
+        return None
+
+
+class ReconciledStore(HotStore, Protocol):
+    """The hot store as the reconciliation reads it (both backends have ``query``)."""
+
+    def query(self, text: str) -> list[Any]: ...
 
 
 @dataclass
@@ -194,13 +228,14 @@ class Chaos:
         return int(self.hot.query(sql("hot/count_outcomes"))[0]["n"])
 
     def _supervise(self) -> None:
-        """Replace workers that exited on their own (a supervisor's job)."""
-        for proc in list(self.fleet.procs):
-            if proc.poll() is not None and proc.pid not in self.killed:
-                self.fleet.procs.remove(proc)
-                self.fleet.spawn()
-                self.restarts += 1
-                log.warning("worker_replaced", pid=proc.pid, rc=proc.returncode)
+        """Replace workers that exited on their own (a supervisor's job, on each host)."""
+        for fleet in self.fleets:
+            for proc in list(fleet.procs):
+                if proc.poll() is not None and proc.pid not in self.killed:
+                    fleet.procs.remove(proc)
+                    fleet.spawn()
+                    self.restarts += 1
+                    log.warning("worker_replaced", pid=proc.pid, rc=proc.returncode)
 
     def _crash_redis(self) -> None:
         """SIGKILL redis-server and start it again from its AOF (fsync every second): what it
@@ -219,7 +254,7 @@ class Chaos:
 
     def _kill_busy_worker(self) -> bool:
         """SIGKILL a worker that is running a job; spawn its replacement. False if none busy."""
-        alive = {p.pid: p for p in self.fleet.alive()}
+        alive = {p.pid: (fleet, p) for fleet in self.fleets for p in fleet.alive()}
         try:
             busy = [
                 w
@@ -231,22 +266,42 @@ class Chaos:
         if not busy:
             return False
         target = self.rng.choice(busy)
-        proc = alive[target.pid or 0]
+        fleet, proc = alive[target.pid or 0]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         self.killed.add(proc.pid)
-        self.fleet.procs.remove(proc)
-        self.fleet.spawn()
+        fleet.procs.remove(proc)
+        fleet.spawn()
         log.warning("worker_sigkilled", pid=proc.pid, job=target.get_current_job_id())
         return True
 
     # --- the run -----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
+        problem = cfg.problem()
+        if problem:
+            raise ValueError(problem)
+        if not cfg.hot_store_url:
+            return self._run("")
+        with fresh_database(cfg.hot_store_url, prefix="sgr_chaos_") as url:
+            return self._run(url)
+
+    def _folder(self, index: int) -> Path:
+        """A host's data folder: its own cold store and history snapshot."""
+        folder = self.dir if self.cfg.folders == 1 else self.dir / f"host{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if index == 0:
+            write_history(folder / "cold.duckdb", customers(5000, seed=self.cfg.seed))
+        else:  # the same cold store's data, then the host's own `sgr history sync`
+            shutil.copyfile(self.dir / "host0" / "cold.duckdb", folder / "cold.duckdb")
+        sync_snapshot(folder / "cold.duckdb", folder / "history.sqlite")
+        return folder
+
+    def _run(self, hot_url: str) -> dict[str, Any]:
+        cfg = self.cfg
         started = time.monotonic()
-        write_history(self.dir / "cold.duckdb", customers(5000, seed=cfg.seed))
-        sync_snapshot(self.dir / "cold.duckdb", self.dir / "history.sqlite")
-        self.hot = SqliteHotStore(self.dir / "hot.sqlite")
+        folders = [self._folder(i) for i in range(cfg.folders)]
+        self.hot = cast(ReconciledStore, open_hot_store(hot_url, self.dir / "hot.sqlite"))
         load = build_load(cfg)
         self.faults.update(load.faults)
         with RedisServer(appendonly=True) as server, StandInLLM(latency_s=cfg.llm_latency_s) as llm:
@@ -254,7 +309,7 @@ class Chaos:
             self.client = redis.Redis.from_url(server.url, socket_timeout=5)
             self.queue = Queue(QUEUE, connection=self.client)
             env = {
-                "SGR_DATA_DIR": str(self.dir),
+                "SGR_HOT_STORE_URL": hot_url,
                 "SGR_ENGINE": "vllm",
                 "SGR_LLM_URL": llm.url,
                 "SGR_LLM_MODEL": llm.model,
@@ -268,13 +323,22 @@ class Chaos:
                 "SGR_JOB_TIMEOUT_S": "60",
                 "SGR_LOG_LEVEL": "WARNING",
             }
-            self.fleet = Fleet(cfg.workers, server.url, QUEUE, env, log_dir=self.dir)
-            self.fleet.start()
+            shares = [cfg.workers // cfg.folders + (i < cfg.workers % cfg.folders) for i in range(cfg.folders)]  # fmt: skip
+            self.fleets = [
+                Fleet(n, server.url, QUEUE, {**env, "SGR_DATA_DIR": str(f)}, log_dir=f)
+                for n, f in zip(shares, folders, strict=True)
+            ]
+            for fleet in self.fleets:
+                fleet.start()
             try:
-                self._drive(load, started)
+                self._drive(load, time.monotonic())  # max_time_s bounds the run, not the set-up
             finally:
-                self.fleet.stop(timeout_s=15)
+                for fleet in self.fleets:
+                    fleet.stop(timeout_s=15)
             report = self.reconcile(load, time.monotonic() - started)
+        report["hot_store"] = self.hot.where
+        report["folders"] = cfg.folders
+        self.hot.close()
         if not cfg.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         return report
@@ -472,19 +536,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-time", type=float, default=240.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--batch", type=int, default=1, help="events per RQ job")
+    parser.add_argument(
+        "--hot-store-url",
+        default="",
+        help="a PostgreSQL server (postgresql://...): the run's hot store is a new database on it; "
+        "'auto': SGR_TEST_POSTGRES_URL, 127.0.0.1:5432, or a server of our own",
+    )
+    parser.add_argument(
+        "--folders",
+        type=int,
+        default=1,
+        help="data folders the workers are split among, sharing only Redis and PostgreSQL "
+        "(more than 1 implies --hot-store-url auto when none is given)",
+    )
     args = parser.parse_args(argv)
+    if args.folders > 1 and not args.hot_store_url:
+        args.hot_store_url = "auto"
     from worker.logs import configure
 
     configure(json_logs=True, level="WARNING")
-    report = run_chaos(
-        ChaosConfig(
+
+    def config(url: str) -> ChaosConfig:
+        return ChaosConfig(
             events=args.events,
             workers=args.workers,
             seed=args.seed,
             max_time_s=args.max_time,
             keep=args.keep,
+            batch=args.batch,
+            hot_store_url=url,
+            folders=args.folders,
         )
-    )
+
+    problem = config(
+        "postgresql://" if args.hot_store_url == "auto" else args.hot_store_url
+    ).problem()
+    if problem:
+        sys.stderr.write(f"chaos: {problem}\n")
+        return 2
+    if args.hot_store_url == "auto":
+        with postgres_server() as url:
+            report = run_chaos(config(url))
+    else:
+        report = run_chaos(config(args.hot_store_url))
     text = json.dumps(report) if args.json else json.dumps(report, indent=2)
     sys.stdout.write(text + "\n")
     return 0 if report["ok"] else 1

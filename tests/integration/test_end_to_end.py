@@ -1,5 +1,6 @@
 """End to end with real parts: a real redis-server, the stock `rq worker` as subprocesses, real
-SQLite and DuckDB files; offers read back from the result stream."""
+SQLite and DuckDB files; offers read back from the result stream. Each test runs on both hot
+stores (``hot_store_url``: the SQLite file in the data folder, and a real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rq import Queue
 
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, event_stream
-from stores.sqlite import SqliteHotStore
+from stores.hot import open_hot_store
 from testbench.fleet import Fleet, rq_worker_command
 from testbench.standin_llm import StandInLLM
 from tests.conftest import event, worker_env
@@ -32,7 +33,7 @@ def stream_offers(client: redis.Redis, stream: str = "sgr:offers") -> list[dict[
 
 
 def test_workers_turn_events_into_offers(
-    redis_client: redis.Redis, redis_url: str, data_dir: Path
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, hot_store_url: str
 ) -> None:
     events = list(event_stream(StreamConfig(sessions=60, known_customers=500, seed=5)))
     bad = [
@@ -43,9 +44,10 @@ def test_workers_turn_events_into_offers(
     queue = Queue("cart-events", connection=redis_client)
     good = enqueue_events(queue, events)
     enqueue_events(queue, bad, validate=False, max_attempts=3)
-    Fleet(2, redis_url, "cart-events", worker_env(data_dir), burst=True).start().wait(120)
+    env = worker_env(data_dir, SGR_HOT_STORE_URL=hot_store_url)
+    Fleet(2, redis_url, "cart-events", env, burst=True).start().wait(120)
 
-    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
     summary = hot.summary()
     assert summary["events"] == len(good.accepted) + len(bad)  # one outcome per event
     assert summary["dead_letter"] == 3
@@ -62,9 +64,13 @@ def test_workers_turn_events_into_offers(
 
 
 def test_sgr_produce_then_plain_rq_worker_burst(  # the forking worker: about 1 s a job here
-    redis_client: redis.Redis, redis_url: str, data_dir: Path, tmp_path: Path
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, tmp_path: Path, hot_store_url: str
 ) -> None:
-    env = {**os.environ, **worker_env(data_dir), "SGR_REDIS_URL": redis_url}
+    env = {
+        **os.environ,
+        **worker_env(data_dir, SGR_HOT_STORE_URL=hot_store_url),
+        "SGR_REDIS_URL": redis_url,
+    }
     lines = tmp_path / "events.jsonl"
     lines.write_text(
         "\n".join(
@@ -93,16 +99,20 @@ def test_sgr_produce_then_plain_rq_worker_burst(  # the forking worker: about 1 
         timeout=180,
         capture_output=True,
     )
-    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
     outcome = hot.get_outcome("p1")
     assert outcome is not None and outcome.outcome == "offer"
     assert any(o["event_id"] == "p1" for o in stream_offers(redis_client))
     assert Queue("cart-events", connection=redis_client).count == 0
 
 
-def test_llm_edge_end_to_end(redis_client: redis.Redis, redis_url: str, data_dir: Path) -> None:
+def test_llm_edge_end_to_end(
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, hot_store_url: str
+) -> None:
     with StandInLLM(latency_s=0.01) as llm:
-        env = worker_env(data_dir, SGR_ENGINE="vllm", SGR_LLM_URL=llm.url)
+        env = worker_env(
+            data_dir, SGR_ENGINE="vllm", SGR_LLM_URL=llm.url, SGR_HOT_STORE_URL=hot_store_url
+        )
         queue = Queue("cart-events", connection=redis_client)
         enqueue_events(
             queue, [event(event_id=f"l{i}", session=f"sl{i}", user=f"u{i:06d}") for i in range(10)]
@@ -113,3 +123,6 @@ def test_llm_edge_end_to_end(redis_client: redis.Redis, redis_url: str, data_dir
     assert len(offers) == 10
     assert {o["engine"] for o in offers} == {"vllm"}
     assert {o["model"] for o in offers} == {"stand-in"}
+    hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
+    assert hot.summary()["offers"] == 10  # committed where the settings say
+    hot.close()
