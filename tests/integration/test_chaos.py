@@ -23,3 +23,14 @@ def test_chaos_short_run_loses_and_doubles_nothing() -> None:
     assert report["recovery"]["requeued"] >= 1  # the killed worker's job was re-run
     assert report["offers"] == report["stream_entries"]
     assert report["ok"]
+
+
+def test_chaos_with_batch_jobs_loses_and_doubles_nothing() -> None:
+    report = run_chaos(ChaosConfig(events=120, workers=2, seed=29, max_time_s=80, batch=10))
+    assert report["lost"] == 0, report
+    assert report["duplicate_offers"] == 0, report
+    assert report["published_mismatch"] == 0, report
+    assert report["state_mismatch"] == 0 and report["over_cap"] == 0, report
+    assert report["accepted"] == report["offers"] + report["no_offer"] + report["dead_letter"]
+    assert report["offers"] == report["stream_entries"]
+    assert report["ok"]
