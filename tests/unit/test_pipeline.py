@@ -5,6 +5,7 @@ published once; the LLM path against an OpenAI-compatible STAND-IN at the edge."
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import fakeredis
@@ -75,7 +76,7 @@ def test_one_offer_per_customer_within_window(data_dir: Path, client: fakeredis.
 
 def test_out_of_order_events(data_dir: Path, client: fakeredis.FakeRedis) -> None:
     deps = make_deps(data_dir, client)
-    later = NOW.replace(hour=13)
+    later = NOW + timedelta(hours=1)
     assert run(deps, event("order_completed", event_id="o", at=later)).reason == "not_a_trigger"
     stale = run(deps, event(event_id="a", at=NOW))
     assert (stale.outcome, stale.reason) == ("no_offer", "stale_event")
