@@ -22,6 +22,7 @@ Statements come from ``sql/hot_pg`` (``%(name)s`` parameters) where the dialect 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from worker.settings import redact_url
 
 POOL_MAX = 4  # a worker process runs one job at a time; the reaper thread and tools take a few
 CONNECT_TIMEOUT_S = 10
+_SCHEMA_MADE: set[tuple[int, str]] = set()
 
 
 def _sql(name: str) -> str:
@@ -66,10 +68,12 @@ class PostgresHotStore:
         self._local = threading.local()
         self._password = _password(url)
         try:
-            conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
-            with conn, conn.transaction():
-                conn.execute(_sql("schema_lock"))
-                conn.execute(_sql("schema"))
+            if (os.getpid(), url) not in _SCHEMA_MADE:  # once per process (the reaper opens too)
+                conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+                with conn, conn.transaction():
+                    conn.execute(_sql("schema_lock"))
+                    conn.execute(_sql("schema"))
+                _SCHEMA_MADE.add((os.getpid(), url))
             self.pool = ConnectionPool(
                 url,
                 min_size=1,

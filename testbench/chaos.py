@@ -283,7 +283,7 @@ class Chaos:
             raise ValueError(problem)
         if not cfg.hot_store_url:
             return self._run("")
-        with fresh_database(cfg.hot_store_url, prefix="sgr_chaos_") as url:
+        with fresh_database(cfg.hot_store_url, "sgr_chaos_", keep=cfg.keep) as url:
             return self._run(url)
 
     def _folder(self, index: int) -> Path:

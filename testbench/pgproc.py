@@ -105,8 +105,9 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(server_url: str, prefix: str = "sgr_test_") -> Iterator[str]:
-    """A new empty database on that server for the duration (dropped after, connections and all)."""
+def fresh_database(server_url: str, prefix: str = "sgr_test_", keep: bool = False) -> Iterator[str]:
+    """A new empty database on that server for the duration (dropped after, connections and all,
+    unless ``keep``)."""
     import psycopg
 
     name = f"{prefix}{secrets.token_hex(6)}"
@@ -115,8 +116,9 @@ def fresh_database(server_url: str, prefix: str = "sgr_test_") -> Iterator[str]:
     try:
         yield database_url(server_url, name)
     finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_url(server_url: str, name: str) -> str:
