@@ -54,6 +54,11 @@ def fill(schema: dict[str, Any], path: str = "") -> Any:
     return None
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many requests start together (64 in flight); the default is 5
+    daemon_threads = True
+
+
 class StandInLLM:
     """Run with ``with StandInLLM(latency_s=0.1) as llm: ... llm.url``."""
 
@@ -65,7 +70,7 @@ class StandInLLM:
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = _Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
