@@ -43,6 +43,10 @@ from worker.settings import redact_url
 POOL_MAX = 4  # a worker process runs one job at a time; the reaper thread and tools take a few
 CONNECT_TIMEOUT_S = 10
 _SCHEMA_MADE: set[tuple[int, str]] = set()
+# Times in UTC; a transaction left open by a host that froze or lost its network is ended by the
+# server after 30 s (no transaction here waits on anything but the database: the LLM is asked
+# before the commit), so its locks (a customer's offer window, a session's row) are not held on.
+SESSION_OPTIONS = "-c TimeZone=UTC -c idle_in_transaction_session_timeout=30000"
 
 
 def _sql(name: str) -> str:
@@ -78,7 +82,7 @@ class PostgresHotStore:
                 url,
                 min_size=1,
                 max_size=pool_max,
-                kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
+                kwargs={"autocommit": True, "row_factory": dict_row, "options": SESSION_OPTIONS},
                 timeout=CONNECT_TIMEOUT_S,
                 open=False,
                 name="sgr-hot",
