@@ -15,7 +15,7 @@ import structlog
 
 from worker.engines import prompts
 from worker.engines.base import CircuitBreaker, EngineError, EngineReply, OfferRequest, request_seed
-from worker.engines.schemas import AnswerInvalid, OfferAnswer, validate_answer
+from worker.engines.schemas import AnswerInvalid, validate_answer
 from worker.settings import redact_url
 
 log = structlog.get_logger("sgr.engine")
@@ -102,67 +102,13 @@ class VllmEngine:
             "seed": request_seed(request.event_id, attempt),
         }
 
-    def _once(self, request: OfferRequest, attempt: int = 1) -> tuple[OfferAnswer, str]:
-        openai = self._openai
-        try:
-            # The client's plain POST (its documented way to send a body as is): the same wire
-            # request as chat.completions.create, without the SDK re-walking the JSON schema on
-            # every call (about a third of the client's CPU per request, measured).
-            resp = self.client.post(
-                "/chat/completions",
-                cast_to=self._openai.types.chat.ChatCompletion,
-                body=self.request_body(request, attempt),
-            )
-        except openai.APITimeoutError as exc:
-            raise EngineError("timeout", str(exc)) from None
-        except openai.APIConnectionError as exc:
-            raise EngineError("connection", f"{self.where}: {exc}") from None
-        except openai.InternalServerError as exc:
-            raise EngineError("server_error", f"HTTP {exc.status_code}: {exc.message}") from None
-        except openai.APIStatusError as exc:
-            raise EngineError("rejected", f"HTTP {exc.status_code}: {exc.message}") from None
-        except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
-            raise EngineError("invalid_output", f"{type(exc).__name__}: {exc}") from None
-        try:
-            choice = resp.choices[0]
-            text = choice.message.content or ""
-        except (IndexError, AttributeError, TypeError) as exc:
-            raise EngineError("invalid_output", f"not a chat completion: {exc!r}") from None
-        if choice.finish_reason == "length":
-            raise EngineError("length", f"stopped at max_tokens={self.max_tokens}: {text[-60:]!r}")
-        try:
-            return validate_answer(text, request.schema), text
-        except AnswerInvalid as exc:
-            raise EngineError("invalid_output", str(exc)) from None
-
     def propose(self, request: OfferRequest) -> EngineReply:
-        if not self.breaker.allow():
-            raise EngineError("circuit_open", f"{self.where} failed repeatedly; cooling down", 0)
-        try:
-            return self._attempts(request)
-        except EngineError:
-            raise
-        except BaseException:
-            self.breaker.failure()  # an unexpected error still reports back (ends a trial)
-            raise
-
-    def _attempts(self, request: OfferRequest) -> EngineReply:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                answer, raw = self._once(request, attempt)
-            except EngineError as exc:
-                exc.attempts = attempt
-                if exc.kind not in RETRYABLE or attempt > self.retries:
-                    self.breaker.failure()
-                    raise
-                delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
-                log.warning("llm_retry", kind=exc.kind, attempt=attempt, delay_s=round(delay, 3))
-                self.sleep(delay)
-                continue
-            self.breaker.success()
-            return EngineReply(answer, self.name, self.model, attempt, raw)
+        """An offer for ``request``: its JSON constrained by the request's bounded schema."""
+        answer, attempts, raw = self._ask(
+            lambda attempt: self.request_body(request, attempt),
+            lambda text: validate_answer(text, request.schema),
+        )
+        return EngineReply(answer, self.name, self.model, attempts, raw)
 
     # --- any schema-constrained JSON (negotiation turns: worker/negotiation.py) ---------------
     def ask_json(
@@ -177,25 +123,37 @@ class VllmEngine:
         """Ask for JSON constrained by ``schema`` (``response_format`` json_schema, strict) and
         ``parse`` the reply (which raises AnswerInvalid); with the same retries, backoff, breaker
         and error kinds as ``propose``. Returns the parsed value and the attempts it took."""
+
+        def body(attempt: int) -> dict[str, Any]:
+            return {
+                "model": self.discover_model(),
+                "messages": messages,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": name, "schema": schema, "strict": True},
+                },
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "seed": request_seed(seed_key, attempt),
+            }
+
+        value, attempts, _raw = self._ask(body, parse)
+        return value, attempts
+
+    def _ask(
+        self, body: Callable[[int], dict[str, Any]], parse: Callable[[str], T]
+    ) -> tuple[T, int, str]:
+        """The one retry loop: ``body(attempt)`` sent, the text ``parse``d; retryable failures
+        retried with backoff, the breaker told of every outcome (an unexpected error too, so a
+        half-open trial always ends)."""
         if not self.breaker.allow():
             raise EngineError("circuit_open", f"{self.where} failed repeatedly; cooling down", 0)
         try:
             attempt = 0
             while True:
                 attempt += 1
-                body = {
-                    "model": self.discover_model(),
-                    "messages": messages,
-                    "response_format": {
-                        "type": "json_schema",
-                        "json_schema": {"name": name, "schema": schema, "strict": True},
-                    },
-                    "max_tokens": self.max_tokens,
-                    "temperature": self.temperature,
-                    "seed": request_seed(seed_key, attempt),
-                }
                 try:
-                    text = self._complete(body)
+                    text = self._complete(body(attempt))
                     try:
                         value = parse(text)
                     except AnswerInvalid as exc:
@@ -212,7 +170,7 @@ class VllmEngine:
                     self.sleep(delay)
                     continue
                 self.breaker.success()
-                return value, attempt
+                return value, attempt, text
         except EngineError:
             raise
         except BaseException:
@@ -220,7 +178,10 @@ class VllmEngine:
             raise
 
     def _complete(self, body: dict[str, Any]) -> str:
-        """One chat completion's text, each failure mapped to an EngineError kind."""
+        """One chat completion's text, each failure mapped to an EngineError kind. The client's
+        plain POST (its documented way to send a body as is): the same wire request as
+        chat.completions.create, without the SDK re-walking the JSON schema on every call (about a
+        third of the client's CPU per request, measured)."""
         openai = self._openai
         try:
             resp = self.client.post(
@@ -234,7 +195,7 @@ class VllmEngine:
             raise EngineError("server_error", f"HTTP {exc.status_code}: {exc.message}") from None
         except openai.APIStatusError as exc:
             raise EngineError("rejected", f"HTTP {exc.status_code}: {exc.message}") from None
-        except openai.APIError as exc:
+        except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
             raise EngineError("invalid_output", f"{type(exc).__name__}: {exc}") from None
         try:
             choice = resp.choices[0]
