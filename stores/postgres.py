@@ -43,6 +43,14 @@ from worker.settings import redact_url
 POOL_MAX = 4  # a worker process runs one job at a time; the reaper thread and tools take a few
 CONNECT_TIMEOUT_S = 10
 _SCHEMA_MADE: set[tuple[int, str]] = set()
+# Errors of one transaction, not of the database: the job fails and RQ retries it.
+_RETRYABLE = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+    psycopg.errors.QueryCanceled,
+    psycopg.errors.LockNotAvailable,
+)
 # Times in UTC; a transaction left open by a host that froze or lost its network is ended by the
 # server after 30 s (no transaction here waits on anything but the database: the LLM is asked
 # before the commit), so its locks (a customer's offer window, a session's row) are not held on.
@@ -100,13 +108,27 @@ class PostgresHotStore:
 
     # connections ------------------------------------------------------------------------------
     @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """The database gone (down, restarting, unreachable, the pool exhausted) is the store
+        being unavailable, as a full disk is for SQLite: the worker stops taking jobs and the job
+        goes back to the queue. A deadlock or serialization failure is not: the job is retried."""
+        try:
+            yield
+        except _RETRYABLE:
+            raise
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(
+                f"hot store {self.where} unavailable: {self._scrub(exc)}"
+            ) from None
+
+    @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """The current transaction's connection, or one from the pool (autocommit) for a call."""
         current = getattr(self._local, "conn", None)
         if current is not None:
             yield current
             return
-        with self.pool.connection() as conn:
+        with self._unavailable(), self.pool.connection() as conn:
             yield conn  # type: ignore[misc]
 
     def _one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -126,7 +148,7 @@ class PostgresHotStore:
         """One transaction on one pooled connection; every call of this thread inside it uses it."""
         if getattr(self._local, "conn", None) is not None:
             raise RuntimeError("hot store: nested transaction")
-        with self.pool.connection() as conn, conn.transaction():
+        with self._unavailable(), self.pool.connection() as conn, conn.transaction():
             self._local.conn = conn
             try:
                 yield conn  # type: ignore[misc]

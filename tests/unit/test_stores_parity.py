@@ -186,3 +186,24 @@ def test_an_unreachable_postgresql_is_one_clear_error_without_the_password(
 def test_an_unknown_scheme_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="SGR_HOT_STORE_URL: unsupported scheme 'mysql'"):
         open_hot_store("mysql://u:p@h/db", tmp_path / "hot.sqlite")
+
+
+def test_a_lost_database_connection_is_the_store_unavailable(pg_database: str) -> None:
+    """Sessions ended by the server (a restart, a failover) mid-transaction: StoreUnavailable
+    naming the redacted URL (the worker stops taking jobs; the job goes back to the queue), nothing
+    half-written, and the next call works on a fresh connection."""
+    import psycopg
+
+    hot = open_hot_store(pg_database, Path("unused"))
+    with pytest.raises(StoreUnavailable, match=r"^hot store postgresql://.*unavailable"):  # noqa: SIM117
+        with hot.transaction():
+            hot.apply_event(session("e1", "s1"), NOW)
+            with psycopg.connect(pg_database, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            hot.record_outcome(event_id="e1", outcome="no_offer", finished_at=NOW)
+    assert hot.get_session("s1") is None  # the pool replaced the dead connection
+    assert hot.record_outcome(event_id="e1", outcome="no_offer", finished_at=NOW)
+    hot.close()
