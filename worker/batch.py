@@ -41,7 +41,6 @@ from worker.pipeline import (
     Checked,
     Deps,
     JobInfo,
-    Stopwatch,
     ask,
     cap,
     check,
@@ -50,6 +49,7 @@ from worker.pipeline import (
     history,
     offer_request,
 )
+from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.batch")
 

@@ -17,7 +17,6 @@ reasoning) and an entry on the result stream (``type`` "offer" or "reply").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -52,6 +51,7 @@ from worker.engines.policy import (
     PolicyNegotiator,
 )
 from worker.outbox import Outbox
+from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.negotiation")
 T = TypeVar("T")
@@ -146,17 +146,6 @@ class TurnResult:
     offer: Offer | None
     route_engine: str | None = None
     price_engine: str | None = None
-
-
-class Laps:
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
-        self.ms: dict[str, float] = {}
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - self.last) * 1000, 3)
-        self.last = now
 
 
 # --- the stages ------------------------------------------------------------------------------
@@ -392,7 +381,7 @@ def commit(
     priced: Priced,
     live: LiveOffer | None,
     job: JobLike,
-    laps: Laps,
+    laps: Stopwatch,
 ) -> tuple[bool, Turn | None, Priced]:
     """Stage 5: one write transaction for the event's state, its outcome, its turn and its offer
     (which voids the live offer it replaces), all or nothing. The floor is read again in the
@@ -493,7 +482,7 @@ def replayed(deps: TurnDeps, event: CartEvent, ctx: EventContext) -> TurnResult:
 def run_turn(event: CartEvent, deps: TurnDeps, job: JobLike | None = None) -> TurnResult:
     """One customer message to its one outcome, turn and reply (idempotent by ``event_id``)."""
     job = job or NoJob()
-    laps = Laps()
+    laps = Stopwatch()
     ctx, convo = context(deps, event)
     if ctx.outcome is not None:
         log.info("event_replayed", outcome=ctx.outcome.outcome, reason=ctx.outcome.reason)

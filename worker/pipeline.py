@@ -7,7 +7,6 @@ hands them real ones on temporary files. Every event ends in exactly one recorde
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from worker.domain.session import session_row
 from worker.engines.base import Engine, EngineError, EngineReply, OfferRequest
 from worker.engines.schemas import offer_schema
 from worker.outbox import Outbox
+from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.pipeline")
 
@@ -54,19 +54,6 @@ class JobInfo:
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     attempt: int = 1
-
-
-class Stopwatch:
-    """Milliseconds per stage, kept with the outcome (``sgr report`` reads them)."""
-
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
-        self.ms: dict[str, float] = {}
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.ms[stage] = round(self.ms.get(stage, 0.0) + (now - self.last) * 1000, 3)
-        self.last = now
 
 
 @dataclass(frozen=True)
