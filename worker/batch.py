@@ -48,6 +48,7 @@ from worker.pipeline import (
     gate,
     history,
     offer_request,
+    outcome_of,
 )
 from worker.stopwatch import Stopwatch
 
@@ -204,39 +205,7 @@ def _wave(deps: Deps, items: list[Item], job: JobInfo, concurrency: int) -> None
 
 
 def _outcome(item: Item, checked: Checked) -> Outcome:
-    event, offer = item.event, checked.offer
-    if offer is None:
-        log.info(
-            "no_offer",
-            event_id=event.event_id,
-            reason=checked.reason,
-            problems=list(checked.problems) or None,
-        )
-        return Outcome(
-            event.event_id,
-            "no_offer",
-            checked.reason,
-            guardrail=checked.problems,
-            timings=item.watch.ms,
-        )
-    log.info(
-        "offer_made",
-        event_id=event.event_id,
-        offer_id=offer.offer_id,
-        discount_pct=offer.discount_pct,
-        cap_pct=offer.cap_pct,
-        engine=offer.engine,
-        guardrail=list(checked.problems) or None,
-    )
-    return Outcome(
-        event.event_id,
-        "offer",
-        None,
-        offer.offer_id,
-        offer.engine,
-        guardrail=checked.problems,
-        timings=item.watch.ms,
-    )
+    return outcome_of(item.event, checked, item.watch)
 
 
 def process_batch(

@@ -296,9 +296,22 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
     recorded, checked = commit(deps, event, facts, checked, job, watch)
     if not recorded:
         return replayed(deps, event.event_id)
+    if checked.offer is not None:
+        publish(deps, checked.offer)  # from memory: no need to read back what was just written
+        watch.lap("publish")
+    return outcome_of(event, checked, watch)
+
+
+def outcome_of(event: CartEvent, checked: Checked, watch: Stopwatch) -> Outcome:
+    """The outcome a committed event returns (and its one log line)."""
     offer = checked.offer
     if offer is None:
-        log.info("no_offer", reason=checked.reason, problems=list(checked.problems) or None)
+        log.info(
+            "no_offer",
+            event_id=event.event_id,
+            reason=checked.reason,
+            problems=list(checked.problems) or None,
+        )
         return Outcome(
             event.event_id,
             "no_offer",
@@ -306,10 +319,9 @@ def process(event: CartEvent, deps: Deps, job: JobInfo | None = None) -> Outcome
             guardrail=checked.problems,
             timings=watch.ms,
         )
-    publish(deps, offer)  # from memory: no need to read back what was just written
-    watch.lap("publish")
     log.info(
         "offer_made",
+        event_id=event.event_id,
         offer_id=offer.offer_id,
         discount_pct=offer.discount_pct,
         cap_pct=offer.cap_pct,
