@@ -1,0 +1,60 @@
+"""`sgr eval`'s report: the rates, the over-cap count and the message checks add up from the
+answers (the run itself needs a real server: tests/vllm and the README's run)."""
+
+from __future__ import annotations
+
+from testbench.evaluate import Answer, report
+
+
+def answer(**kw: object) -> Answer:
+    base: dict[str, object] = {
+        "cap_pct": 10.0,
+        "schema_valid": True,
+        "as_is": True,
+        "engine": "vllm",
+        "discount_pct": 5.0,
+        "message": "We saved your cart for you.",
+        "problems": (),
+        "latency_s": 2.0,
+        "tokens": 120,
+        "attempts": 1,
+    }
+    return Answer(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_the_report_counts_what_happened() -> None:
+    answers = [
+        answer(),
+        answer(latency_s=4.0, tokens=140),
+        answer(as_is=False, engine="policy", problems=("message_repetition",)),
+        answer(
+            as_is=False,
+            engine="policy",
+            problems=("message_has_number: '9'", "message_not_english: 'x'"),
+        ),
+        answer(
+            schema_valid=False,
+            as_is=False,
+            engine="policy",
+            message=None,
+            tokens=None,
+            problems=("engine_timeout: slow",),
+            attempts=3,
+        ),
+    ]
+    r = report(answers, "m", 8, 10.0)
+    assert r["carts"] == 5 and r["model"] == "m"
+    assert r["schema_valid_rate"] == 0.8
+    assert r["accepted_as_is_rate"] == 0.4
+    assert r["fallback_offers"] == 3 and r["retried"] == 1 and r["over_cap"] == 0
+    assert r["message_checks"]["repetition"] == 1
+    assert r["message_checks"]["number"] == 1 and r["message_checks"]["language"] == 1
+    assert r["message_checks"]["length"] == 0
+    assert r["first_problems"]["engine_timeout"] == 1
+    assert r["tokens_per_answer_p50"] == 120
+    assert len(r["sample_messages"]) == 3
+
+
+def test_an_offer_above_its_cap_is_counted() -> None:
+    r = report([answer(discount_pct=10.5), answer()], "m", 1, 1.0)
+    assert r["over_cap"] == 1
