@@ -22,6 +22,9 @@ KEYS = (
     "llm_edge_efficiency",
     "vllm_vs_direct",
     "worker_rss_mb",
+    "batch_vs_floor",
+    "redis_commands_per_event",
+    "llm_inflight_efficiency",
 )
 
 
@@ -69,7 +72,11 @@ def test_quick_bench_returns_every_key(
     )
     assert set(result["llm_edge_efficiency"]) == {"1", "2"}
     assert all(0 < v <= 1.05 for v in result["llm_edge_efficiency"].values())
-    assert result["rules_run"]["outcomes"] == {"offer": 80}  # every event went the whole way
+    # every event of the rules batches went the whole way (the batch phases share the window)
+    assert result["rules_run"]["outcomes"].get("offer", 0) >= 80
+    assert "dead_letter" not in result["rules_run"]["outcomes"]
+    assert result["batch_vs_floor"] > 0 and 0 < result["redis_commands_per_event"] < 20
+    assert 0 < result["llm_inflight_efficiency"] <= 1.05
     assert result["llm_runs"]["2"]["stages_ms_p50"]["llm"] >= 50
     assert (
         isinstance(result["vllm_vs_direct"], float) and result["vllm"]["vllm_direct_answered"] == 4
@@ -79,7 +86,7 @@ def test_quick_bench_returns_every_key(
     assert result["rules_duckdb_run"]["outcomes"] == {"offer": 80}
     assert result["worker_rss_mb_by_phase"]["rules_duckdb"] > 0
     cpu = result["cpu_ms_per_job"]
-    assert set(cpu) == {"floor", "rules", "essentials", "rules_duckdb"}
+    assert set(cpu) == {"floor", "rules", "essentials", "rules_duckdb", "batch"}
     assert result["essentials_per_s"] > 0 and "essentials_vs_floor" in result
     assert all(v["workers_ms"] > 0 and v["total_ms"] >= v["workers_ms"] for v in cpu.values())
     assert len(result["vllm"]["vllm_rounds"]["direct_per_s"]) >= 1
