@@ -11,6 +11,9 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/common.sh"
 read -r -a SGR <<<"${UV:-uv} run sgr"
+# A 135M model on two cores takes 10-30 s an answer (more on a busy machine): room for that.
+export SGR_LLM_TIMEOUT_S="${SGR_LLM_TIMEOUT_S:-90}" SGR_LLM_RETRIES="${SGR_LLM_RETRIES:-1}"
+export SGR_JOB_TIMEOUT_S="${SGR_JOB_TIMEOUT_S:-300}"
 SESSIONS="${DEMO_LLM_SESSIONS:-30}"
 ARGS=("$@")
 say() { echo "[demo] $*" >&2; }

@@ -216,7 +216,13 @@ def test_a_schema_vllm_refuses_comes_back_as_a_clear_error(vllm_url: str) -> Non
 
 
 def test_demo_against_real_vllm(vllm_url: str, tmp_path: Path, redis_url: str) -> None:
-    env = {**os.environ, "SGR_REDIS_URL": redis_url, "SGR_LLM_TIMEOUT_S": "60"}
+    env = {
+        **os.environ,
+        "SGR_REDIS_URL": redis_url,
+        "SGR_LLM_TIMEOUT_S": "90",
+        "SGR_LLM_RETRIES": "1",
+        "SGR_JOB_TIMEOUT_S": "300",
+    }
     out = subprocess.run(
         [
             SGR,
