@@ -72,3 +72,38 @@ def test_poison_event_listed_and_requeued(
     assert [lt.event_id for lt in letters.list()] == ["bad-1"]
     bad = hot.get_outcome("bad-1")
     assert bad is not None and bad.outcome == "dead_letter"
+
+
+def test_a_dead_letter_is_corrected_with_requeue_payload(
+    redis_url: str, redis_client: redis.Redis, data_dir: Path, tmp_path: Path
+) -> None:
+    """A bad payload re-sent valid under the same event id is a replay; `requeue --payload FILE`
+    replaces the stored payload with the corrected event, which then gets its offer."""
+    import json
+
+    q = Queue(QUEUE, connection=redis_client)
+    bad = event(event_id="fix-1", cart={"currency": "EUR", "value": 120, "margin": True})
+    enqueue_events(q, [bad], validate=False)
+    drain(redis_url, data_dir)
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    assert hot.get_outcome("fix-1").outcome == "dead_letter"  # type: ignore[union-attr]
+
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(event(event_id="fix-1")))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(event(event_id="other")))
+    env = {**os.environ, **worker_env(data_dir), "SGR_REDIS_URL": redis_url}
+    sgr_bin = str(Path(sys.executable).with_name("sgr"))
+    refused = subprocess.run(
+        [sgr_bin, "dead-letters", "requeue", "fix-1", "--payload", str(wrong)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "is not the dead letter's" in refused.stderr
+    out = sgr(redis_url, data_dir, "dead-letters", "requeue", "fix-1", "--payload", str(fixed))
+    assert "requeued 1 event(s)" in out
+    drain(redis_url, data_dir)
+    assert hot.get_outcome("fix-1").outcome == "offer"  # type: ignore[union-attr]
+    assert DeadLetters(redis_client, "sgr:dead-letters").count() == 0
