@@ -421,7 +421,11 @@ class Chaos:
             for r in self.hot.query(sql("hot/reconcile_sessions"))
         }
         entries = self._retry("xrange", lambda: self.client.xrange(STREAM))
-        on_stream = [fields[b"offer_id"].decode() for _id, fields in entries]
+        on_stream = [  # offer entries (the stream carries negotiation replies too)
+            fields[b"offer_id"].decode()
+            for _id, fields in entries
+            if fields.get(b"type", b"offer") == b"offer"
+        ]
 
         lost = sorted(e for e in self.accepted if e not in outcomes)
         counts = Counter(o["outcome"] for e, o in outcomes.items() if e in self.accepted)
