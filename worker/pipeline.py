@@ -138,8 +138,9 @@ def ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str
 
 
 def final_message(body: str, code: str, discount: float, expires: datetime) -> str:
+    """The model's text, then the system's one sentence that states the offer."""
     body = body.strip()
-    line = f"Use code {code} for {discount:g}% off until {expires:%Y-%m-%d %H:%M} UTC."
+    line = rules.offer_line(code, discount, expires)
     return f"{body}\n{line}" if body else line
 
 

@@ -153,7 +153,7 @@ def decide(facts: Facts, cfg: RuleConfig) -> Decision:
 
 
 # The model's text may state no number, percent, price or code at all: the system writes the one
-# sentence that does (``pipeline.final_message``). Checked on the NFKC form, case-folded, so
+# sentence that does (``offer_line``, used by ``pipeline.final_message``). Checked on the NFKC form, case-folded, so
 # full-width digits and ligatures read as their plain forms.
 _NUMBER_WORDS = frozenset(
     [

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from worker.engines.negotiation_schemas import TurnRequest
+from worker.engines.prompts import customer_facts
 
 MAX_TURNS_SHOWN = 6
 MAX_WORDS_SHOWN = 400
@@ -75,14 +76,7 @@ def pricing_messages(request: TurnRequest) -> list[dict[str, str]]:
         "cap_percent": request.cap_pct,
         "floor_percent": request.floor_pct,
         "rules": list(request.steps),
-        "customer": None
-        if hist is None
-        else {
-            "lifetime_value": round(hist.lifetime_value, 2),
-            "churn_probability": round(hist.churn_probability, 3),
-            "orders": hist.orders_count,
-            "days_between_orders": hist.avg_days_between_orders,
-        },
+        "customer": customer_facts(hist),
     }
     user = (
         "Facts:\n"

@@ -11,16 +11,14 @@ so a turn (router, then pricing) stays within seconds. Each schema is sent with
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.domain.conversation import LiveOffer, Turn
 from worker.domain.model import History
-from worker.engines.schemas import AnswerInvalid
+from worker.engines.schemas import AnswerInvalid, object_of, parse_json, text_field
 
 ANALYSIS_MAX = 80
 REPLY_MAX = 100
@@ -94,24 +92,11 @@ class TurnPricing(_Strict):
     reply: str = Field(max_length=REPLY_MAX)
 
 
-def _text(max_length: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": max_length}
-
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
 def _action(tool: str, with_reply: bool) -> dict[str, Any]:
     props: dict[str, Any] = {"tool": {"type": "string", "enum": [tool]}}
     if with_reply:
-        props["reply"] = _text(REPLY_MAX)
-    return _object(props)
+        props["reply"] = text_field(REPLY_MAX)
+    return object_of(props)
 
 
 def router_schema(offer_on_the_table: bool = True) -> dict[str, Any]:
@@ -125,20 +110,20 @@ def router_schema(offer_on_the_table: bool = True) -> dict[str, Any]:
     ]
     if offer_on_the_table:
         branches.append(_action("accept_offer", True))
-    return _object({"analysis": _text(ANALYSIS_MAX), "action": {"anyOf": branches}})
+    return object_of({"analysis": text_field(ANALYSIS_MAX), "action": {"anyOf": branches}})
 
 
 def pricing_schema(cap_pct: float, floor_pct: float | None, min_pct: float) -> dict[str, Any]:
     """The pricing answer of one turn: ``discount_percent`` between the floor (the offer already
     made, or the minimum discount) and the cap; ``max_allowed_discount`` may only be the cap."""
     low = min(max(min_pct, floor_pct or 0.0), cap_pct)
-    return _object(
+    return object_of(
         {
-            "customer_analysis": _text(ANALYSIS_MAX),
-            "negotiation_analysis": _text(ANALYSIS_MAX),
+            "customer_analysis": text_field(ANALYSIS_MAX),
+            "negotiation_analysis": text_field(ANALYSIS_MAX),
             "max_allowed_discount": {"type": "number", "minimum": cap_pct, "maximum": cap_pct},
             "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-            "reply": _text(REPLY_MAX),
+            "reply": text_field(REPLY_MAX),
         }
     )
 
@@ -148,24 +133,7 @@ _ROUTER = TypeAdapter(RouterAnswer)
 
 def parse(text: str, schema: dict[str, Any]) -> Any:
     """A reply parsed strictly (no NaN) and checked against the schema that was sent."""
-    try:
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise AnswerInvalid(f"not JSON: {exc.msg} at char {exc.pos} (got {text[:80]!r})") from None
-    except ValueError as exc:
-        raise AnswerInvalid(str(exc)) from None
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
-    )
-    if errors:
-        raise AnswerInvalid(
-            "; ".join(
-                f"{'/'.join(str(p) for p in e.path) or '<answer>'}: [{e.validator}] "
-                f"{e.message[:120]}"
-                for e in errors
-            )
-        )
-    return data
+    return parse_json(text, schema)
 
 
 def parse_router(text: str, schema: dict[str, Any] | None = None) -> RouterAnswer:
@@ -182,10 +150,6 @@ def parse_pricing(text: str, schema: dict[str, Any]) -> TurnPricing:
         return TurnPricing.model_validate(data)
     except ValidationError as exc:
         raise AnswerInvalid(f"does not fit the pricing model: {exc.errors()[0]['msg']}") from None
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"not strict JSON: {name} is not a number JSON allows")
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ data comes last. The customer's own words are data, fenced and labelled as untru
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from worker.domain.model import History
     from worker.engines.base import OfferRequest
 
 SYSTEM = """You write offers for an online shop. A customer left a cart without paying.
@@ -79,6 +80,18 @@ EXAMPLES = (
 )
 
 
+def customer_facts(hist: History | None) -> dict[str, Any] | None:
+    """The customer's history as the prompts state it (None: a new customer)."""
+    if hist is None:
+        return None
+    return {
+        "lifetime_value": round(hist.lifetime_value, 2),
+        "churn_probability": round(hist.churn_probability, 3),
+        "orders": hist.orders_count,
+        "days_between_orders": hist.avg_days_between_orders,
+    }
+
+
 def user_prompt(request: OfferRequest) -> str:
     hist = request.history
     facts = {
@@ -89,14 +102,7 @@ def user_prompt(request: OfferRequest) -> str:
         "segment": request.segment,
         "cap_percent": request.cap_pct,
         "rules": list(request.steps),
-        "customer": None
-        if hist is None
-        else {
-            "lifetime_value": round(hist.lifetime_value, 2),
-            "churn_probability": round(hist.churn_probability, 3),
-            "orders": hist.orders_count,
-            "days_between_orders": hist.avg_days_between_orders,
-        },
+        "customer": customer_facts(hist),
     }
     text = "Facts:\n" + _compact(facts)
     if request.customer_message:

@@ -60,12 +60,12 @@ class OfferAnswer(BaseModel):
     pricing: PricingLogic
 
 
-def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+def text_field(max_length: int, min_length: int = 0) -> dict[str, Any]:
     bounds = {"minLength": min_length} if min_length else {}
     return {"type": "string", **bounds, "maxLength": max_length}
 
 
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
+def object_of(properties: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": properties,
@@ -81,27 +81,27 @@ def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
     ``max_allowed_discount`` may only be the cap itself (the model restates the rules' result).
     """
     low = min(min_pct, cap_pct)
-    return _object(
+    return object_of(
         {
-            "routing": _object(
+            "routing": object_of(
                 {
                     "intent": {"type": "string", "enum": list(INTENTS)},
                     "tone": {"type": "string", "enum": list(TONES)},
-                    "summary": _text(SUMMARY_MAX),
+                    "summary": text_field(SUMMARY_MAX),
                 }
             ),
-            "pricing": _object(
+            "pricing": object_of(
                 {
-                    "churn_analysis": _text(ANALYSIS_MAX),
-                    "financial_analysis": _text(ANALYSIS_MAX),
-                    "margin_math": _text(ANALYSIS_MAX),
+                    "churn_analysis": text_field(ANALYSIS_MAX),
+                    "financial_analysis": text_field(ANALYSIS_MAX),
+                    "margin_math": text_field(ANALYSIS_MAX),
                     "max_allowed_discount": {
                         "type": "number",
                         "minimum": cap_pct,
                         "maximum": cap_pct,
                     },
                     "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-                    "customer_message": _text(MESSAGE_MAX, MESSAGE_MIN),
+                    "customer_message": text_field(MESSAGE_MAX, MESSAGE_MIN),
                 }
             ),
         }
@@ -112,8 +112,9 @@ class AnswerInvalid(ValueError):
     """An engine's reply that is not JSON or does not fit the schema it was asked for."""
 
 
-def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
-    """Parse a reply strictly and check it against the schema that was sent with the request."""
+def parse_json(text: str, schema: dict[str, Any]) -> Any:
+    """A reply parsed strictly (NaN and Infinity are not JSON numbers) and checked against the
+    very schema that was sent with the request; AnswerInvalid says what is wrong."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -124,13 +125,19 @@ def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
         jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
     )
     if errors:
-        where = ["/".join(str(p) for p in e.path) or "<answer>" for e in errors]
         raise AnswerInvalid(
             "; ".join(
-                f"{w}: [{e.validator}] {e.message[:120]}"
-                for w, e in zip(where, errors, strict=True)
+                f"{'/'.join(str(p) for p in e.path) or '<answer>'}: [{e.validator}] "
+                f"{e.message[:120]}"
+                for e in errors
             )
         )
+    return data
+
+
+def validate_answer(text: str, schema: dict[str, Any]) -> OfferAnswer:
+    """Parse a reply strictly and check it against the schema that was sent with the request."""
+    data = parse_json(text, schema)
     try:
         return OfferAnswer.model_validate(data)
     except ValidationError as exc:  # whatever the reason: an invalid answer, never a crash
