@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import NOW, event
@@ -97,7 +97,7 @@ json_values = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
     ),
-    max_leaves=20,
+    max_leaves=10,
 )
 FIELDS = [
     "event_id",
@@ -111,7 +111,7 @@ FIELDS = [
 ]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=8),
     st.sampled_from([None, NOW]),
@@ -128,7 +128,7 @@ def test_any_payload_is_an_event_or_one_invalid_event_error(
     assert parsed.occurred_at.astimezone(UTC)  # never an overflow later
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.text(max_size=400))
 def test_any_answer_text_is_an_answer_or_answer_invalid(text: str) -> None:
     schema = offer_schema(12.0, 1.0)
