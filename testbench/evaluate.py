@@ -227,15 +227,23 @@ def report(answers: list[Answer], model: str, concurrency: int, wall_s: float) -
         "tokens_per_answer_p95": _pct(tokens, 95),
         "tokens_per_s": round(sum(tokens) / wall_s, 1) if wall_s > 0 else None,
         "wall_s": round(wall_s, 1),
-        "sample_messages": _samples(written),
+        "distinct_messages": len(set(written)),  # a small model echoes its worked examples
+        "most_common_message_share": (
+            round(Counter(written).most_common(1)[0][1] / len(written), 3) if written else None
+        ),
+        "sample_messages": _samples(answers),
     }
 
 
-def _samples(messages: list[str], k: int = 3) -> list[str]:
-    """Three messages spread over the run (the first, the middle, the last written)."""
-    if len(messages) <= k:
-        return messages
-    return [messages[round(i * (len(messages) - 1) / (k - 1))] for i in range(k)]
+def _samples(answers: list[Answer], k: int = 3) -> list[str]:
+    """Three different messages the model wrote: the most common one, the first one the checks
+    refused (if any), then the next most common ones."""
+    written = Counter(a.message for a in answers if a.message is not None)
+    refused = [a.message for a in answers if a.message is not None and not a.as_is]
+    order = [m for m, _ in written.most_common()]
+    picked = order[:1] + [m for m in refused[:1] if m not in order[:1]]
+    picked += [m for m in order if m not in picked]
+    return picked[:k]
 
 
 def dumps(result: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,7 @@ FAULTS = (
     "percent_mismatch",
 )
 WORDS = "the customer left a cart with good value and may come back with a small nudge today"
+SENTENCE = "Your cart is still waiting, come back whenever you are ready."
 
 
 def fill(schema: dict[str, Any], path: str = "") -> Any:
@@ -46,6 +48,10 @@ def fill(schema: dict[str, Any], path: str = "") -> Any:
         low = schema.get("minimum", 0)
         value = max(low, min(high, high if "discount" in path else (low + high) / 2))
         return int(value) if kind == "integer" else value
+    if kind == "string" and "pattern" in schema:  # the one pattern the worker sends: a sentence
+        if not re.search(schema["pattern"], SENTENCE):
+            raise ValueError(f"stand-in: cannot fill the pattern {schema['pattern']!r}")
+        return SENTENCE
     if kind == "string":
         text = f"{path.rsplit('/', 1)[-1].replace('_', ' ')}: {WORDS}"
         return text[: schema.get("maxLength", len(text))]
@@ -104,14 +110,8 @@ class StandInLLM:
         pricing = value.get("pricing") if isinstance(value, dict) else None
         if fault == "over_cap" and pricing:
             pricing["discount_percent"] = pricing["max_allowed_discount"] + 25
-        if pricing:
-            limit = schema["properties"]["pricing"]["properties"]["customer_message"]["maxLength"]
-            text = (
-                "Take 95% off with code FREE95!"  # a number the system did not set
-                if fault == "percent_mismatch"
-                else "Your cart is still waiting: come back whenever you are ready."
-            )
-            pricing["customer_message"] = text[:limit]
+        if pricing and fault == "percent_mismatch":  # a number the system did not set
+            pricing["customer_message"] = "Take 95% off with code FREE95!"
         content = json.dumps(value, separators=(",", ":"))
         finish = "stop"
         if fault == "invalid_json":

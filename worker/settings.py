@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     llm_retries: int = Field(default=2, ge=0, le=10)
     llm_backoff_s: float = Field(default=0.2, ge=0)
     llm_max_tokens: int = Field(default=320, ge=16)
-    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_temperature: float = Field(default=0.5, ge=0, le=2)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
     llm_concurrency: int = Field(default=8, ge=1, le=256)  # requests in flight per batch job

@@ -26,10 +26,16 @@ def test_the_report_counts_what_happened() -> None:
     answers = [
         answer(),
         answer(latency_s=4.0, tokens=140),
-        answer(as_is=False, engine="policy", problems=("message_repetition",)),
         answer(
             as_is=False,
             engine="policy",
+            message="Come back, come back, come back.",
+            problems=("message_repetition",),
+        ),
+        answer(
+            as_is=False,
+            engine="policy",
+            message="Nine reasons to come back.",
             problems=("message_has_number: '9'", "message_not_english: 'x'"),
         ),
         answer(
@@ -52,7 +58,10 @@ def test_the_report_counts_what_happened() -> None:
     assert r["message_checks"]["length"] == 0
     assert r["first_problems"]["engine_timeout"] == 1
     assert r["tokens_per_answer_p50"] == 120
-    assert len(r["sample_messages"]) == 3
+    assert len(r["sample_messages"]) == 3 and len(set(r["sample_messages"])) == 3
+    assert r["sample_messages"][0] == answers[0].message  # the most common one first
+    assert answers[2].message in r["sample_messages"]  # a refused one included
+    assert r["distinct_messages"] == len({a.message for a in answers if a.message})
 
 
 def test_an_offer_above_its_cap_is_counted() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from testbench.standin_llm import fill
 from worker.domain.rules import MESSAGE_MIN_CHARS
 from worker.engines.schemas import (
     MESSAGE_MAX,
+    MESSAGE_PATTERN,
     AnswerInvalid,
     OfferAnswer,
     PricingLogic,
@@ -74,12 +76,16 @@ def test_not_json_is_reported() -> None:
 
 
 def test_schema_is_xgrammar_friendly() -> None:
-    """Every string bounded; no pattern/format next to a length bound; no multipleOf."""
+    """Every string bounded (by maxLength, or by the bounded repetition of its pattern); no
+    pattern or format next to a length bound; no multipleOf."""
     for node in walk(offer_schema(12.3, 1.0)):
         assert "multipleOf" not in node
         if node.get("type") == "string" and "enum" not in node:
-            assert "maxLength" in node
-            assert "pattern" not in node and "format" not in node
+            assert ("maxLength" in node) != ("pattern" in node)
+            assert "format" not in node
+            if "pattern" in node:
+                assert "minLength" not in node
+                assert re.search(r"\{\d+,\d+\}", node["pattern"])
         if node.get("type") == "object":
             assert node["additionalProperties"] is False
             assert node["required"] == list(node["properties"])
@@ -117,12 +123,74 @@ def test_texts_are_short_for_a_small_model_and_the_message_has_a_floor() -> None
     texts = [n for n in walk(schema) if n.get("type") == "string" and "enum" not in n]
     message = schema["properties"]["pricing"]["properties"]["customer_message"]
     assert all(n["maxLength"] <= 80 for n in texts if n is not message)
-    assert message["minLength"] == MESSAGE_MIN_CHARS
-    assert message["minLength"] < message["maxLength"] <= MESSAGE_MAX
     data = answer(schema)
-    data["pricing"]["customer_message"] = "x" * (MESSAGE_MIN_CHARS - 1)
+    for length, ok in [
+        (MESSAGE_MIN_CHARS - 1, False),
+        (MESSAGE_MIN_CHARS, True),
+        (MESSAGE_MAX, True),
+        (MESSAGE_MAX + 1, False),
+    ]:
+        data["pricing"]["customer_message"] = "W" + "e" * (length - 2) + "."
+        if ok:
+            validate_answer(json.dumps(data), schema)
+        else:
+            with pytest.raises(AnswerInvalid, match="customer_message"):
+                validate_answer(json.dumps(data), schema)
+
+
+# What a model (or a server that dropped the schema) could write that a sentence pattern refuses:
+# each one would put a number, a sign, a link, markup or a second sentence into a published message.
+NOT_ONE_SENTENCE = [
+    "Come back for 95 percent off today, friend.",  # fine words, but digits below
+    "Take 95% off your cart if you come back now.",
+    "Your cart is waiting, only $5 more to go now.",
+    "Your cart is waiting for you at evil.example now.",
+    "Visit https://evil.example to claim your reward.",
+    "We saved your cart. Come back soon to finish it.",
+    "We saved your cart! And we would love to see you.",
+    "Use SGR-ABCD-EFGH-IJKL before it expires, friend.",
+    'We saved your cart, "come back" they all say now.',
+    "We saved your cart <b>come back</b> soon, friend.",
+    "we saved your cart and would love to see you back.",
+    "We saved your cart and would love to see you back",
+    "We saved your cart\nand would love to see you back.",
+    "Wir haben Ihren Warenkorb für Sie gespeichert.",
+    "We saved your cart and would love to see you back. ",
+    "Ｗe saved your cart and would love to see you back.",
+    "We saved your cart and would love to see you back\u200b.",
+]
+
+
+@pytest.mark.parametrize("text", NOT_ONE_SENTENCE)
+def test_the_message_is_one_plain_sentence(text: str) -> None:
+    schema = offer_schema(10, 1)
+    data = answer(schema)
+    data["pricing"]["customer_message"] = text
     with pytest.raises(AnswerInvalid, match="customer_message"):
         validate_answer(json.dumps(data), schema)
+
+
+@given(
+    st.from_regex(MESSAGE_PATTERN, fullmatch=True),
+)
+def test_every_sentence_the_pattern_admits_passes_the_safety_checks(text: str) -> None:
+    """The grammar leaves no way to a digit, a sign, a control character or a code-like token
+    with digits; number words and offer words are the rules' to refuse (they stay in
+    message_problems)."""
+    from worker.domain.rules import message_problems
+
+    problems = message_problems(text)
+    assert not any(
+        p.startswith(
+            (
+                "message_has_number:",
+                "message_has_percent_or_currency_sign",
+                "message_has_control_character",
+            )
+        )
+        for p in problems
+    ), problems
+    assert MESSAGE_MIN_CHARS <= len(text) <= MESSAGE_MAX
 
 
 def test_the_prompts_worked_examples_are_valid_answers_the_rules_accept() -> None:

@@ -59,8 +59,8 @@ class PolicyEngine:
                 margin_math="; ".join(request.steps)[:ANALYSIS_MAX],
                 max_allowed_discount=request.cap_pct,
                 discount_percent=discount,
-                customer_message="Your cart is still waiting for you, and we kept a little "
-                "thank-you aside for you.",
+                customer_message="Your cart is still waiting for you, and we kept a little thank "
+                "you aside for you.",
             ),
         )
         return EngineReply(answer=answer, engine=self.name, model="rules")

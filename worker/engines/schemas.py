@@ -25,7 +25,19 @@ TONES = ("friendly", "reassuring", "urgent")
 SUMMARY_MAX = 48
 ANALYSIS_MAX = 48
 MESSAGE_MIN = MESSAGE_MIN_CHARS
-MESSAGE_MAX = 100
+MESSAGE_MAX = 90
+
+
+def sentence_pattern(min_chars: int, max_chars: int) -> str:
+    """One English sentence as a regular expression: a capital letter, then letters, spaces,
+    commas and apostrophes, then one full stop or exclamation mark that ends it. Enforced while
+    generating (xgrammar), it leaves a model no way to write a digit, a percent or currency sign,
+    a link, a quote or a second sentence, and it ends the text where the sentence ends instead of
+    at a length bound (measured on SmolLM2-135M: README "Prompt and schema variants")."""
+    return f"^[A-Z][A-Za-z ,']{{{min_chars - 2},{max_chars - 2}}}[.!]$"
+
+
+MESSAGE_PATTERN = sentence_pattern(MESSAGE_MIN, MESSAGE_MAX)
 
 
 class RouterSchema(BaseModel):
@@ -50,7 +62,7 @@ class PricingLogic(BaseModel):
     margin_math: str = Field(max_length=ANALYSIS_MAX)
     max_allowed_discount: float = Field(ge=0)
     discount_percent: float = Field(ge=0)
-    customer_message: str = Field(max_length=MESSAGE_MAX)  # the schema asks MESSAGE_MIN too
+    customer_message: str = Field(pattern=MESSAGE_PATTERN)
 
 
 class OfferAnswer(BaseModel):
@@ -74,8 +86,15 @@ def object_of(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sentence_field(min_chars: int, max_chars: int) -> dict[str, Any]:
+    """A string that is one bounded sentence (``sentence_pattern``). Its length bound is inside
+    the pattern: vLLM refuses a ``pattern`` next to ``minLength``/``maxLength`` for xgrammar."""
+    return {"type": "string", "pattern": sentence_pattern(min_chars, max_chars)}
+
+
 def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
-    """The JSON schema for one request: the cap is a hard bound, every string has a length bound.
+    """The JSON schema for one request: the cap is a hard bound, every string has a length bound
+    (the message's is in its sentence pattern).
 
     No ``pattern`` next to a length bound and no ``multipleOf``: vLLM refuses those for xgrammar.
     ``max_allowed_discount`` may only be the cap itself (the model restates the rules' result).
@@ -101,7 +120,7 @@ def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
                         "maximum": cap_pct,
                     },
                     "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-                    "customer_message": text_field(MESSAGE_MAX, MESSAGE_MIN),
+                    "customer_message": sentence_field(MESSAGE_MIN, MESSAGE_MAX),
                 }
             ),
         }

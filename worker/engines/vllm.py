@@ -36,7 +36,7 @@ class VllmEngine:
     retries: int = 2
     backoff_s: float = 0.2
     max_tokens: int = 900
-    temperature: float = 0.2
+    temperature: float = 0.5
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(3, 30.0))
     sleep: Callable[[float], None] = time.sleep
     name: str = "vllm"
