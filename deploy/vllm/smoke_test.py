@@ -5,7 +5,7 @@ Stdlib only (any python3). Checks that every output parses with json.loads and r
 schema's bounds (discount 0..7.5, message <= 80 chars, no extra keys). Exit 0 only if all pass.
     python3 smoke_test.py [--base-url URL] [--model NAME] [-n 10]
 Defaults come from $VLLM_BASE_URL / $VLLM_MODEL, else the env file that `serve.sh --background`
-writes (${XDG_CACHE_HOME:-~/.cache}/sgr/run/vllm.env), else http://127.0.0.1:8000/v1 and sgr-tiny.
+writes (${XDG_CACHE_HOME:-~/.cache}/sgr/run/vllm.env), else http://127.0.0.1:8000/v1 and smollm2-135m.
 """
 
 import argparse
@@ -40,7 +40,7 @@ def env_defaults() -> dict:
         "url": os.environ.get("VLLM_BASE_URL")
         or vals.get("VLLM_BASE_URL")
         or "http://127.0.0.1:8000/v1",
-        "model": os.environ.get("VLLM_MODEL") or vals.get("VLLM_MODEL") or "sgr-tiny",
+        "model": os.environ.get("VLLM_MODEL") or vals.get("VLLM_MODEL") or "smollm2-135m",
     }
 
 

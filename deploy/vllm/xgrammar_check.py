@@ -13,7 +13,7 @@ and the grammar is then complete (the stop token may follow). Writes one JSON ob
 With --vllm-check it adds "vllm_supported": whether vLLM itself accepts the schema for xgrammar
 (it refuses e.g. multipleOf, uniqueItems, pattern+maxLength); that imports vllm (~10-20 s).
 Exit 0 when every expectation holds, 1 when one does not, 2 when the schema does not compile.
-Tokenizer: --tokenizer DIR (default: the tiny model if built) or --tokenizer raw (byte vocab).
+Tokenizer: --tokenizer DIR (default: the SmolLM2-135M folder if built) or --tokenizer raw (byte vocab).
 """
 
 import argparse
@@ -25,8 +25,8 @@ from pathlib import Path
 
 def default_tokenizer() -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    tiny = Path(cache) / "sgr" / "tiny-model"
-    return str(tiny) if (tiny / "tokenizer.json").is_file() else "raw"
+    model = Path(cache) / "sgr" / "smollm2-135m"
+    return str(model) if (model / "tokenizer.json").is_file() else "raw"
 
 
 def tokenizer_info(xgr, spec: str):
