@@ -112,6 +112,9 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
     )
 
 
+DEMO_BATCH = 50  # events per RQ job
+
+
 def run_demo(
     settings: Settings,
     sessions: int = 120,
@@ -130,7 +133,11 @@ def run_demo(
     runtime = install(build_runtime(settings, client))
     queue = Queue(settings.queue, connection=client)
     events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
-    report = enqueue_events(queue, events, max_attempts=settings.max_attempts)
+    # Batch jobs: a batch sends its eligible carts to the LLM at once (SGR_LLM_CONCURRENCY), so a
+    # real model's answers are computed side by side instead of one after another.
+    report = enqueue_events(
+        queue, events, max_attempts=settings.max_attempts, batch_size=DEMO_BATCH, job_timeout=600
+    )
     bad = enqueue_events(queue, BAD_EVENTS, validate=False, max_attempts=1)
     SimpleWorker([queue], connection=client).work(burst=True, logging_level="CRITICAL")
 
@@ -164,36 +171,34 @@ def run_demo(
 
 
 def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
-    """The sample offers as a table, then the summary."""
-    from rich.console import Console
-    from rich.table import Table
+    """The sample offers, one block each (readable in any terminal width), then the summary."""
+    import textwrap
 
-    table = Table(title="Sample offers", show_lines=True)
-    for column in (
-        "customer",
-        "cart",
-        "segment",
-        "cap %",
-        "offer %",
-        "engine",
-        "reasoning",
-        "message",
-    ):
-        table.add_column(column, overflow="fold")
+    from rich.console import Console
+
+    console = Console(stderr=to_stderr, highlight=False)
+    width = max(console.width, 40)
+
+    def field(label: str, text: str) -> None:
+        indent = " " * 13
+        lines = text.splitlines() or [""]
+        for n, line in enumerate(lines):
+            first = f"  {label + ':':<11}" if n == 0 else indent
+            wrapped = textwrap.fill(line, width, initial_indent=first, subsequent_indent=indent)
+            console.print(wrapped, markup=False)
+
+    console.rule("Sample offers")
     for o in result.samples:
         pricing = o["reasoning"]["pricing"]
-        table.add_row(
-            o["user_id"],
-            f"{o['cart_value']:.2f} {o['currency']}",
-            o["segment"],
-            f"{o['cap_pct']:g}",
-            f"{o['discount_pct']:g}",
-            o["engine"],
-            "\n".join(
-                str(v) for k, v in pricing.items() if isinstance(v, str) and k != "customer_message"
-            )[:300],
-            o["message"],
+        reasoning = " | ".join(
+            str(v) for k, v in pricing.items() if isinstance(v, str) and k != "customer_message"
         )
-    console = Console(stderr=to_stderr)
-    console.print(table)
+        head = (
+            f"{o['user_id']}  {o['cart_value']:.2f} {o['currency']}  {o['segment']}  "
+            f"cap {o['cap_pct']:g}%  offer {o['discount_pct']:g}%  {o['engine']}"
+        )
+        console.print(head, markup=False, style="bold")
+        field("reasoning", textwrap.shorten(reasoning, 300, placeholder=" ..."))
+        field("message", o["message"])
+    console.rule()
     console.print(result.summary)

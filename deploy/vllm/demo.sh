@@ -37,19 +37,31 @@ fi
 
 RUN="$RUN_DIR/demo"
 mkdir -p "$RUN"
-# Eager mode: a 30-second start instead of 1.5-2 min of compilation, for a few dozen answers.
-export VLLM_PIDFILE="$RUN/vllm.pid" VLLM_LOGFILE="$RUN/vllm.log" PORT=0 VLLM_EAGER="${VLLM_EAGER:-1}"
+export VLLM_PIDFILE="$RUN/vllm.pid" VLLM_LOGFILE="$RUN/vllm.log" PORT=0
 OUT="$RUN/serve.out"
 trap 'bash "$HERE/stop.sh" >/dev/null 2>&1' EXIT
-say "starting a vLLM server with SmolLM2-135M-Instruct (first run: install ~2-4 min + model build ~1 min; then ~35 s start-up)"
+say "starting a vLLM server with SmolLM2-135M-Instruct (first run: install ~2-4 min + model build ~1 min; then ~30 s start-up)"
 bash "$HERE/serve.sh" --background >"$OUT" 2>&1 &
 SERVE=$!
 started=$SECONDS
+phase_of() {  # what the server's start is doing now, in words (from serve.sh's own lines)
+  local last
+  last="$(grep -o '^\[[a-z0-9-]*\]' "$OUT" 2>/dev/null | tail -n 1)"
+  case "$last" in
+    "[vllm-install]") echo "installing vLLM into its own venv (first run only)" ;;
+    "[smollm2]") echo "building the SmolLM2-135M model folder (first run only)" ;;
+    "[vllm]") echo "vLLM loading the model" ;;
+    *) echo "preparing" ;;
+  esac
+}
+shown=""
 while kill -0 "$SERVE" 2>/dev/null; do
-  phase="$(grep -o '^\[[a-z0-9-]*\].*' "$OUT" | tail -n 1 | cut -c1-60)"
-  if [[ -s "$VLLM_LOGFILE" ]] && grep -q 'Warming up' "$VLLM_LOGFILE"; then phase="vLLM compiling and warming up the model"; fi
+  phase="$(phase_of)"
   if [[ -t 2 ]]; then printf '\r[demo] %4d s  %-64s' "$((SECONDS - started))" "$phase" >&2
-  elif ((SECONDS % 15 == 0)); then say "$((SECONDS - started)) s: $phase"; fi
+  elif [[ "$phase" != "$shown" ]] || ((SECONDS % 30 == 0)); then
+    say "$((SECONDS - started)) s: $phase"
+    shown="$phase"
+  fi
   sleep 1
 done
 [[ -t 2 ]] && echo >&2

@@ -8,9 +8,12 @@
 #      avx512_bf16, else float32),
 #      PORT (default 8000; 0 = pick a free port), DETACH=1 (= --background), MAX_MODEL_LEN (2048),
 #      VLLM_START_TIMEOUT (600 s), SGR_VLLM_VENV, VLLM_PIDFILE, VLLM_LOGFILE,
-#      VLLM_EAGER=1 (--enforce-eager: no torch.compile warm-up; measured here on SmolLM2-135M bf16:
-#      ready in 32 s instead of 94-118 s, decoding about 1.5 times slower; the demo and the test
-#      tier use it, where the start-up is most of the time; a serving fleet should not).
+#      VLLM_EAGER (default 1: --enforce-eager, no torch.compile warm-up; 0 compiles),
+#      VLLM_INPROC (default 1: the engine and its one CPU worker run in the API server's process,
+#      --distributed-executor-backend uni and VLLM_ENABLE_V1_MULTIPROCESSING=0; 0: vLLM's separate
+#      processes). Measured here on SmolLM2-135M bf16, 100 eval carts, 8 at once: in-process and
+#      eager ready in 29 s, 67 s for the carts; in-process compiled 108 s and 67 s; separate
+#      processes eager 45-53 s and 98 s, compiled 94-118 s and 67 s (deploy/vllm/README.md).
 # Foreground (default): runs until Ctrl-C/SIGTERM, then stops the server.
 # Background: leaves it running, writes pidfile, logfile and an env file (VLLM_BASE_URL, ...).
 set -euo pipefail
@@ -52,16 +55,21 @@ if port_busy "$PORT"; then log "port $PORT on 127.0.0.1 is already in use"; exit
 URL="http://127.0.0.1:$PORT/v1"
 
 mkdir -p "$(dirname "$PIDFILE")" "$(dirname "$LOGFILE")"
-EAGER_ARGS=()
-if [[ "${VLLM_EAGER:-0}" == 1 ]]; then EAGER_ARGS=(--enforce-eager) EAGER_NOTE=", eager (VLLM_EAGER=1)"; fi
-log "starting vLLM: model $MODEL_PATH as '$NAME', dtype $DTYPE${EAGER_NOTE:-}, on $URL (log: $LOGFILE)"
+MODE_ARGS=()
+MODE_NOTE=""
+if [[ "${VLLM_EAGER:-1}" == 1 ]]; then MODE_ARGS+=(--enforce-eager) MODE_NOTE+=", eager"; fi
+if [[ "${VLLM_INPROC:-1}" == 1 ]]; then
+  MODE_ARGS+=(--distributed-executor-backend uni) MODE_NOTE+=", in one process"
+  export VLLM_ENABLE_V1_MULTIPROCESSING=0
+fi
+log "starting vLLM: model $MODEL_PATH as '$NAME', dtype $DTYPE$MODE_NOTE, on $URL (log: $LOGFILE)"
 started=$SECONDS
 # setsid: the server and its worker processes get a process group of their own, which is
 # what we signal on shutdown (and Ctrl-C in a terminal reaches it only through our trap).
 setsid "$VENV/bin/vllm" serve "$MODEL_PATH" --served-model-name "$NAME" \
   --host 127.0.0.1 --port "$PORT" --dtype "$DTYPE" --max-model-len "${MAX_MODEL_LEN:-2048}" \
   --structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}' \
-  "${EAGER_ARGS[@]}" "$@" >"$LOGFILE" 2>&1 </dev/null &
+  "${MODE_ARGS[@]}" "$@" >"$LOGFILE" 2>&1 </dev/null &
 PID=$!
 echo "$PID" >"$PIDFILE"
 

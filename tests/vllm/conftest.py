@@ -32,8 +32,6 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PORT": "0",
         "VLLM_PIDFILE": str(run / "vllm.pid"),
         "VLLM_LOGFILE": str(run / "vllm.log"),
-        # No torch.compile warm-up: the tier's start-up is most of its time (serve.sh's header).
-        "VLLM_EAGER": os.environ.get("VLLM_EAGER", "1"),
     }
     began = time.monotonic()
     started = subprocess.run(
