@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from worker.cli import app
+from worker.cli.app import main
 
 runner = CliRunner()
 
@@ -43,3 +46,28 @@ def test_setup_data_then_history_show_sync_and_a_missing_snapshot(tmp_path: Path
 def test_history_sync_without_a_cold_store_says_what_to_run(tmp_path: Path) -> None:
     code, out = sgr("history", "sync", "--data-dir", str(tmp_path))
     assert code == 1 and "sgr setup-data" in out
+
+
+def test_a_bad_option_value_is_named_with_its_value(capsys: Any) -> None:
+    """The console script's usage errors say which option and which value, exit status 2."""
+    for args, value in (
+        (["eval", "--carts", "abc"], "'abc'"),
+        (["eval", "--carts=0"], "'0'"),
+        (["eval", "--concurrency", "-3"], "'-3'"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(args)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2, err
+        assert f"'{args[1].split('=')[0]}'" in err and value in err, err
+        assert "Traceback" not in err
+
+
+def test_the_console_script_keeps_exit_codes(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "--llm-url", "http://127.0.0.1:1/v1", "--carts", "1"])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.startswith("sgr: error: no OpenAI-compatible server")
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0

@@ -109,16 +109,44 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     try:
-        app(args=args, prog_name="sgr")
+        code = app(args=args, prog_name="sgr", standalone_mode=False)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         sys.exit(130)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:
-        message = describe_error(exc)
-        if debug:
-            raise
-        if message is None:
-            message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for a traceback)"
-        print(f"sgr: error: {message}", file=sys.stderr)
-        sys.exit(exc.code if isinstance(exc, UserError) else 1)
+        if not callable(getattr(exc, "show", None)):  # not a usage error of click's
+            _fail_with(exc, debug)
+        _name_the_value(exc, args)
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _name_the_value(exc: Exception, args: list[str]) -> None:
+    """Put the value the user gave into a bad option's error ("'abc': not a valid integer")."""
+    if not isinstance(exc, typer.BadParameter) or exc.param is None:
+        return
+    opts = list(getattr(exc.param, "opts", []))
+    for n, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and n + 1 < len(args) and opt.startswith("-"):
+                exc.message = f"{args[n + 1]!r}: {exc.message}"
+                return
+            if opt.startswith("--") and arg.startswith(opt + "="):
+                exc.message = f"{arg[len(opt) + 1 :]!r}: {exc.message}"
+                return
+
+
+def _fail_with(exc: Exception, debug: bool) -> NoReturn:
+    """One line for an error a user can act on, a hint for a bug (``--debug``: the traceback)."""
+    message = describe_error(exc)
+    if debug:
+        raise exc
+    if message is None:
+        message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for a traceback)"
+    print(f"sgr: error: {message}", file=sys.stderr)
+    sys.exit(exc.code if isinstance(exc, UserError) else 1)
