@@ -13,6 +13,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 import redis
+import structlog
 
 from producers.synthetic import customers
 from stores.cold import write_history
@@ -30,6 +31,17 @@ from worker.pipeline import Deps
 from worker.publish import Publisher
 from worker.runtime import Runtime
 from worker.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def own_logging() -> Iterator[None]:
+    """A CLI command run in-process configures structlog for its process (``sgr eval`` at
+    CRITICAL, its stderr the test's capture): put the previous set-up back after every test, so
+    that no test's logs depend on which tests ran before it."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
 
 SECRET = "test-secret-0123456789abcdef"
 # A recent whole hour: events dated NOW pass the contract's age and skew limits on any day the

@@ -31,5 +31,7 @@ def configure(json_logs: bool = True, level: str = "INFO") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        # Not cached: a process that configures twice (a CLI command run in-process, a test) must
+        # see the second set-up in every module's logger, not the one each logger first met.
+        cache_logger_on_first_use=False,
     )

@@ -5,10 +5,8 @@ their consistency."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from testbench.bench import main
 from testbench.standin_llm import StandInLLM
@@ -28,18 +26,7 @@ KEYS = (
 )
 
 
-@pytest.fixture
-def own_logging() -> Iterator[None]:
-    """The bench CLI configures structlog for its process (stderr of this test's capture): put
-    the previous configuration back so later tests do not log into a closed capture file."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-def test_quick_bench_returns_every_key(
-    capsys: pytest.CaptureFixture[str], own_logging: None
-) -> None:
+def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> None:
     # The "vLLM" here is the STAND-IN, to run the comparison path; the real tier is tests/vllm.
     with StandInLLM(latency_s=0.02) as llm, pytest.raises(SystemExit) as done:
         main(

@@ -27,6 +27,7 @@ from worker.domain.codes import InvalidCode, new_code, normalize, usable
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine
+from worker.logs import configure as configure_logs
 from worker.pipeline import process
 from worker.runtime import build_runtime
 from worker.settings import Settings
@@ -199,3 +200,18 @@ def test_rediss_tls_url(data_dir: Path, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_second_logging_setup_reaches_loggers_used_under_the_first() -> None:
+    """A command run in-process (``sgr eval`` sets CRITICAL) must not silence later warnings."""
+    saved = structlog.get_config()
+    try:
+        configure_logs(json_logs=True, level="CRITICAL")
+        logger = structlog.get_logger("sgr.test")
+        logger.warning("dropped under CRITICAL")
+        configure_logs(json_logs=True, level="INFO")
+        with structlog.testing.capture_logs() as logs:
+            logger.warning("kept under INFO")
+        assert [entry["event"] for entry in logs] == ["kept under INFO"]
+    finally:
+        structlog.configure(**saved)
