@@ -60,7 +60,10 @@ if port_busy "$PORT"; then log "port $PORT on 127.0.0.1 is already in use"; exit
 URL="http://127.0.0.1:$PORT/v1"
 
 mkdir -p "$(dirname "$PIDFILE")" "$(dirname "$LOGFILE")"
-MODE_ARGS=()
+# No chunked prefill: on the CPU, vLLM 0.32 kills its engine ("CPU Generator does not use
+# offset") when a prompt with a sampling seed (every worker request has one) is prefilled in
+# parts, which a cold burst of 8 requests does. Pass --enable-chunked-prefill to override.
+MODE_ARGS=(--no-enable-chunked-prefill)
 MODE_NOTE=""
 if [[ "${VLLM_EAGER:-1}" == 1 ]]; then MODE_ARGS+=(--enforce-eager) MODE_NOTE+=", eager"; fi
 if [[ "${VLLM_INPROC:-1}" == 1 ]]; then
