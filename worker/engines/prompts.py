@@ -46,7 +46,8 @@ def _example(
 
 # Worked examples as earlier turns (a 135M model follows a shown answer far better than a described
 # one, and mostly echoes the last one shown: README "Prompt and schema variants"). Three situations,
-# three tones, three messages. Fixed text: prefix-cached.
+# three tones, three messages; the last one's sentence is true of any cart and any customer, new
+# ones too, since most answers echo it. Fixed text: prefix-cached.
 EXAMPLES = (
     _example(
         {
@@ -95,7 +96,7 @@ EXAMPLES = (
         ("distracted", "friendly", "loyal customer, large cart"),
         ("low churn, loyal", "large cart, many past orders", "good margin, cap from the rules"),
         5,
-        "Thanks for shopping with us again, your favourites are waiting in your cart.",
+        "Your favourites are still waiting in your cart, ready for you whenever you are.",
     ),
 )
 
