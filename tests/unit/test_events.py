@@ -49,6 +49,22 @@ def test_errors_name_field_and_value(change: dict[str, object], field: str, valu
     assert value in text
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"user_id": ""}, "user_id: String should have at least 1 character (got '')"),
+        ({"session_id": "s" * 129}, "session_id: String should have at most 128 characters"),
+    ],
+)
+def test_an_id_of_the_wrong_length_is_said_in_words_about_text(
+    change: dict[str, object], words: str
+) -> None:
+    """Not pydantic's generic "Value should have at least 1 item after validation": a shop's
+    developer reads that the id is text of the wrong length."""
+    text = error_of({**event(), **change})
+    assert words in text and "item" not in text
+
+
 def test_ten_megabyte_message_is_refused_without_echoing_it() -> None:
     text = error_of(event(message="x" * 10_000_000))
     assert "message:" in text

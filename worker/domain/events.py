@@ -93,14 +93,16 @@ def _time(value: Any) -> Any:
 
 
 Number = BeforeValidator(_number)
-Ident = Annotated[str, BeforeValidator(_ident), Field(min_length=1, max_length=128)]
+# Field before BeforeValidator: the constraints then apply to the text ("String should have at
+# least 1 character"), not to a generic value ("at least 1 item after validation").
+Ident = Annotated[str, Field(min_length=1, max_length=128), BeforeValidator(_ident)]
 
 
 class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sku: Annotated[str, BeforeValidator(_ident), Field(min_length=1, max_length=64)]
-    quantity: Annotated[int, BeforeValidator(_integer), Field(gt=0, le=10_000)]
+    sku: Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_ident)]
+    quantity: Annotated[int, Field(gt=0, le=10_000), BeforeValidator(_integer)]
     unit_price: Annotated[Decimal, Number, Field(ge=0, le=1_000_000, decimal_places=4)]
     unit_cost: Annotated[Decimal, Number, Field(ge=0, le=1_000_000, decimal_places=4)]
 

@@ -89,7 +89,7 @@ RESPOND_REPLY = (
 )
 ESCALATE_REPLY = "I am sorry about this. A colleague will get in touch with you shortly."
 ACCEPT_REPLY = "Wonderful, thank you! Your offer is ready for you at checkout."
-PRICE_REPLY = "Thanks for staying with us. Here is what we can do for you."
+PRICE_REPLY = "Thanks for asking. Here is what we can do for you."  # true of new customers too
 
 
 def policy_route(message: str, offer_on_the_table: bool) -> str:
