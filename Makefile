@@ -5,10 +5,10 @@ UV := python3 -m uv
 endif
 export UV_PYTHON ?= python3
 
-.PHONY: help uv sync demo test test-unit test-integration test-vllm lint typecheck redis-server vllm vllm-stop bench chaos loadgen
+.PHONY: help uv sync demo test test-unit test-integration test-vllm lint typecheck redis-server vllm vllm-stop bench chaos loadgen docs docs-check
 
 help:
-	@echo "make demo | test | test-vllm | lint | typecheck | vllm | bench | chaos"
+	@echo "make demo | test | test-vllm | lint | typecheck | vllm | bench | chaos | docs"
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -59,3 +59,10 @@ lint: sync
 
 typecheck: sync
 	$(UV) run mypy
+
+# docs/configuration.md is generated from worker/settings.py (every field's description=).
+docs: sync
+	$(UV) run sgr docs config --output docs/configuration.md
+
+docs-check: sync
+	$(UV) run sgr docs config --output docs/configuration.md --check

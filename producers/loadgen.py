@@ -194,7 +194,7 @@ class Sender:
     ) -> None:
         self.queue = queue
         self.batch = batch
-        self.events_per_job = events_per_job  # more than 1: handle_batch jobs (worker/batch.py)
+        self.events_per_job = events_per_job  # more than 1: handle_batch jobs (worker/runner.py)
         self.max_attempts = max_attempts
         self.job_timeout = job_timeout
         self.keep_offsets = keep_offsets

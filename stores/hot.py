@@ -2,29 +2,31 @@
 
 Empty: the SQLite file in the data folder (one host); ``sqlite:///PATH``: that SQLite file;
 ``postgresql://...`` (or ``postgres://``): PostgreSQL, shared by a fleet of hosts. A new backend
-is one file in this package and one branch here; each is imported only when chosen.
+is one file in this package (its primitives: ``stores/hotstore.py``) and one branch here; each
+is imported only when chosen.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from stores.base import HotStore
+from stores.hotstore import SqlHotStore
 
 
-def open_hot_store(url: str, default_path: Path) -> HotStore:
+def open_hot_store(url: str, default_path: Path, *, migrate: bool = True) -> SqlHotStore:
     """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
-    ``default_path``)."""
+    ``default_path``), its schema migrated to this release's version unless ``migrate`` is
+    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied)."""
     if url.startswith(("postgresql://", "postgres://")):
         from stores.postgres import PostgresHotStore  # psycopg is loaded only when chosen
 
-        return PostgresHotStore(url)
+        return PostgresHotStore(url, migrate=migrate)
     from stores.sqlite import SqliteHotStore
 
     if not url:
-        return SqliteHotStore(default_path)
+        return SqliteHotStore(default_path, migrate=migrate)
     if url.startswith("sqlite:///"):
-        return SqliteHotStore(Path(url.removeprefix("sqlite:///")))
+        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate)
     scheme = url.split(":", 1)[0]
     raise ValueError(
         f"SGR_HOT_STORE_URL: unsupported scheme {scheme!r} "

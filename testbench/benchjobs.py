@@ -27,8 +27,8 @@ def essentials(payload: Any) -> dict[str, Any]:
 
     from worker.domain.events import parse_event
     from worker.domain.model import Offer
+    from worker.handlers.cart import state_params
     from worker.jobs import for_job
-    from worker.pipeline import state_params
 
     deps = for_job().deps
     event = parse_event(payload)

@@ -45,7 +45,7 @@ def request_bodies(
     from worker.domain.events import parse_event
     from worker.domain.model import EventContext
     from worker.engines.vllm import VllmEngine
-    from worker.pipeline import offer_request
+    from worker.handlers.cart import offer_request
     from worker.settings import Settings
 
     settings = Settings()

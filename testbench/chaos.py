@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -79,7 +79,11 @@ FAULT_KINDS = (
     "duplicates",
     "out_of_order",
     "malformed",
+    "parallel_turns",
+    "abandon_vs_turn",
+    "redeem_during_turn",
 )
+PRICE = "This is too expensive, can you give me a better price please?"
 
 
 @dataclass
@@ -101,6 +105,8 @@ class ChaosConfig:
         ""  # a PostgreSQL server's URL: the run's hot store is a new database on it
     )
     folders: int = 1  # data folders the workers are split among (more than 1 needs PostgreSQL)
+    races: int = 20  # customers whose two events race on two sessions (turn+turn, abandon+turn)
+    redeem_races: int = 8  # customers who redeem their code while their next turn is running
 
     def problem(self) -> str | None:
         """What is wrong with this configuration, or None."""
@@ -172,7 +178,37 @@ def build_load(cfg: ChaosConfig) -> Load:
         make = MALFORMED[i % len(MALFORMED)]
         load.payloads.insert(rng.randrange(len(load.payloads) + 1), make(i, rng.choice(valid)))
         load.faults["malformed"] += 1
+    for r in range(cfg.races):  # one customer, two sessions, two events side by side
+        pair = race_pair(r, valid[0]["occurred_at"])
+        where = rng.randrange(len(load.payloads) + 1)
+        load.payloads[where:where] = pair
+        load.valid.extend(pair)
+        load.faults["parallel_turns" if r % 2 == 0 else "abandon_vs_turn"] += 1
     return load
+
+
+def race_event(kind: str, event_id: str, user: str, session: str, at: str, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "event_id": event_id,
+        "type": kind,
+        "occurred_at": at,
+        "user_id": user,
+        "session_id": session,
+        "cart": {"currency": "EUR", "value": 180.0, "margin": 0.45},
+        **extra,
+    }
+
+
+def race_pair(r: int, at: str) -> list[dict[str, Any]]:
+    """Two events of one customer on two sessions at once: two price questions (even ``r``), or
+    an abandonment and a price question (odd ``r``). Each may make a code; one may stand."""
+    user = f"user_{4000 + r}"
+    first = (
+        race_event("customer_message", f"race-{r}-a", user, f"race-{r}-a", at, message=PRICE)
+        if r % 2 == 0
+        else race_event("cart_abandoned", f"race-{r}-a", user, f"race-{r}-a", at)
+    )
+    return [first, race_event("customer_message", f"race-{r}-b", user, f"race-{r}-b", at, message=PRICE)]  # fmt: skip
 
 
 class Chaos:
@@ -332,6 +368,7 @@ class Chaos:
                 fleet.start()
             try:
                 self._drive(load, time.monotonic())  # max_time_s bounds the run, not the set-up
+                self._redeem_races(load)
             finally:
                 for fleet in self.fleets:
                     fleet.stop(timeout_s=15)
@@ -395,6 +432,47 @@ class Chaos:
         if llm_off_at is not None:
             self._llm("none")
 
+    def _wait_outcome(self, event_id: str, limit_s: float = 30.0) -> Any:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            self._supervise()
+            found = self.hot.get_outcome(event_id)
+            if found is not None:
+                return found
+            time.sleep(0.02)
+        return None
+
+    def _redeem_races(self, load: Load) -> None:
+        """Customers who get a counter-offer, ask for a better one, and redeem the first code at
+        the checkout while that second turn is running: the second turn must make no new code."""
+        slow = min(0.35, self.cfg.llm_timeout_s * 0.7)  # the turn's answer takes a while, so the
+        httpx.post(f"{self.llm_base}/_standin/config", json={"latency_s": slow}, timeout=5)
+        try:
+            for r in range(self.cfg.redeem_races):
+                user, session = f"user_{4500 + r}", f"redeem-{r}"
+                at = datetime.now(UTC).isoformat()
+                first = race_event("customer_message", f"redeem-{r}-1", user, session, at, message=PRICE)  # fmt: skip
+                self._enqueue([first])
+                load.valid.append(first)
+                prior = self._wait_outcome(first["event_id"])
+                offer = self.hot.get_offer(prior.offer_id) if prior and prior.offer_id else None
+                at = datetime.now(UTC).isoformat()
+                second = race_event("customer_message", f"redeem-{r}-2", user, session, at, message="Still too much, please go lower.")  # fmt: skip
+                self._enqueue([second])
+                load.valid.append(second)
+                if offer is not None:
+                    time.sleep(slow / 3)  # the second turn is waiting for its answer now
+                    if self.hot.redeem(offer.code, datetime.now(UTC)):
+                        self.faults["redeem_during_turn"] += 1
+                self._wait_outcome(second["event_id"])
+        finally:
+            latency = {"latency_s": self.cfg.llm_latency_s}
+            httpx.post(f"{self.llm_base}/_standin/config", json=latency, timeout=5)
+        deadline = time.monotonic() + 30
+        while not self._drained() and time.monotonic() < deadline:
+            self._supervise()
+            time.sleep(0.05)
+
     def _drained(self) -> bool:
         if self._done() < len(self.accepted):
             return False
@@ -449,6 +527,9 @@ class Chaos:
             newest[e["session_id"]] = max(newest.get(e["session_id"], key), key)
         state_mismatch = sum(1 for s, (_, eid) in newest.items() if sessions.get(s) != eid)
         over_cap = sum(1 for o in offers if o["discount_pct"] > o["cap_pct"] + 1e-9)
+        codes = [dict(r) for r in self.hot.query(sql("hot/reconcile_codes"))]
+        two_live_codes = sum(1 for c in codes if int(c["live_codes"]) > 1)
+        after_redemption = sum(int(c["after_redemption"]) for c in codes)
         faults = {kind: self.faults.get(kind, 0) for kind in FAULT_KINDS}
         report: dict[str, Any] = {
             "accepted": len(self.accepted),
@@ -461,6 +542,8 @@ class Chaos:
             "published_mismatch": published_mismatch,
             "state_mismatch": state_mismatch,
             "over_cap": over_cap,
+            "two_live_codes": two_live_codes,  # customers with more than one usable code
+            "offers_after_redemption": after_redemption,
             "stream_entries": len(on_stream),
             "dead_letter_list": int(self._retry("llen", lambda: self.client.llen(DEAD_LETTERS))),
             "offers_by_engine": dict(Counter(o["engine"] for o in offers)),
@@ -481,6 +564,8 @@ class Chaos:
             and published_mismatch == 0
             and state_mismatch == 0
             and over_cap == 0
+            and two_live_codes == 0
+            and after_redemption == 0
             and all(n >= 1 for n in faults.values())
         )
         if lost:

@@ -25,11 +25,11 @@ from typing import Any
 from producers.synthetic import StreamConfig, customers, event_stream
 from stores.cold import write_history
 from stores.sync import sync_snapshot
-from worker import pipeline
 from worker.domain import rules
 from worker.domain.events import CartEvent, EventType, parse_event
 from worker.domain.model import EventContext
 from worker.engines.base import EngineError, EngineReply, OfferRequest
+from worker.handlers import cart as pipeline
 from worker.runtime import build_runtime
 from worker.settings import Settings
 
@@ -67,6 +67,8 @@ class Recorder:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.name = engine.name
+        self.model: str | None = engine.model
+        self.route, self.price = engine.route, engine.price  # negotiation: not recorded
         self.local = threading.local()
         import openai
 

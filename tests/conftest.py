@@ -23,11 +23,11 @@ from stores.sync import sync_snapshot
 from testbench.pgproc import fresh_database, postgres_server
 from testbench.redisproc import RedisServer
 from worker.deadletter import DeadLetters
+from worker.deps import Deps
 from worker.engines.base import Engine
 from worker.engines.policy import PolicyEngine
 from worker.keys import Keys
 from worker.outbox import Outbox
-from worker.pipeline import Deps
 from worker.publish import Publisher
 from worker.runtime import Runtime
 from worker.settings import Settings

@@ -1,6 +1,9 @@
 """The RQ entry points: plain importable functions, so the stock ``rq worker cart-events`` (and
-``rq worker-pool``) run them. Each takes the process's runtime (``worker/runtime.py``) and hands
-the event to the pipeline."""
+``rq worker-pool``) run them. Both hand their events to the one runner (``worker/runner.py``):
+``handle_event`` is a run of one, ``handle_batch`` of up to N; the guarantees around a run (bad
+input dead-lettered at once, a failed event retried with the job and dead-lettered with its own
+payload on the last attempt, a store that cannot be written stopping the worker with the job
+back on the queue, Redis riding out a restart) are written once, in ``_run``."""
 
 from __future__ import annotations
 
@@ -18,12 +21,11 @@ from rq.job import Job
 
 from stores.base import StoreUnavailable
 from worker import deadletter
-from worker.batch import process_batch
+from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
-from worker.domain.model import Outcome
 from worker.logs import configure
-from worker.pipeline import JobInfo, process
 from worker.reaper import start_background
+from worker.runner import Result, run
 from worker.runtime import Runtime, build_runtime, install, installed
 from worker.settings import Settings, SettingsError, load_settings
 
@@ -116,12 +118,58 @@ def _wait_for_redis(client: redis.Redis, limit_s: float) -> bool:
             time.sleep(0.25)
 
 
+class BatchFailed(RuntimeError):
+    """Some events of a batch job failed and will be retried with the job (the others are done
+    and replay as no-ops)."""
+
+
+def _bind(job: Job | None) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(job_id=job.id if job else None)
+
+
+def _run(runtime: Runtime, job: Job | None, events: list[CartEvent]) -> list[Result]:
+    """The runner over the job's valid events. Redis is only used after the commit (to
+    publish): on a Redis error, wait for it to come back, then run again, which replays the
+    committed outcomes and publishes them (a stock worker that hits a Redis outage while finishing
+    a job exits; riding out a short restart here keeps it alive). A store that cannot be written
+    is not the events' fault: the worker stops and the job goes back to the queue."""
+    info = job_info(job, runtime.settings.max_attempts)
+    concurrency = runtime.settings.llm_concurrency
+    try:
+        try:
+            return run(events, runtime.deps, info, concurrency)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("redis_unavailable", error=str(exc)[:200])
+            _wait_for_redis(runtime.client, REDIS_WAIT_S)
+            return run(events, runtime.deps, info, concurrency)
+    except StoreUnavailable as exc:
+        stop_worker(str(exc))
+        raise
+
+
+def _failed(
+    runtime: Runtime, job: Job | None, payload: Any, exc: Exception, index: int | None
+) -> bool:
+    """An event whose processing raised: logged; on the job's last attempt, its dead letter (with
+    its own payload, requeueable). True when the job will be retried."""
+    last_attempt = job is None or not job.retries_left
+    log.error(
+        "event_failed",
+        error=f"{type(exc).__name__}: {exc}"[:300],
+        last_attempt=last_attempt,
+        exc_info=exc,
+    )
+    if last_attempt:
+        dead_letter(runtime, payload, f"{type(exc).__name__}: {exc}", job, index)
+    return not last_attempt
+
+
 def handle_event(payload: Any) -> dict[str, Any]:
     """Process one cart event; the RQ job's result is the outcome as a dict."""
     runtime = for_job()
     job = get_current_job()
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(job_id=job.id if job else None)
+    _bind(job)
     try:
         event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
     except InvalidEvent as exc:
@@ -132,53 +180,28 @@ def handle_event(payload: Any) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(
         event_id=event.event_id, session_id=event.session_id, user_id=event.user_id
     )
-    info = job_info(job, runtime.settings.max_attempts)
-    try:
-        try:
-            outcome = process(event, runtime.deps, info)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # Redis is only used after the commit (to publish): wait for it to come back, then
-            # re-run, which replays the committed outcome and publishes it. Measured: a stock
-            # worker that hits a Redis outage while finishing a job exits (a supervisor restarts
-            # it), so riding out a short restart here keeps the worker alive.
-            log.warning("redis_unavailable", error=str(exc)[:200])
-            _wait_for_redis(runtime.client, REDIS_WAIT_S)
-            outcome = process(event, runtime.deps, info)
-    except StoreUnavailable as exc:  # not the event's fault: it goes back to the queue
-        stop_worker(str(exc))
-        raise
-    except Exception as exc:
-        last_attempt = job is None or not job.should_retry
-        log.exception("event_failed", last_attempt=last_attempt)
-        if last_attempt:
-            dead_letter(runtime, payload, f"{type(exc).__name__}: {exc}", job)
-        raise
-    return outcome.as_dict()
-
-
-class BatchFailed(RuntimeError):
-    """Some events of a batch job failed and will be retried with the job (the others are done
-    and replay as no-ops)."""
+    result = _run(runtime, job, [event])[0]
+    if isinstance(result, Exception):
+        _failed(runtime, job, payload, result, None)
+        raise result
+    return result.as_dict()
 
 
 def handle_batch(payloads: Any) -> dict[str, Any]:
-    """Process up to N cart events in one RQ job (``worker/batch.py``: one read, one write
-    transaction and one publication for the batch, the LLM asked for its eligible carts
-    concurrently), each event to its own outcome, a session's events in the order given.
+    """Process up to N cart events and customer messages in one RQ job, each event to its own
+    outcome, a session's events in the order given (the runner: one read and one write
+    transaction per wave, one publication, the engine asked for the events concurrently).
 
     One event's failure never fails the others: an invalid event becomes a dead letter at once;
     an event whose processing raised is retried with the job (the events already done replay as
-    no-ops), and becomes a dead letter when the job is out of attempts.
+    no-ops), and becomes a dead letter of its own when the job is out of attempts.
     """
     runtime = for_job()
     job = get_current_job()
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(job_id=job.id if job else None)
+    _bind(job)
     if not isinstance(payloads, list):
         dead_letter(runtime, payloads, "batch job: expected a list of events", job)
         return {"events": 0, "outcomes": {}, "failed": 0}
-    info = job_info(job, runtime.settings.max_attempts)
-    last_attempt = job is None or not job.retries_left
     counts: dict[str, int] = {}
     events: list[CartEvent] = []
     places: list[int] = []  # each valid event's position in the job's payload
@@ -191,37 +214,15 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
         except InvalidEvent as exc:
             if dead_letter(runtime, payload, str(exc), job, index):
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1
-    concurrency = runtime.settings.llm_concurrency
-    results: list[Outcome | Exception]
-    try:
-        results = list(process_batch(events, runtime.deps, info, concurrency))
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # Only the publication uses Redis, after the commit: wait for it, then re-run the batch,
-        # which replays the committed outcomes and publishes their offers (as handle_event does).
-        log.warning("redis_unavailable", error=str(exc)[:200])
-        _wait_for_redis(runtime.client, REDIS_WAIT_S)
-        try:
-            results = list(process_batch(events, runtime.deps, info, concurrency))
-        except Exception as again:
-            results = [again] * len(events)
-    except Exception as exc:  # a bug outside any one event: every event of the batch failed
-        log.exception("batch_failed")
-        results = [exc] * len(events)
+    results = _run(runtime, job, events)
     failed: list[str] = []
+    retry = False
     for event, index, result in zip(events, places, results, strict=True):
         if isinstance(result, Exception):
             failed.append(event.event_id)
-            _batch_failure(runtime, payloads[index], result, job, index, last_attempt)
+            retry = _failed(runtime, job, payloads[index], result, index) or retry
         else:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
-    if failed and not last_attempt:
+    if failed and retry:
         raise BatchFailed(f"{len(failed)} of {len(payloads)} events failed: {failed[:5]}")
     return {"events": len(payloads), "outcomes": counts, "failed": len(failed)}
-
-
-def _batch_failure(
-    runtime: Runtime, payload: Any, exc: Exception, job: Job | None, index: int, last: bool
-) -> None:
-    log.error("event_failed", error=f"{type(exc).__name__}: {exc}"[:300], last_attempt=last)
-    if last:
-        dead_letter(runtime, payload, f"{type(exc).__name__}: {exc}", job, index)

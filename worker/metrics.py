@@ -43,7 +43,7 @@ from worker.settings import Settings, redact_url
 
 log = structlog.get_logger("sgr.metrics")
 
-# The stopwatch's laps (worker/pipeline.Stopwatch, stored in processed_events.timings) and the
+# The stopwatch's laps (worker/stopwatch.Stopwatch, stored in processed_events.timings) and the
 # stage each one measures. The gate is inside ``history`` (or ``check`` when the gate says no),
 # the cap inside ``check``; ``publish`` is the offer's publication time minus the outcome's
 # finish time (the commit's end and the Redis round trip). ``commit`` has no lap of its own.

@@ -60,8 +60,8 @@ from rq.job import Job, JobStatus
 from rq.worker import BaseWorker, Worker
 
 from worker import deadletter
+from worker.deps import Deps
 from worker.keys import Keys
-from worker.pipeline import Deps
 from worker.runtime import Runtime
 
 log = structlog.get_logger("sgr.reaper")
@@ -180,22 +180,32 @@ class Reaper:
         return found
 
     # --- acting ----------------------------------------------------------------------------
-    def _dead_letter(self, job: Job, error: str) -> str | None:
-        """Record a dead letter for the job's event unless the event already has an outcome."""
+    def _dead_letter(self, job: Job, error: str) -> list[str]:
+        """Record a dead letter for each of the job's events (one for an event job, one per
+        event with its own payload for a batch job) unless the event already has an outcome;
+        returns the event ids dead-lettered."""
         payload = _payload(job)
-        event_id = deadletter.payload_event_id(payload, job.id)
-        if self.deps.hot.get_outcome(event_id) is not None:
-            return None
-        deadletter.record(
-            self.deps.hot,
-            self.runtime.dead_letters,
-            payload,
-            error,
-            job_id=job.id,
-            attempts=self.runtime.settings.max_attempts - (job.retries_left or 0),
-            now=self.deps.clock(),
+        batch = (job.func_name or "").endswith("handle_batch") and isinstance(payload, list)
+        places: list[tuple[Any, int | None]] = (
+            list(zip(payload, range(len(payload)), strict=True)) if batch else [(payload, None)]
         )
-        return event_id
+        done: list[str] = []
+        for item, index in places:
+            event_id = deadletter.payload_event_id(item, job.id, index)
+            if self.deps.hot.get_outcome(event_id) is not None:
+                continue
+            if deadletter.record(
+                self.deps.hot,
+                self.runtime.dead_letters,
+                item,
+                error,
+                job_id=job.id,
+                attempts=self.runtime.settings.max_attempts - (job.retries_left or 0),
+                now=self.deps.clock(),
+                index=index,
+            ):
+                done.append(event_id)
+        return done
 
     def reap(self) -> ReapReport:
         report = ReapReport()
@@ -253,9 +263,7 @@ class Reaper:
                     f"AbandonedJobError: worker {worker_name} died running the job; "
                     f"{attempts} attempt(s) used"
                 )
-                event_id = self._dead_letter(job, error)
-                if event_id:
-                    report.dead_lettered.append(event_id)
+                report.dead_lettered.extend(self._dead_letter(job, error))
             if job.get_status(refresh=False) == JobStatus.QUEUED:
                 job.set_status(JobStatus.STARTED)  # so that RQ's cleanup takes it
                 self.client.lrem(self.queue.intermediate_queue_key, 0, job.id)
@@ -302,9 +310,9 @@ class Reaper:
                     job.set_status(JobStatus.FAILED, pipeline=pipe)
                 pipe.execute()
             if not job.retries_left and job_id not in report.requeued:
-                event_id = self._dead_letter(job, "worker died before starting the job")
-                if event_id:
-                    report.dead_lettered.append(event_id)
+                report.dead_lettered.extend(
+                    self._dead_letter(job, "worker died before starting the job")
+                )
 
     def _dead_letter_foreign(self, item: str) -> str | None:
         """An item on the queue's list that is no RQ job: something other than RQ pushed it (a
@@ -339,8 +347,9 @@ class Reaper:
         return event_id
 
     def _sweep_failed(self, report: ReapReport) -> None:
-        """Jobs RQ moved to the failed registry as abandoned (out of retries) become dead letters;
-        other failed jobs were dead-lettered by ``handle_event`` on their last attempt."""
+        """Jobs in the failed registry (out of attempts: abandoned, timed out, or failed) leave a
+        dead letter per event that has no outcome yet: a job stopped by its timeout or killed
+        never reached its own dead-lettering, and each event of a batch gets its own."""
         registry = self.queue.failed_job_registry
         for job_id in registry.get_job_ids(0, self.sweep_limit - 1, desc=True, cleanup=False):
             try:
@@ -349,11 +358,13 @@ class Reaper:
                 continue
             if job.meta.get(SWEPT_META):
                 continue
-            info = job.exc_info or ""
+            info = (job.exc_info or "").strip()
+            last = info.splitlines()[-1] if info else "failed"
             if "Abandoned" in info or "intermediate queue" in info:
-                event_id = self._dead_letter(job, f"abandoned, out of attempts: {info[:300]}")
-                if event_id:
-                    report.swept.append(event_id)
+                error = f"abandoned, out of attempts: {info[:300]}"
+            else:
+                error = f"out of attempts: {last[:300]}"
+            report.swept.extend(self._dead_letter(job, error))
             job.meta[SWEPT_META] = 1
             job.save_meta()
 

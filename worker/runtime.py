@@ -22,12 +22,12 @@ from stores.base import HotStore
 from stores.history import HistorySnapshot, HistorySource
 from stores.hot import open_hot_store
 from worker.deadletter import DeadLetters
+from worker.deps import Deps
 from worker.engines.policy import PolicyEngine
 from worker.engines.select import build_engine
 from worker.keys import Keys
 from worker.metrics import instrument
 from worker.outbox import Outbox
-from worker.pipeline import Deps
 from worker.publish import Publisher
 from worker.settings import Settings
 
@@ -107,8 +107,11 @@ def open_history(settings: Settings) -> HistorySource:
     return HistorySnapshot(settings.history_db)
 
 
-def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runtime:
-    """Open the stores, pick the engine, connect the publisher: the one wiring place."""
+def build_runtime(
+    settings: Settings, client: redis.Redis | None = None, history: HistorySource | None = None
+) -> Runtime:
+    """Open the stores, pick the engine, connect the publisher: the one wiring place (``history``
+    given: that source instead of the data folder's, e.g. none for ``sgr negotiate``)."""
     client = client if client is not None else redis_client(settings)
     keys = Keys.from_settings(settings)
     rules = settings.rule_config()
@@ -116,7 +119,7 @@ def build_runtime(settings: Settings, client: redis.Redis | None = None) -> Runt
     hot = open_store(settings)
     deps = Deps(
         hot=hot,
-        history=open_history(settings),
+        history=history if history is not None else open_history(settings),
         engine=instrument(build_engine(settings, rules), client, keys),  # LLM figures
         fallback=PolicyEngine(rules),
         outbox=Outbox(hot, publisher(client, settings, keys), clock),

@@ -37,70 +37,297 @@ def redact_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    """Configuration of producers, workers and tools. See the README's configuration table."""
+    """Configuration of producers, workers and tools. Every field has a ``description``: they make
+    docs/configuration.md (``sgr docs config``)."""
 
     model_config = SettingsConfigDict(env_prefix="SGR_", extra="ignore")
 
     # Where things live
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
-    queue: str = "cart-events"
-    data_dir: Path = Path("data")
-    offers_stream: str = "sgr:offers"
-    offers_channel: str = "sgr:offers:live"
-    dead_letter_key: str = "sgr:dead-letters"
-    key_prefix: str = "sgr"  # the project's other Redis keys (worker/keys.py)
-    offers_stream_maxlen: int = Field(default=100_000, ge=0)  # about; 0 = never trimmed
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        repr=False,
+        description=(
+            "Redis for the queue, the results and the offers stream; `redis://:password@host/0` and"
+            " `rediss://` (TLS) work (the password is a secret: redacted in output)"
+        ),
+    )
+    queue: str = Field(
+        default="cart-events",
+        description="RQ queue name the producers fill and the workers drain",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder of `hot.sqlite`, `cold.duckdb` and `history.sqlite`",
+    )
+    offers_stream: str = Field(
+        default="sgr:offers",
+        description="Redis Stream of published offers and negotiation replies",
+    )
+    offers_channel: str = Field(
+        default="sgr:offers:live",
+        description="Pub/Sub channel announcing each published offer",
+    )
+    dead_letter_key: str = Field(
+        default="sgr:dead-letters",
+        description="Redis list of dead letters",
+    )
+    key_prefix: str = Field(
+        default="sgr",
+        description=(
+            "Namespace of the project's other Redis keys (reaper lock and counters, metrics, the "
+            "bridge's lists; `worker/keys.py` lists every key)"
+        ),
+    )
+    offers_stream_maxlen: int = Field(
+        default=100_000,
+        ge=0,
+        description=(
+            "The offers stream is trimmed to about this many entries (`XADD MAXLEN ~`; 0 = never)"
+        ),
+    )
     offers_retention_hours: float = Field(
-        default=168.0, gt=0, le=24 * 366
-    )  # published markers' lifetime
-    history_source: Literal["snapshot", "duckdb"] = "snapshot"
-    # The hot store: empty = the SQLite file in the data folder; postgresql://... for a fleet
-    hot_store_url: SecretStr = SecretStr("")
-    metrics_port: int = Field(default=9108, ge=1, le=65535)
+        default=168.0,
+        gt=0,
+        le=24 * 366,
+        description=(
+            "How long the per-offer 'published' marker keys live (they make publication "
+            "exactly-once)"
+        ),
+    )
+    history_source: Literal["snapshot", "duckdb"] = Field(
+        default="snapshot",
+        description=(
+            "Where workers read customer history: `snapshot` (`history.sqlite`, a copy of the cold "
+            "store made by `sgr history sync`) or `duckdb` (`cold.duckdb` itself: always current, "
+            "slower, 20-30 MiB more per worker)"
+        ),
+    )
+    hot_store_url: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "The hot store: empty = `hot.sqlite` in the data folder; `sqlite:///PATH`; "
+            "`postgresql://...` for a fleet (a secret: never printed)"
+        ),
+    )
+    metrics_port: int = Field(
+        default=9108,
+        ge=1,
+        le=65535,
+        description="Port of `sgr metrics serve` (Prometheus)",
+    )
 
     # The engine that writes offers
-    engine: Literal["auto", "vllm", "policy"] = "auto"
-    llm_url: str = Field(default="http://127.0.0.1:8000/v1", repr=False)
-    llm_model: str | None = None
-    llm_api_key: SecretStr = SecretStr("EMPTY")
-    llm_timeout_s: float = Field(default=30.0, gt=0)
-    llm_retries: int = Field(default=2, ge=0, le=10)
-    llm_backoff_s: float = Field(default=0.2, ge=0)
-    llm_max_tokens: int = Field(default=320, ge=16)
-    llm_temperature: float = Field(default=0.5, ge=0, le=2)
-    breaker_failures: int = Field(default=3, ge=1)
-    breaker_cooldown_s: float = Field(default=30.0, ge=0)
-    llm_concurrency: int = Field(default=8, ge=1, le=256)  # requests in flight per batch job
-    on_invalid_answer: Literal["policy", "no_offer"] = "policy"
+    engine: Literal["auto", "vllm", "policy"] = Field(
+        default="auto",
+        description=(
+            "Who writes offers: `vllm`, `policy` (the rules engine alone) or `auto` (the LLM "
+            "endpoint if it answers at start, else the rules engine; logged)"
+        ),
+    )
+    llm_url: str = Field(
+        default="http://127.0.0.1:8000/v1",
+        repr=False,
+        description="OpenAI-compatible endpoint (vLLM); a password in it is redacted in output",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Model name; read from `/v1/models` when not set",
+    )
+    llm_api_key: SecretStr = Field(
+        default=SecretStr("EMPTY"),
+        description="API key for the endpoint (a secret: never logged)",
+    )
+    llm_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Timeout of one LLM request, seconds",
+    )
+    llm_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries after timeouts, 5xx, refused connections, invalid or truncated output",
+    )
+    llm_backoff_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="First backoff before a retry, seconds; doubled each retry, with jitter",
+    )
+    llm_max_tokens: int = Field(
+        default=320,
+        ge=16,
+        description=(
+            "Most tokens of an answer (the short SGR schema takes about 130 on SmolLM2-135M)"
+        ),
+    )
+    llm_temperature: float = Field(
+        default=0.5,
+        ge=0,
+        le=2,
+        description="Sampling temperature (0.5: see docs/llm.md, prompt and schema variants)",
+    )
+    breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Failed LLM requests in a row that open the circuit breaker",
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long an open breaker skips the LLM before one trial, seconds",
+    )
+    llm_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="LLM requests a batch job sends at once (its eligible carts, in threads)",
+    )
+    on_invalid_answer: Literal["policy", "no_offer"] = Field(
+        default="policy",
+        description=(
+            "When an engine's answer fails a check: `policy` (the rules engine's offer) or "
+            "`no_offer`"
+        ),
+    )
 
-    # Offer codes (random and stored: worker/codes.py)
-    offer_ttl_hours: float = Field(default=48.0, gt=0, le=24 * 366)
+    # Offer codes (random and stored: worker/domain/codes.py)
+    offer_ttl_hours: float = Field(
+        default=48.0,
+        gt=0,
+        le=24 * 366,
+        description="How long an offer's code is valid, hours",
+    )
 
-    # Business rules (see worker/rules.py and the README's rules table)
-    min_cart_value: float = Field(default=20.0, ge=0)
-    offer_window_hours: float = Field(default=24.0, ge=0, le=24 * 366)
-    margin_floor: float = Field(default=0.10, ge=0, le=1)
-    churn_high: float = Field(default=0.7, ge=0, le=1)
-    churn_low: float = Field(default=0.3, ge=0, le=1)
-    high_churn_margin_share: float = Field(default=0.5, ge=0, le=1)
-    mid_churn_margin_share: float = Field(default=0.25, ge=0, le=1)
-    low_churn_cap_pct: float = Field(default=5.0, ge=0, le=100)
-    loyal_ltv: float = Field(default=2000.0, ge=0)
-    loyal_cap_pct: float = Field(default=5.0, ge=0, le=100)
-    new_customer_cap_pct: float = Field(default=5.0, ge=0, le=100)
-    low_stock_factor: float = Field(default=0.5, ge=0, le=1)
-    max_discount_pct: float = Field(default=30.0, ge=0, le=100)
-    min_discount_pct: float = Field(default=1.0, ge=0, le=100)
+    # Business rules (worker/domain/rules.py; docs/rules.md)
+    min_cart_value: float = Field(
+        default=20.0,
+        ge=0,
+        description="Smallest cart value that can get an offer",
+    )
+    offer_window_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 366,
+        description="At most one offer per customer within this many hours",
+    )
+    margin_floor: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Margin fraction always kept: the cap never exceeds the margin minus this",
+    )
+    churn_high: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Churn probability above which a customer is in the high-churn band",
+    )
+    churn_low: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Churn probability below which a customer is in the low-churn band",
+    )
+    high_churn_margin_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of the margin a high-churn customer may get",
+    )
+    mid_churn_margin_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="Share of the margin a customer in the middle churn band may get",
+    )
+    low_churn_cap_pct: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Cap for a low-churn customer, percent",
+    )
+    loyal_ltv: float = Field(
+        default=2000.0,
+        ge=0,
+        description="Lifetime value from which a customer counts as loyal",
+    )
+    loyal_cap_pct: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Cap for a loyal customer, percent (loyal customers buy anyway)",
+    )
+    new_customer_cap_pct: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Cap for a customer without history, percent",
+    )
+    low_stock_factor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Cap multiplier for `low_stock` carts (scarce goods sell without a discount)",
+    )
+    max_discount_pct: float = Field(
+        default=30.0,
+        ge=0,
+        le=100,
+        description="Absolute ceiling of any discount, percent",
+    )
+    min_discount_pct: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="A cap below this means no offer, percent",
+    )
 
     # The event contract: how far occurred_at may be from the worker's clock
-    event_max_age_hours: float = Field(default=24.0 * 30, gt=0, le=24 * 3660)
-    event_max_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+    event_max_age_hours: float = Field(
+        default=24.0 * 30,
+        gt=0,
+        le=24 * 3660,
+        description=(
+            "An event whose `occurred_at` is older than this is refused (a dead letter naming the "
+            "field), hours"
+        ),
+    )
+    event_max_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "An event dated further than this ahead of the worker's clock is refused, seconds"
+        ),
+    )
 
     # Delivery
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    job_timeout_s: int = Field(default=120, ge=1)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    reap_interval_s: float = Field(default=5.0, ge=0)  # worker/reaper.py; 0 = not in workers
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Attempts per event before it becomes a dead letter",
+    )
+    job_timeout_s: int = Field(
+        default=120,
+        ge=1,
+        description=(
+            "RQ job timeout, seconds; must exceed the LLM's worst case (retries x timeout + "
+            "backoff)"
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="Worker log level (JSON lines on stderr)",
+    )
+    reap_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How often each worker's reaper re-runs jobs of dead workers and flushes the outbox, "
+            "seconds (0 = no reaper in workers)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:

@@ -1,5 +1,5 @@
--- What the pipeline reads before it decides, in one statement (one read transaction): the event's
--- outcome if it already has one, the session's state before the event, the customer's last offer.
+-- What the pipeline reads before it decides, in one statement (one snapshot): the event's outcome
+-- if it already has one, the session's state before the event, the customer's last offer.
 SELECT o.outcome, o.reason, o.offer_id, o.error, o.attempts,
        s.session_id, s.user_id, s.status, s.cart_value, s.margin, s.currency, s.inventory,
        s.last_event_id, s.last_event_at,

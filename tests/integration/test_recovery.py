@@ -26,9 +26,9 @@ from worker.deadletter import DeadLetters
 from worker.domain.events import parse_event
 from worker.keys import Keys
 from worker.outbox import Outbox
-from worker.pipeline import process
 from worker.publish import Publisher
 from worker.reaper import Reaper, stats
+from worker.runner import process
 from worker.runtime import Runtime
 from worker.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Batch jobs (worker/batch.py) on real SQLite files and a real redis-server: each event its own
+"""Batch jobs (worker/runner.py) on real SQLite files and a real redis-server: each event its own
 outcome, as the one-event path gives it; one read, one write transaction and one publication per
 batch; a failing event fails alone; a re-run is a no-op; a session's events keep their order."""
 
@@ -15,15 +15,16 @@ import pytest
 import redis
 
 from tests.conftest import NOW, Clock, event, make_deps
-from worker.batch import process_batch, waves
+from worker.deps import Deps
 from worker.domain.events import CartEvent, parse_event
 from worker.domain.model import Outcome
 from worker.engines.base import EngineReply, OfferRequest
 from worker.engines.policy import PolicyEngine
 from worker.keys import Keys
 from worker.outbox import Outbox
-from worker.pipeline import Deps, process
 from worker.publish import PUBLISH_ONCE, Publisher
+from worker.runner import process, waves
+from worker.runner import run as process_batch
 from worker.settings import Settings
 
 

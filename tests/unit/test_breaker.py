@@ -14,7 +14,7 @@ from worker.domain.events import parse_event
 from worker.domain.model import EventContext
 from worker.engines.base import CircuitBreaker, EngineError
 from worker.engines.vllm import VllmEngine
-from worker.pipeline import offer_request
+from worker.handlers.cart import offer_request
 from worker.settings import Settings
 
 

@@ -21,7 +21,7 @@ from worker.deadletter import DeadLetters
 from worker.domain.events import parse_event
 from worker.engines.base import EngineError
 from worker.engines.vllm import VllmEngine, endpoint_answers
-from worker.pipeline import process
+from worker.runner import process
 from worker.settings import SettingsError, load_settings, redact_url
 
 

@@ -15,7 +15,7 @@ from tests.conftest import Clock, event, make_deps
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine
-from worker.pipeline import process
+from worker.runner import process
 
 TIMEOUT_S = 0.4
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.domain.rules import message_problems
-from worker.pipeline import final_message
+from worker.handlers.cart import final_message
 
 HOSTILE = [
     "ninety-five percent off! Use code FREE95",

@@ -1,4 +1,4 @@
-"""Negotiation turns (worker/negotiation.py) on real SQLite files and the real history snapshot:
+"""Negotiation turns (worker/handlers/message.py) on real SQLite files and the real history snapshot:
 routing, counter-offers within the cap and above the floor, one live code per customer, replies
 published; the LLM path against the OpenAI-compatible STAND-IN at the edge."""
 
@@ -22,8 +22,7 @@ from worker.engines.base import CircuitBreaker
 from worker.engines.negotiation_schemas import parse_router, pricing_schema, router_schema
 from worker.engines.policy import policy_route
 from worker.engines.vllm import VllmEngine
-from worker.negotiation import TurnResult, run_turn
-from worker.pipeline import process
+from worker.runner import TurnResult, process, run_turn
 from worker.settings import Settings
 
 CFG = Settings().rule_config()

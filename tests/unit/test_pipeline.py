@@ -17,7 +17,7 @@ from worker.domain.codes import normalize
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine
-from worker.pipeline import process
+from worker.runner import process
 
 
 def run(deps, payload):  # type: ignore[no-untyped-def]
@@ -70,8 +70,11 @@ def test_one_offer_per_customer_within_window(data_dir: Path, client: fakeredis.
     clock.advance(hours=1)
     second = run(deps, event(event_id="b", session="s2", at=clock.now))
     assert (second.outcome, second.reason) == ("no_offer", "offer_window")
-    clock.advance(hours=30)
-    assert run(deps, event(event_id="c", session="s3", at=clock.now)).outcome == "offer"
+    clock.advance(hours=30)  # past the 24 h window, but the first code (48 h) is still live
+    third = run(deps, event(event_id="c", session="s3", at=clock.now))
+    assert (third.outcome, third.reason) == ("no_offer", "offer_live")
+    clock.advance(hours=20)  # the first code has expired: a new one may be made
+    assert run(deps, event(event_id="d", session="s4", at=clock.now)).outcome == "offer"
 
 
 def test_out_of_order_events(data_dir: Path, client: fakeredis.FakeRedis) -> None:

@@ -28,7 +28,7 @@ from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine
 from worker.logs import configure as configure_logs
-from worker.pipeline import process
+from worker.runner import process
 from worker.runtime import build_runtime
 from worker.settings import Settings
 

@@ -110,7 +110,7 @@ def _racer(url: str, data_dir: str, prefix: str, barrier: object, out: object) -
     """One worker of a pair: for each customer, an abandoned cart of its own session at the very
     moment the other worker sends one of another session (the barrier)."""
     from worker.domain.events import parse_event
-    from worker.pipeline import process
+    from worker.runner import process
 
     deps = make_deps(Path(data_dir), hot_store_url=url)
     results = []
@@ -184,7 +184,7 @@ def test_pipeline_predicts_the_state_sql_commits(steps: list[tuple[str, int, int
 
     from worker.domain.events import parse_event
     from worker.domain.session import session_after
-    from worker.pipeline import state_params
+    from worker.handlers.cart import state_params
 
     with tempfile.TemporaryDirectory() as tmp:
         hot = SqliteHotStore(Path(tmp) / "hot.sqlite")

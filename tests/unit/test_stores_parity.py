@@ -4,6 +4,8 @@ negotiation turns; and PostgreSQL's own edges (an unreachable server, NUL charac
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -125,6 +127,71 @@ def test_codes_redeem_once_and_a_voided_code_never(hot: HotStore) -> None:
     assert hot.code_state("SGR-NONE-NONE-NONE") is None
     live = hot.live_offer("u1")
     assert live is not None and live.offer_id == b.offer_id and live.redeemed_at == NOW
+
+
+def test_a_code_redeems_only_for_its_customer_when_one_is_named(hot: HotStore) -> None:
+    mine, theirs = offer(1, user="u1"), offer(2, user="u2")
+    with hot.transaction():
+        hot.insert_offer(mine)
+        hot.insert_offer(theirs)
+    assert not hot.redeem(theirs.code, NOW, user_id="u1")  # another customer's code
+    state = hot.code_state(theirs.code)
+    assert state is not None and state.redeemed_at is None  # left as it was
+    assert hot.redeem(mine.code, NOW, user_id="u1")
+    assert hot.redeem(theirs.code, NOW)  # no customer named: the code alone decides
+
+
+def test_a_redeemed_offer_is_never_voided(hot: HotStore) -> None:
+    used, counter = offer(1), offer(2)
+    with hot.transaction():
+        hot.insert_offer(used)
+        hot.insert_offer(counter)
+    assert hot.redeem(used.code, NOW)
+    with hot.transaction():
+        assert hot.void_offer(used.offer_id, counter.offer_id, NOW) is False
+    state = hot.code_state(used.code)
+    assert state is not None and state.voided_at is None and state.redeemed_at == NOW
+    with hot.transaction():  # an unredeemed one is voided, once
+        assert hot.void_offer(counter.offer_id, used.offer_id, NOW) is True
+        assert hot.void_offer(counter.offer_id, used.offer_id, NOW) is False
+
+
+def test_lock_customer_serializes_one_customers_decisions(
+    hot_store_url: str, tmp_path: Path
+) -> None:
+    """A second transaction locking the customer waits for the first to end, then sees its offer
+    (on PostgreSQL another customer does not wait; on SQLite every writer does)."""
+    first_store = open_hot_store(hot_store_url, tmp_path / "hot.sqlite")
+    second_store = open_hot_store(hot_store_url, tmp_path / "hot.sqlite")
+    held, order = threading.Event(), []
+
+    def first() -> None:
+        with first_store.transaction():
+            first_store.lock_customer("u1")
+            held.set()
+            time.sleep(0.5)
+            first_store.insert_offer(offer(1))
+            order.append("first")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert held.wait(10)
+        if hot_store_url:  # PostgreSQL: a lock per customer
+            with second_store.transaction():
+                second_store.lock_customer("u2")
+            assert order == []  # u2 did not wait for u1's transaction
+        with second_store.transaction():
+            second_store.lock_customer("u1")
+            seen = second_store.last_offer_at("u1")
+            order.append("second")
+    finally:
+        thread.join(10)
+    assert order == ["first", "second"] and seen == NOW
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        second_store.lock_customer("u1")
+    first_store.close()
+    second_store.close()
 
 
 def turn(event_id: str, session_id: str = "s1") -> Turn:

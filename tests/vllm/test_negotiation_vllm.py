@@ -22,7 +22,7 @@ from worker.engines.negotiation_schemas import (
     router_schema,
 )
 from worker.engines.vllm import VllmEngine
-from worker.negotiation import run_turn
+from worker.runner import run_turn
 
 pytestmark = pytest.mark.vllm
 

@@ -1,12 +1,14 @@
 """The ``sgr`` command, split by audience: ``ops`` (running and operating a fleet), ``data``
-(customer data and events), ``bench`` (the demo and the test bench). Each command imports what it
-needs when it runs, so ``sgr --help`` loads little more than typer."""
+(customer data and events), ``bench`` (the demo and the test bench), ``docs`` (documents made
+from the code). Each command imports what it needs when it runs, so ``sgr --help`` loads little
+more than typer."""
 
 from __future__ import annotations
 
 from worker.cli import (  # noqa: F401  (they register their commands)
     bench,
     data,
+    docs,
     evaluate,
     fleet,
     negotiate,

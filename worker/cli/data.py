@@ -53,6 +53,24 @@ def setup_data(
     out(f"hot store  {s.hot_db}: ready")
 
 
+@app.command()
+def migrate(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bring the hot store's schema (SGR_HOT_STORE_URL, or the data folder's SQLite file) to this
+    release's version, and say which migrations it applied. Workers do the same at start-up."""
+    from stores.hot import open_hot_store
+
+    s = settings(data_dir)
+    store = open_hot_store(s.hot_store_url.get_secret_value(), s.hot_db, migrate=False)
+    try:
+        report = store.migrate()
+    finally:
+        store.close()
+    print(json.dumps(report.as_dict()) if as_json else report.line())
+
+
 @history_app.command("sync")
 def history_sync(data_dir: DataDir = None) -> None:
     """Copy the cold store's customer features (DuckDB) into the snapshot workers read. Run it

@@ -1,5 +1,5 @@
 """``sgr negotiate``: one turn of a negotiation, run synchronously through the same stages a
-worker runs for a ``customer_message`` event (``worker/negotiation.py``)."""
+worker runs for a ``customer_message`` event (``worker/handlers/message.py``)."""
 
 from __future__ import annotations
 
@@ -63,16 +63,10 @@ def negotiate(
     import redis
 
     from stores.base import HotStore
-    from stores.history import HistorySource
     from worker.domain.events import InvalidEvent, parse_event
-    from worker.engines.policy import PolicyEngine
-    from worker.engines.select import build_engine
-    from worker.keys import Keys
     from worker.logs import configure
-    from worker.negotiation import run_turn
-    from worker.outbox import Outbox
-    from worker.pipeline import Deps
-    from worker.runtime import open_history, open_store, publisher
+    from worker.runner import run_turn
+    from worker.runtime import build_runtime, open_store
 
     configure(json_logs=True, level="WARNING")
     s = settings(data_dir, engine=engine)
@@ -107,29 +101,17 @@ def negotiate(
             event = parse_event(payload, now, s.time_limits())
         except InvalidEvent as exc:
             fail(str(exc).replace("invalid cart event: ", ""))
-        history: HistorySource = (
-            open_history(s) if s.history_db.exists() or s.cold_db.exists() else NoHistory()
-        )
-        rules = s.rule_config()
         client = redis_client(s)
         try:
             client.ping()
             reachable = True
         except (redis.ConnectionError, redis.TimeoutError):
             reachable = False
-        keys = Keys.from_settings(s)
-        clock = lambda: datetime.now(UTC)  # noqa: E731
-        deps = Deps(
-            hot=hot,
-            history=history,
-            engine=build_engine(s, rules),
-            fallback=PolicyEngine(rules),
-            outbox=Outbox(hot, publisher(client, s, keys), clock),
-            rules=rules,
-            clock=clock,
-            offer_ttl=s.offer_ttl,
-            on_invalid_answer=s.on_invalid_answer,
-        )
+        has_history = s.history_db.exists() or s.cold_db.exists()
+        hot.close()  # the runtime opens its own, the one a worker would
+        runtime = build_runtime(s, client, history=None if has_history else NoHistory())
+        hot = runtime.deps.hot
+        deps = runtime.deps
         published = reachable
         if reachable:
             result = run_turn(event, deps)

@@ -435,7 +435,7 @@ def policy_discount(decision: Decision, cfg: RuleConfig) -> float:
     return whole if whole >= max(1.0, cfg.min_discount_pct) else decision.cap_pct
 
 
-# --- negotiation: counter-offers (worker/negotiation.py) ------------------------------------
+# --- negotiation: counter-offers (worker/handlers/message.py) ------------------------------------
 # One rule set and one record of what the customer was offered for abandonment offers and
 # negotiation: the customer's live offer (any session) is the floor; a counter-offer replaces it
 # (its code is voided), is never below it, never above the cap, and never repeats it.

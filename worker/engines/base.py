@@ -1,7 +1,8 @@
 """What every engine shares: the request, the reply, the error, the interface, the breaker.
 
 An engine turns an ``OfferRequest`` (an allowed offer with its cap, the cart and the customer)
-into an ``EngineReply`` holding a schema-valid ``OfferAnswer``, or raises ``EngineError``. A new
+into an ``EngineReply`` holding a schema-valid ``OfferAnswer``, and a negotiation turn
+(``TurnRequest``) into a ``RouteReply`` and a ``PriceReply``, or raises ``EngineError``. A new
 engine is one file in this package and one line in ``select.py``.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 from worker.domain.model import History
 from worker.domain.rules import Decision
+from worker.engines.negotiation_schemas import PriceReply, RouteReply, TurnRequest
 from worker.engines.schemas import OfferAnswer
 
 
@@ -65,9 +67,17 @@ class EngineError(RuntimeError):
 
 
 class Engine(Protocol):
+    """What every engine answers; each method raises ``EngineError`` when it has no usable
+    answer. ``route`` and ``price`` return the parsed answer as it came: the caller checks it
+    (``rules.counter_offer_problems``, ``rules.message_problems``) and falls back to the rules
+    engine."""
+
     name: str
+    model: str | None
 
     def propose(self, request: OfferRequest) -> EngineReply: ...
+    def route(self, request: TurnRequest) -> RouteReply: ...  # negotiation router (SGR union)
+    def price(self, request: TurnRequest) -> PriceReply: ...  # negotiation counter-offer
 
 
 @dataclass

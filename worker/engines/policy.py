@@ -1,4 +1,4 @@
-"""The rules engine: the cap (rounded down to a whole percent) and a plain templated message."""
+"""The rules engine: offers, negotiation routes and counter-offers from the rules, templated text."""
 
 from __future__ import annotations
 
@@ -27,46 +27,7 @@ from worker.engines.schemas import (
     RouterSchema,
 )
 
-
-class PolicyEngine:
-    """The rules alone: the cap (rounded down to a whole percent) and a plain templated message."""
-
-    name = "policy"
-
-    def __init__(self, rules: RuleConfig) -> None:
-        self.rules = rules
-
-    def propose(self, request: OfferRequest) -> EngineReply:
-        discount = policy_discount(request.decision, self.rules)
-        hist = request.history
-        churn = (
-            "no history: new customer" if hist is None else f"churn {hist.churn_probability:.2f}"
-        )
-        answer = OfferAnswer(
-            routing=RouterSchema(
-                intent="price_sensitive" if request.customer_message else "hesitant",
-                tone="friendly",
-                summary=f"abandoned cart of {request.cart_value:.2f} {request.currency}"[
-                    :SUMMARY_MAX
-                ],
-            ),
-            pricing=PricingLogic(
-                churn_analysis=f"{churn}; segment {request.segment}"[:ANALYSIS_MAX],
-                financial_analysis=(
-                    f"cart {request.cart_value:.2f} {request.currency}"
-                    + ("" if hist is None else f", lifetime value {hist.lifetime_value:.2f}")
-                )[:ANALYSIS_MAX],
-                margin_math="; ".join(request.steps)[:ANALYSIS_MAX],
-                max_allowed_discount=request.cap_pct,
-                discount_percent=discount,
-                customer_message="Your cart is still waiting for you, and we kept a little thank "
-                "you aside for you.",
-            ),
-        )
-        return EngineReply(answer=answer, engine=self.name, model="rules")
-
-
-# --- negotiation turns (worker/negotiation.py) ------------------------------------------------
+# --- negotiation turns (worker/handlers/message.py) ------------------------------------------------
 # The rules engine routes by words: a person asked for or a complaint first, then agreement to an
 # offer on the table, then anything about price; the rest gets a templated helpful reply.
 _ESCALATE = re.compile(
@@ -103,14 +64,44 @@ def policy_route(message: str, offer_on_the_table: bool) -> str:
     return "respond"
 
 
-class PolicyNegotiator:
-    """The rules engine's answers to a negotiation turn: routing by words, the rules' counter-
-    offer (``rules.counter_offer``), templated replies."""
+class PolicyEngine:
+    """The rules alone: offers, negotiation routes and counter-offers from the rules, with plain
+    templated messages. The fallback of every other engine."""
 
     name = "policy"
+    model: str | None = "rules"
 
     def __init__(self, rules: RuleConfig) -> None:
         self.rules = rules
+
+    def propose(self, request: OfferRequest) -> EngineReply:
+        discount = policy_discount(request.decision, self.rules)
+        hist = request.history
+        churn = (
+            "no history: new customer" if hist is None else f"churn {hist.churn_probability:.2f}"
+        )
+        answer = OfferAnswer(
+            routing=RouterSchema(
+                intent="price_sensitive" if request.customer_message else "hesitant",
+                tone="friendly",
+                summary=f"abandoned cart of {request.cart_value:.2f} {request.currency}"[
+                    :SUMMARY_MAX
+                ],
+            ),
+            pricing=PricingLogic(
+                churn_analysis=f"{churn}; segment {request.segment}"[:ANALYSIS_MAX],
+                financial_analysis=(
+                    f"cart {request.cart_value:.2f} {request.currency}"
+                    + ("" if hist is None else f", lifetime value {hist.lifetime_value:.2f}")
+                )[:ANALYSIS_MAX],
+                margin_math="; ".join(request.steps)[:ANALYSIS_MAX],
+                max_allowed_discount=request.cap_pct,
+                discount_percent=discount,
+                customer_message="Your cart is still waiting for you, and we kept a little thank "
+                "you aside for you.",
+            ),
+        )
+        return EngineReply(answer=answer, engine=self.name, model="rules")
 
     def route(self, request: TurnRequest) -> RouteReply:
         route = policy_route(request.message, request.live_offer is not None)

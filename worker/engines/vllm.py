@@ -15,6 +15,16 @@ import structlog
 
 from worker.engines import prompts
 from worker.engines.base import CircuitBreaker, EngineError, EngineReply, OfferRequest, request_seed
+from worker.engines.negotiation_prompts import pricing_messages, router_messages
+from worker.engines.negotiation_schemas import (
+    PriceReply,
+    RouteReply,
+    TurnRequest,
+    parse_pricing,
+    parse_router,
+    pricing_schema,
+    router_schema,
+)
 from worker.engines.schemas import AnswerInvalid, validate_answer
 from worker.settings import redact_url
 
@@ -50,7 +60,7 @@ class VllmEngine:
         import openai  # imported here: a worker on the rules engine never pays for it
 
         self._openai = openai
-        # Several threads of a process may ask at once (worker/batch.py): the OpenAI client and
+        # Several threads of a process may ask at once (worker/runner.py): the OpenAI client and
         # its HTTP pool are thread-safe; the model is discovered once, under this lock.
         self._model_lock = threading.Lock()
         self.client = openai.OpenAI(
@@ -110,7 +120,33 @@ class VllmEngine:
         )
         return EngineReply(answer, self.name, self.model, attempts, raw)
 
-    # --- any schema-constrained JSON (negotiation turns: worker/negotiation.py) ---------------
+    # --- negotiation turns (worker/handlers/message.py) ---------------------------------------------
+    def route(self, request: TurnRequest) -> RouteReply:
+        """The router's answer to a turn (the SGR union of actions), parsed, not yet checked."""
+        schema = router_schema(offer_on_the_table=request.live_offer is not None)
+        answer, attempts = self.ask_json(
+            router_messages(request),
+            schema,
+            lambda text: parse_router(text, schema),
+            name="sgr_route",
+            seed_key=f"{request.event_id}#route",
+        )
+        return RouteReply(answer, self.name, self.model, attempts)
+
+    def price(self, request: TurnRequest) -> PriceReply:
+        """The counter-offer of a turn within the schema's bounds, parsed; the caller checks it
+        with ``rules.counter_offer_problems``."""
+        schema = pricing_schema(request.cap_pct, request.floor_pct, request.min_pct)
+        answer, attempts = self.ask_json(
+            pricing_messages(request),
+            schema,
+            lambda text: parse_pricing(text, schema),
+            name="sgr_turn_price",
+            seed_key=f"{request.event_id}#price",
+        )
+        return PriceReply(answer, self.name, self.model, attempts)
+
+    # --- any schema-constrained JSON (negotiation turns: worker/handlers/message.py) ---------------
     def ask_json(
         self,
         messages: list[dict[str, str]],

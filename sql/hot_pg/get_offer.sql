@@ -1,1 +1,0 @@
-SELECT * FROM offers WHERE offer_id = %(offer_id)s;

@@ -1,3 +1,0 @@
-SELECT event_id, outcome, reason, offer_id, error, attempts
-FROM processed_events
-WHERE event_id = %(event_id)s;

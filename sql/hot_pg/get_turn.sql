@@ -1,1 +1,0 @@
-SELECT * FROM turns WHERE event_id = %(event_id)s;

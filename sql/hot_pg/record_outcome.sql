@@ -1,9 +1,0 @@
--- One outcome per event, whichever host writes first: the primary key decides, a second writer
--- waits for the first one's transaction and then changes nothing.
-INSERT INTO processed_events (event_id, session_id, user_id, type, outcome, reason, offer_id,
-                              error, attempts, occurred_at, enqueued_at, started_at, finished_at,
-                              timings)
-VALUES (%(event_id)s, %(session_id)s, %(user_id)s, %(type)s, %(outcome)s, %(reason)s,
-        %(offer_id)s, %(error)s, %(attempts)s, %(occurred_at)s, %(enqueued_at)s, %(started_at)s,
-        %(finished_at)s, %(timings)s)
-ON CONFLICT (event_id) DO NOTHING;

@@ -1,1 +1,0 @@
-SELECT * FROM offers WHERE published_at IS NULL ORDER BY created_at LIMIT %(limit)s;

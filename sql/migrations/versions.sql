@@ -1,0 +1,2 @@
+-- The versions applied, oldest first.
+SELECT version, name FROM schema_migrations ORDER BY version;

@@ -1,0 +1,321 @@
+"""The hot store's queries, written once over a few primitives that each backend gives.
+
+A backend (``stores/sqlite.py``, ``stores/postgres.py``) is a subclass that names its dialect and
+parameter style and implements the primitives: ``transaction``, ``savepoint``, ``_lock`` (a lock
+on a key held until the transaction ends), ``_snapshot`` (several reads, one snapshot),
+``_in_transaction``, ``_rows``/``_write``/``_script`` (statements, with the backend's errors
+mapped to ``StoreUnavailable``), ``close``, and how values cross (``_time_in``/``_time_out``,
+``_text_in``, ``_list_in``). Statements come from ``sql/hot`` (shared, ``:name`` parameters) or
+``sql/hot/<dialect>`` where the SQL really differs (``stores/sqlfiles.py``). Opening a store runs
+its schema migrations (``stores/migrations.py``). A third backend is its primitives plus, where
+its SQL differs, its own files.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, ClassVar
+
+from stores.migrations import MigrationReport, upgrade
+from stores.sqlfiles import dialect_sql, pyformat
+from worker.domain.codes import CodeState
+from worker.domain.conversation import Conversation, LiveOffer, Turn
+from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
+
+_OUTCOME = ("outcome", "reason", "offer_id", "error", "attempts")
+_OUTCOME_TIMES = ("occurred_at", "enqueued_at", "started_at", "finished_at")
+_OFFER_TIMES = ("expires_at", "created_at", "published_at", "redeemed_at")
+
+
+class SqlHotStore(ABC):
+    """Sessions, processed events (one outcome each) and offers (audit trail and outbox), on a
+    SQL database reached through the subclass's primitives."""
+
+    dialect: ClassVar[str]  # the folder of its own SQL: sql/hot/<dialect>, sql/migrations/<dialect>
+    paramstyle: ClassVar[str]  # "named" (:name) or "pyformat" (%(name)s)
+    where: str  # the store's path or redacted URL, for messages
+
+    # primitives --------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction; every call of this thread inside it is part of it."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside ``transaction()``: the block's writes are undone alone if it raises."""
+
+    @abstractmethod
+    def _in_transaction(self) -> bool: ...
+
+    @abstractmethod
+    def _lock(self, key: str) -> None:
+        """Inside a transaction: serialize on ``key`` across processes and hosts until it ends."""
+
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[None]:
+        """Several reads that see one snapshot (inside a transaction: that transaction's)."""
+
+    @abstractmethod
+    def _rows(self, text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _write(self, text: str, params: dict[str, Any]) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    @abstractmethod
+    def _script(self, text: str) -> None:
+        """Run several statements without parameters (a migration), inside the transaction."""
+
+    @staticmethod
+    @abstractmethod
+    def _time_in(value: datetime | str | None) -> Any: ...
+
+    @staticmethod
+    @abstractmethod
+    def _time_out(value: Any) -> datetime | None: ...
+
+    @staticmethod
+    def _text_in(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    @abstractmethod
+    def _list_in(values: list[str]) -> Any: ...
+
+    # shared helpers ----------------------------------------------------------------------------
+    def _text(self, folder: str, name: str) -> str:
+        return dialect_sql(folder, self.dialect, name, self.paramstyle)
+
+    def _q(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._rows(self._text("hot", name), params)
+
+    def _one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        rows = self._q(name, params)
+        return rows[0] if rows else None
+
+    def _w(self, name: str, params: dict[str, Any]) -> int:
+        return self._write(self._text("hot", name), params)
+
+    def _clean(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._text_in(v) for k, v in params.items()}
+
+    def migrate(self) -> MigrationReport:
+        """Apply the schema migrations this store lacks (store open does; so does
+        ``sgr migrate``)."""
+        return upgrade(self)
+
+    def query(self, text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Read-only queries of reporting tools (the text comes from ``sql/``, ``:name``
+        parameters)."""
+        return self._rows(pyformat(text) if self.paramstyle == "pyformat" else text, params)
+
+    # sessions ----------------------------------------------------------------------------------
+    def _session(self, row: dict[str, Any]) -> SessionState:
+        data = {k: row[k] for k in SessionState.__dataclass_fields__}
+        data["last_event_at"] = self._time_out(data["last_event_at"])
+        return SessionState(**data)
+
+    def get_session(self, session_id: str) -> SessionState | None:
+        row = self._one("get_session", {"session_id": session_id})
+        return self._session(row) if row else None
+
+    def apply_event(self, params: dict[str, Any], now: datetime) -> SessionState | None:
+        """Apply one event's state (newest wins), in one statement: the session as it now is, or
+        None if the event is older than the state (stale; nothing changed)."""
+        row = self._one("upsert_session", self._clean(params) | {"now": self._time_in(now)})
+        return self._session(row) if row else None
+
+    def _context(self, event_id: str, row: dict[str, Any]) -> EventContext:
+        outcome = None
+        if row["outcome"] is not None:
+            outcome = RecordedOutcome(event_id, *(row[k] for k in _OUTCOME))
+        session = self._session(row) if row["session_id"] is not None else None
+        return EventContext(outcome, session, self._time_out(row["last_offer_at"]))
+
+    def event_context(self, event_id: str, session_id: str, user_id: str) -> EventContext:
+        params = {"event_id": event_id, "session_id": session_id, "user_id": user_id}
+        row = self._one("event_context", params)
+        assert row is not None  # the statement always gives one row
+        return self._context(event_id, row)
+
+    def event_contexts(self, items: list[tuple[str, str, str]]) -> list[EventContext]:
+        """``event_context`` for many ``(event_id, session_id, user_id)`` in one statement, in
+        the order given."""
+        if not items:
+            return []
+        event_ids, session_ids, user_ids = (list(column) for column in zip(*items, strict=True))
+        params = {
+            "event_ids": self._list_in(event_ids),
+            "session_ids": self._list_in(session_ids),
+            "user_ids": self._list_in(user_ids),
+        }
+        rows = self._q("event_contexts", params)
+        return [self._context(e, row) for e, row in zip(event_ids, rows, strict=True)]
+
+    # outcomes ----------------------------------------------------------------------------------
+    def get_outcome(self, event_id: str) -> RecordedOutcome | None:
+        row = self._one("get_outcome", {"event_id": event_id})
+        return RecordedOutcome(**row) if row else None
+
+    def record_outcome(self, **fields: Any) -> bool:
+        """Record an event's one outcome; False if it already had one (nothing is overwritten)."""
+        fields.setdefault("attempts", 1)
+        for key in ("reason", "offer_id", "error", "session_id", "user_id", "type"):
+            fields.setdefault(key, None)
+        for key in _OUTCOME_TIMES:
+            fields[key] = self._time_in(fields.get(key))
+        timings = fields.get("timings")
+        fields["timings"] = json.dumps(timings) if timings is not None else None
+        return self._w("record_outcome", self._clean(fields)) == 1
+
+    def outcome_counts(self) -> list[tuple[str, str, int]]:
+        return [(r["outcome"], r["reason"], int(r["n"])) for r in self._q("outcome_counts")]
+
+    def forget_dead_letter(self, event_id: str) -> bool:
+        return self._w("forget_dead_letter", {"event_id": event_id}) == 1
+
+    # offers ------------------------------------------------------------------------------------
+    def lock_customer(self, user_id: str) -> None:
+        """Inside ``transaction()``: this customer's money decisions (offers, counter-offers,
+        redemptions) are taken one transaction at a time, across processes and hosts, until the
+        transaction ends; a read after it sees every offer committed before. PostgreSQL: an
+        advisory transaction lock; SQLite: nothing more than the transaction's write lock, which
+        BEGIN IMMEDIATE takes for the whole file up front."""
+        if not self._in_transaction():
+            raise RuntimeError("hot store: lock_customer outside a transaction")
+        self._lock(user_id)
+
+    def last_offer_at(self, user_id: str) -> datetime | None:
+        """When this customer last got an offer. Inside a transaction the customer is locked
+        first (``lock_customer``): the answer then holds until the transaction ends."""
+        if self._in_transaction():
+            self.lock_customer(user_id)
+        row = self._one("last_offer_for_user", {"user_id": user_id})
+        return self._time_out(row["last_offer_at"]) if row else None
+
+    def insert_offer(self, offer: Offer) -> None:
+        row = offer.row()
+        for name in _OFFER_TIMES:
+            row[name] = self._time_in(row[name])
+        self._w("insert_offer", self._clean(row))
+
+    def get_offer(self, offer_id: str) -> Offer | None:
+        row = self._one("get_offer", {"offer_id": offer_id})
+        return self._offer(row) if row else None
+
+    def _offer(self, row: dict[str, Any]) -> Offer:
+        return Offer.from_row(row | {k: self._time_out(row[k]) for k in _OFFER_TIMES})
+
+    def get_offers(self, offer_ids: list[str]) -> list[Offer]:
+        if not offer_ids:
+            return []
+        rows = self._q("get_offers", {"offer_ids": self._list_in(list(offer_ids))})
+        return [self._offer(r) for r in rows]
+
+    def unpublished_offers(self, limit: int = 100) -> list[Offer]:
+        return [self._offer(r) for r in self._q("unpublished_offers", {"limit": limit})]
+
+    def recently_published(self, since: datetime) -> list[Offer]:
+        rows = self._q("recently_published", {"since": self._time_in(since)})
+        return [self._offer(r) for r in rows]
+
+    def mark_published(self, offer_id: str, now: datetime) -> None:
+        self._w("mark_published", {"offer_id": offer_id, "now": self._time_in(now)})
+
+    def mark_published_many(self, offer_ids: list[str], now: datetime) -> None:
+        if offer_ids:
+            params = {"offer_ids": self._list_in(list(offer_ids)), "now": self._time_in(now)}
+            self._w("mark_published_many", params)
+
+    def code_state(self, code: str) -> CodeState | None:
+        row = self._one("get_code", {"code": code})
+        if row is None:
+            return None
+        expires = self._time_out(row["expires_at"])
+        assert expires is not None  # NOT NULL
+        return CodeState(
+            row["offer_id"], row["discount_pct"], row["currency"], expires,
+            self._time_out(row["redeemed_at"]), self._time_out(row["voided_at"]),
+            row["superseded_by"],
+        )  # fmt: skip
+
+    def redeem(self, code: str, now: datetime, user_id: str | None = None) -> bool:
+        """Mark the offer of ``code`` redeemed; False if it is unknown, redeemed, expired, void,
+        or (with ``user_id``) another customer's: checked in the one UPDATE, so atomically."""
+        params = {"code": code, "now": self._time_in(now), "user_id": user_id}
+        return self._w("redeem_offer", params) == 1
+
+    # conversations (negotiation) ---------------------------------------------------------------
+    def conversation(self, session_id: str, user_id: str, limit: int = 20) -> Conversation:
+        """A session's newest turns (oldest first) and the customer's live offer, in one
+        snapshot."""
+        with self._snapshot():
+            rows = self._q("conversation_turns", {"session_id": session_id, "limit": limit})
+            live = self._one("live_offer", {"user_id": user_id})
+        turns = tuple(self._turn(r) for r in rows)
+        return Conversation(turns, self._live(live) if live else None)
+
+    def live_offer(self, user_id: str) -> LiveOffer | None:
+        row = self._one("live_offer", {"user_id": user_id})
+        return self._live(row) if row else None
+
+    def _live(self, row: dict[str, Any]) -> LiveOffer:
+        data = dict(row)
+        for name in ("expires_at", "redeemed_at", "created_at"):
+            data[name] = self._time_out(data[name])
+        return LiveOffer(**data)
+
+    def _turn(self, row: dict[str, Any]) -> Turn:
+        times = {k: self._time_out(row[k]) for k in ("created_at", "published_at")}
+        return Turn.from_row(row | times)
+
+    def insert_turn(self, turn: Turn) -> int | None:
+        """Record a turn under the session's next number (returned); None if the event already
+        has its turn. Inside a transaction the session's numbering is locked first (hosts never
+        compute the same next number)."""
+        if self._in_transaction():
+            self._lock(f"turns:{turn.session_id}")
+        row = turn.row()
+        row["created_at"] = self._time_in(row["created_at"])
+        row["published_at"] = self._time_in(row["published_at"])
+        got = self._one("insert_turn", self._clean(row))
+        return int(got["turn"]) if got else None
+
+    def get_turn(self, event_id: str) -> Turn | None:
+        row = self._one("get_turn", {"event_id": event_id})
+        return self._turn(row) if row else None
+
+    def void_offer(self, offer_id: str, superseded_by: str, now: datetime) -> bool:
+        """A counter-offer replaces ``offer_id``: its code can no longer be redeemed. A redeemed
+        offer is never voided (False, as for one already void)."""
+        params = {"offer_id": offer_id, "superseded_by": superseded_by, "now": self._time_in(now)}
+        return self._w("void_offer", params) == 1
+
+    def mark_turn_published(self, event_id: str, now: datetime) -> None:
+        self._w("mark_turn_published", {"event_id": event_id, "now": self._time_in(now)})
+
+    def unpublished_turns(self, limit: int = 100) -> list[Turn]:
+        return [self._turn(r) for r in self._q("unpublished_turns", {"limit": limit})]
+
+    # reports -----------------------------------------------------------------------------------
+    def summary(self) -> dict[str, int]:
+        row = self._one("demo_summary")
+        assert row is not None
+        return {k: int(v) for k, v in row.items()}
+
+    def offers_by_engine(self) -> dict[str, int]:
+        rows = self._q("offers_by_engine")
+        return {f"{r['engine']}:{r['model']}" if r["model"] else r["engine"]: r["n"] for r in rows}
+
+    def sample_offers(self, limit: int = 8) -> list[dict[str, Any]]:
+        rows = self._q("sample_offers", {"limit": limit})
+        return [r | {"reasoning": json.loads(r["reasoning"])} for r in rows]
+
+    def largest_offer(self) -> dict[str, float] | None:
+        return self._one("largest_offer")

@@ -1,0 +1,276 @@
+"""Cart events, as named stages: facts, gate, history, cap, request (``plan``), ask, check
+(``CartPlan.ask``), write (``CartPlan.write``). Only ``cart_abandoned`` can get an offer; every
+other cart event updates the session and records why it got none.
+
+Money safety: the cap is a bound of the request's schema, the rules check the answer and the
+rounded discount again, and ``write`` asks the rules once more on what is committed (with the
+customer locked by the runner): a newer event of the session, an offer made to this customer
+meanwhile, or a live code of theirs means no new code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from worker.deps import Deps, JobInfo
+from worker.domain import rules
+from worker.domain.codes import new_offer_id
+from worker.domain.events import CartEvent
+from worker.domain.model import EventContext, Offer, Outcome
+from worker.domain.session import session_row
+from worker.engines.base import EngineError, EngineReply, OfferRequest
+from worker.engines.schemas import offer_schema
+from worker.handlers.base import Written, record
+from worker.stopwatch import Stopwatch
+
+log = structlog.get_logger("sgr.cart")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the check stage leaves: the offer to commit (or None and why), and every problem the
+    rules found on the way (kept in the audit trail)."""
+
+    offer: Offer | None
+    reason: str | None
+    problems: tuple[str, ...] = ()
+
+
+# --- the stages ------------------------------------------------------------------------------
+def state_params(event: CartEvent) -> dict[str, Any]:
+    """The session row ``sql/hot/upsert_session.sql`` writes for this event."""
+    return session_row(event)
+
+
+def gate(deps: Deps, facts: rules.Facts) -> str | None:
+    """Why this event may not get an offer (cheap checks), or None."""
+    return rules.gate(facts, deps.rules)
+
+
+def history(deps: Deps, event: CartEvent, facts: rules.Facts) -> rules.Facts:
+    """The facts with the customer's history (None for a new customer)."""
+    return replace(facts, history=deps.history.history(event.user_id))
+
+
+def cap(deps: Deps, facts: rules.Facts) -> rules.Decision:
+    """The largest discount the rules allow, or why none is."""
+    return rules.cap_for(facts, deps.rules)
+
+
+def offer_request(
+    event: CartEvent, facts: rules.Facts, decision: rules.Decision, config: rules.RuleConfig
+) -> OfferRequest:
+    """What the engine is asked for an allowed offer; its schema bounds the discount by the cap."""
+    assert event.cart is not None  # only cart_abandoned passes the gate, and it carries a cart
+    return OfferRequest(
+        event_id=event.event_id,
+        cart_value=facts.cart_value,
+        currency=event.cart.currency,
+        margin=facts.margin,
+        inventory=facts.inventory,
+        history=facts.history,
+        customer_message=event.message,
+        decision=decision,
+        min_pct=config.min_discount_pct,
+        schema=offer_schema(decision.cap_pct, config.min_discount_pct),
+    )
+
+
+def ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str]]:
+    """The engine's answer checked by the rules; when it fails (any reason), the configured
+    fallback's answer, or None."""
+    problems: list[str] = []
+    try:
+        reply = deps.engine.propose(request)
+        pricing = reply.answer.pricing
+        problems = rules.check_answer(
+            pricing.discount_percent,
+            pricing.max_allowed_discount,
+            pricing.customer_message,
+            request.cap_pct,
+            deps.rules,
+        )
+        if not problems:
+            return reply, []
+        log.warning("answer_rejected", engine=reply.engine, problems=problems)
+    except EngineError as exc:
+        problems = [f"engine_{exc.kind}: {exc.detail[:300]}"]
+        log.warning("engine_failed", kind=exc.kind, attempts=exc.attempts, detail=exc.detail[:300])
+    if deps.on_invalid_answer == "policy" and deps.fallback is not deps.engine:
+        return deps.fallback.propose(request), problems
+    return None, problems
+
+
+def final_message(body: str, code: str, discount: float, expires: datetime) -> str:
+    """The model's text, then the system's one sentence that states the offer."""
+    body = body.strip()
+    line = rules.offer_line(code, discount, expires)
+    return f"{body}\n{line}" if body else line
+
+
+def check(
+    deps: Deps,
+    event: CartEvent,
+    facts: rules.Facts,
+    decision: rules.Decision,
+    reply: EngineReply,
+    problems: list[str],
+) -> Checked:
+    """The answer (the engine's or the fallback's) checked again by the same rules on the rounded
+    discount, and the offer built from it with a fresh code."""
+    assert event.cart is not None
+    pricing = reply.answer.pricing
+    discount = rules.floor_to(pricing.discount_percent, 0.01)
+    final = rules.check_answer(
+        discount, pricing.max_allowed_discount, "", decision.cap_pct, deps.rules
+    )
+    if final:  # the fallback itself must pass the same rules, or nothing is sent
+        return Checked(None, "guardrail_rejected", tuple(problems + final))
+    now = facts.now
+    expires = now + deps.offer_ttl
+    code = deps.new_code()
+    offer = Offer(
+        offer_id=new_offer_id(),
+        event_id=event.event_id,
+        session_id=event.session_id,
+        user_id=event.user_id,
+        currency=event.cart.currency,
+        cart_value=facts.cart_value,
+        margin=facts.margin,
+        segment=decision.segment,
+        cap_pct=decision.cap_pct,
+        discount_pct=discount,
+        code=code,
+        expires_at=expires,
+        engine=reply.engine,
+        model=reply.model,
+        reasoning=reply.answer.model_dump(),
+        message=final_message(pricing.customer_message, code, discount, expires),
+        guardrail=tuple(problems) or None,
+        created_at=now,
+    )
+    return Checked(offer, None, tuple(problems))
+
+
+def recheck(
+    deps: Deps, facts: rules.Facts, observed: rules.Facts, offer: Offer | None
+) -> str | None:
+    """At commit, with the customer locked: why the committed state refuses what was decided (a
+    newer event of the session, an offer to this customer meanwhile, a live code of theirs)."""
+    if offer is None and observed == facts:
+        return None
+    if offer is not None:
+        observed = replace(observed, last_offer_at=deps.hot.last_offer_at(offer.user_id))
+    reason = rules.gate(observed, deps.rules)
+    if reason is None and offer is not None:
+        live = deps.hot.live_offer(offer.user_id)
+        if live is not None and live.usable(observed.now):
+            reason = "offer_live"  # one live code per customer, whatever the window
+    return reason
+
+
+# --- the plan --------------------------------------------------------------------------------
+@dataclass
+class CartPlan:
+    """One cart event on its way: decided up to the engine's request by ``plan``, answered and
+    checked by ``ask``, committed by ``write``."""
+
+    event: CartEvent
+    facts: rules.Facts
+    watch: Stopwatch
+    checked: Checked = field(default_factory=lambda: Checked(None, None))
+    decision: rules.Decision | None = None
+    request: OfferRequest | None = None
+
+    @property
+    def needs_engine(self) -> bool:
+        return self.request is not None
+
+    def ask(self, deps: Deps) -> None:
+        assert self.request is not None and self.decision is not None
+        reply, problems = ask(deps, self.request)
+        self.watch.lap("llm")
+        if reply is None:
+            self.checked = Checked(None, "engine_failed", tuple(problems))
+        else:
+            self.checked = check(deps, self.event, self.facts, self.decision, reply, problems)
+        self.watch.lap("checks")
+
+    def write(self, deps: Deps, job: JobInfo, watch: Stopwatch) -> Written:
+        """One write for the event's state, its outcome and its offer, all or nothing (the
+        runner's transaction), the rules asked again on what is now committed."""
+        event, facts = self.event, self.facts
+        offer, reason = self.checked.offer, self.checked.reason
+        applied = deps.hot.apply_event(state_params(event), facts.now)
+        observed = replace(
+            facts,
+            stale=applied is None,
+            session_status=applied.status if applied else facts.session_status,
+        )
+        late = recheck(deps, facts, observed, offer)
+        if late is not None:
+            offer, reason = None, late
+        record(deps, event, job, watch, offer, reason, self.checked.problems)
+        if offer is not None:
+            deps.hot.insert_offer(offer)
+        self.checked = Checked(offer, reason, self.checked.problems)
+        return Written(outcome_of(event, self.checked, watch), offer=offer)
+
+
+def plan(deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch) -> CartPlan:
+    """The stages before the engine: facts, gate, history, cap, the engine's request."""
+    facts = rules.facts_for(event, ctx, deps.clock())
+    watch.lap("state")
+    out = CartPlan(event, facts, watch, Checked(None, gate(deps, facts)))
+    if out.checked.reason is None:
+        out.facts = facts = history(deps, event, facts)
+        watch.lap("history")
+        out.decision = decision = cap(deps, facts)
+        if not decision.allowed:
+            out.checked = Checked(None, decision.reason)
+        else:
+            out.request = offer_request(event, facts, decision, deps.rules)
+    if out.request is None:
+        watch.lap("checks")
+    return out
+
+
+def outcome_of(event: CartEvent, checked: Checked, watch: Stopwatch) -> Outcome:
+    """The outcome a committed event returns (and its one log line)."""
+    offer = checked.offer
+    if offer is None:
+        log.info(
+            "no_offer",
+            event_id=event.event_id,
+            reason=checked.reason,
+            problems=list(checked.problems) or None,
+        )
+        return Outcome(
+            event.event_id,
+            "no_offer",
+            checked.reason,
+            guardrail=checked.problems,
+            timings=watch.ms,
+        )
+    log.info(
+        "offer_made",
+        event_id=event.event_id,
+        offer_id=offer.offer_id,
+        discount_pct=offer.discount_pct,
+        cap_pct=offer.cap_pct,
+        engine=offer.engine,
+        guardrail=list(checked.problems) or None,
+    )
+    return Outcome(
+        event.event_id,
+        "offer",
+        None,
+        offer.offer_id,
+        offer.engine,
+        guardrail=checked.problems,
+        timings=watch.ms,
+    )
