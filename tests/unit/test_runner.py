@@ -1,9 +1,10 @@
 """The runner's own guarantees, on real SQLite files: two copies of one event id decided side by
-side (two workers) write one outcome and one session state; an exception in one event's write
+side (two workers) write one outcome and one session state, on both hot-store backends; an exception in one event's write
 undoes that event's writes only."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import fakeredis
@@ -27,8 +28,8 @@ def decided(deps: runner.Deps, payload: dict[str, object]) -> runner.Item:
     return item
 
 
-def test_two_copies_of_one_event_id_write_one_outcome_and_one_session(tmp_path: Path, data_dir: Path) -> None:  # fmt: skip
-    deps = make_deps(data_dir, fakeredis.FakeRedis())
+def test_two_copies_of_one_event_id_write_one_outcome_and_one_session(data_dir: Path, hot_store_url: str) -> None:  # fmt: skip
+    deps = make_deps(data_dir, fakeredis.FakeRedis(), hot_store_url=hot_store_url)
     first = decided(deps, event(event_id="dup", session="s-a", user="u000001"))
     second = decided(deps, event(event_id="dup", session="s-b", user="u000002"))
     runner._write_all(deps, [first], JobInfo())
@@ -41,10 +42,10 @@ def test_two_copies_of_one_event_id_write_one_outcome_and_one_session(tmp_path: 
     assert deps.hot.summary()["offers"] == 1
 
 
-def test_two_decisions_for_one_customer_commit_one_code(data_dir: Path) -> None:
+def test_two_decisions_for_one_customer_commit_one_code(data_dir: Path, hot_store_url: str) -> None:
     """Two abandonments of one customer (two sessions) decided side by side: the second write,
     with the customer locked, finds the first's offer and makes none."""
-    deps = make_deps(data_dir, fakeredis.FakeRedis())
+    deps = make_deps(data_dir, fakeredis.FakeRedis(), hot_store_url=hot_store_url)
     a = decided(deps, event(event_id="a", session="s1", user="u000003"))
     b = decided(deps, event(event_id="b", session="s2", user="u000003"))
     runner._write_all(deps, [a], JobInfo())
@@ -55,11 +56,13 @@ def test_two_decisions_for_one_customer_commit_one_code(data_dir: Path) -> None:
     assert deps.hot.summary()["offers"] == 1
 
 
-def test_a_code_redeemed_during_a_turn_stays_the_only_redemption(data_dir: Path) -> None:
+def test_a_code_redeemed_during_a_turn_stays_the_only_redemption(
+    data_dir: Path, hot_store_url: str
+) -> None:
     """A counter-offer is priced against the customer's live code; the customer redeems that
     code while the turn waits for its answer; the turn's write finds it redeemed: no new code,
     the redeemed offer is not voided, the customer keeps exactly the one discount they used."""
-    deps = make_deps(data_dir, fakeredis.FakeRedis())
+    deps = make_deps(data_dir, fakeredis.FakeRedis(), hot_store_url=hot_store_url)
     user, price = "user_5", "Too expensive, can you give me a better price?"
     cart = {"currency": "EUR", "value": 120.0, "margin": 0.4}
     first = decided(deps, event("customer_message", event_id="m1", user=user, session="c1", message=price, cart=cart))  # fmt: skip
@@ -78,3 +81,31 @@ def test_a_code_redeemed_during_a_turn_stays_the_only_redemption(data_dir: Path)
     assert list(voids) == []  # the redeemed code was not voided
     state = deps.hot.code_state(live.code)
     assert state is not None and state.redeemed_at is not None
+
+
+def test_two_workers_committing_at_once_leave_one_live_code(data_dir: Path, hot_store_url: str) -> None:  # fmt: skip
+    """Two workers (two connections) decided two turns of one customer in two sessions, both
+    against no live offer, and commit at the same moment: the per-customer lock makes the second
+    see the first's code; one live code."""
+    one = make_deps(data_dir, fakeredis.FakeRedis(), hot_store_url=hot_store_url)
+    two = make_deps(data_dir, fakeredis.FakeRedis(), hot_store_url=hot_store_url)
+    price = "Too expensive, can you give me a better price?"
+    cart = {"currency": "EUR", "value": 120.0, "margin": 0.4}
+    a = decided(one, event("customer_message", event_id="p1", user="user_7", session="c1", message=price, cart=cart))  # fmt: skip
+    b = decided(two, event("customer_message", event_id="p2", user="user_7", session="c2", message=price, cart=cart))  # fmt: skip
+    start = threading.Barrier(2)
+
+    def commit(deps: runner.Deps, item: runner.Item) -> None:
+        start.wait()
+        runner._write_all(deps, [item], JobInfo())
+
+    threads = [threading.Thread(target=commit, args=pair) for pair in ((one, a), (two, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    offers = [i.written.offer for i in (a, b) if i.written is not None and i.written.offer]
+    assert len(offers) == 1, [i.result or i.written for i in (a, b)]
+    loser = b if offers[0] is a.written.offer else a  # type: ignore[union-attr]
+    assert loser.written is not None and loser.written.outcome.reason == "offer_changed_meanwhile"
+    assert one.hot.summary()["offers"] == 1
