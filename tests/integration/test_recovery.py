@@ -235,3 +235,31 @@ def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -
         entries = client.xrange("sgr:offers")
         assert sorted(f[b"event_id"].decode() for _id, f in entries) == ["e1", "e2", "e3"]
         assert stats(client, KEYS)["republished"] == 3
+
+
+def test_a_batch_killed_on_its_last_attempt_leaves_a_requeueable_dead_letter_per_event(
+    redis_url: str, redis_client: redis.Redis, data_dir: Path
+) -> None:
+    """A batch job of 20 whose worker is killed with SIGKILL: the reaper files one dead letter
+    per event, each with its whole payload (not the job's clipped one), and each one's outcome."""
+    q = Queue(QUEUE, connection=redis_client)
+    events = [abandoned(n) for n in range(1, 21)]
+    with StandInLLM(latency_s=5.0) as llm:
+        fleet = Fleet(1, redis_url, QUEUE, llm_env(data_dir, llm, SGR_REAP_INTERVAL_S="0"))
+        with fleet:
+            enqueue_events(q, events, max_attempts=1, batch_size=20)
+            wait_for(lambda: llm.requests, 20, "the LLM requests")
+            fleet.procs[0].send_signal(signal.SIGKILL)
+            fleet.procs[0].wait()
+            report = Reaper(runtime_for(data_dir, redis_client)).reap()
+    ids = [f"e{n}" for n in range(1, 21)]
+    assert sorted(report.dead_lettered) == sorted(ids)
+    letters = DeadLetters(redis_client, "sgr:dead-letters").list()
+    assert sorted(lt.event_id for lt in letters) == sorted(ids)
+    by_id = {lt.event_id: lt for lt in letters}
+    for sent in events:  # the whole event, as sent: `sgr dead-letters requeue` takes it back
+        assert by_id[str(sent["event_id"])].payload == sent
+    hot = SqliteHotStore(data_dir / "hot.sqlite")
+    for event_id in ids:
+        outcome = hot.get_outcome(event_id)
+        assert outcome is not None and outcome.outcome == "dead_letter"
