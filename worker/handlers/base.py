@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from worker.deps import Deps, JobInfo
+from worker.domain import rules
+from worker.domain.codes import new_offer_id
 from worker.domain.conversation import Turn
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
@@ -71,3 +74,45 @@ def record(
     )
     if not recorded:
         raise AlreadyRecorded(event.event_id)
+
+
+def new_offer(
+    deps: Deps,
+    event: CartEvent,
+    facts: rules.Facts,
+    decision: rules.Decision,
+    *,
+    currency: str,
+    discount: float,
+    engine: str,
+    model: str | None,
+    reasoning: dict[str, Any],
+    message: Callable[[str, datetime], str],
+    problems: tuple[str, ...] = (),
+) -> Offer:
+    """The one place an ``Offer`` is made (abandonment and counter-offer alike): a fresh code
+    expiring ``deps.offer_ttl`` from the event's time, and the message written around it
+    (``message(code, expires_at)``)."""
+    now = facts.now
+    expires = now + deps.offer_ttl
+    code = deps.new_code()
+    return Offer(
+        offer_id=new_offer_id(),
+        event_id=event.event_id,
+        session_id=event.session_id,
+        user_id=event.user_id,
+        currency=currency,
+        cart_value=facts.cart_value,
+        margin=facts.margin,
+        segment=decision.segment,
+        cap_pct=decision.cap_pct,
+        discount_pct=discount,
+        code=code,
+        expires_at=expires,
+        engine=engine,
+        model=model,
+        reasoning=reasoning,
+        message=message(code, expires),
+        guardrail=problems or None,
+        created_at=now,
+    )

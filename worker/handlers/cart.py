@@ -18,13 +18,12 @@ import structlog
 
 from worker.deps import Deps, JobInfo
 from worker.domain import rules
-from worker.domain.codes import new_offer_id
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
 from worker.engines.schemas import offer_schema
-from worker.handlers.base import Written, record
+from worker.handlers.base import Written, new_offer, record
 from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.cart")
@@ -130,28 +129,20 @@ def check(
     )
     if final:  # the fallback itself must pass the same rules, or nothing is sent
         return Checked(None, "guardrail_rejected", tuple(problems + final))
-    now = facts.now
-    expires = now + deps.offer_ttl
-    code = deps.new_code()
-    offer = Offer(
-        offer_id=new_offer_id(),
-        event_id=event.event_id,
-        session_id=event.session_id,
-        user_id=event.user_id,
+    offer = new_offer(
+        deps,
+        event,
+        facts,
+        decision,
         currency=event.cart.currency,
-        cart_value=facts.cart_value,
-        margin=facts.margin,
-        segment=decision.segment,
-        cap_pct=decision.cap_pct,
-        discount_pct=discount,
-        code=code,
-        expires_at=expires,
+        discount=discount,
         engine=reply.engine,
         model=reply.model,
         reasoning=reply.answer.model_dump(),
-        message=final_message(pricing.customer_message, code, discount, expires),
-        guardrail=tuple(problems) or None,
-        created_at=now,
+        message=lambda code, expires: final_message(
+            pricing.customer_message, code, discount, expires
+        ),
+        problems=tuple(problems),
     )
     return Checked(offer, None, tuple(problems))
 

@@ -27,7 +27,6 @@ import structlog
 
 from worker.deps import Deps, JobInfo
 from worker.domain import rules
-from worker.domain.codes import new_offer_id
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
@@ -35,7 +34,7 @@ from worker.domain.session import session_row
 from worker.engines.base import EngineError
 from worker.engines.negotiation_schemas import PriceReply, RouteReply, TurnRequest
 from worker.engines.policy import ACCEPT_REPLY, ESCALATE_REPLY, PRICE_REPLY, RESPOND_REPLY
-from worker.handlers.base import Written, record
+from worker.handlers.base import Written, new_offer, record
 from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.negotiation")
@@ -194,27 +193,18 @@ def price(
     if floor is not None and discount <= floor + 1e-9:  # never the same offer twice
         return _no_price("best_offer_made", live, now, decision.cap_pct, floor, problems, reply)
     body = _text_checked(pricing.reply, PRICE_REPLY, problems)
-    expires = now + deps.offer_ttl
-    code = deps.new_code()
-    offer = Offer(
-        offer_id=new_offer_id(),
-        event_id=event.event_id,
-        session_id=event.session_id,
-        user_id=event.user_id,
+    offer = new_offer(
+        deps,
+        event,
+        facts,
+        decision,
         currency=request.currency,
-        cart_value=facts.cart_value,
-        margin=facts.margin,
-        segment=decision.segment,
-        cap_pct=decision.cap_pct,
-        discount_pct=discount,
-        code=code,
-        expires_at=expires,
+        discount=discount,
         engine=reply.engine,
         model=reply.model,
         reasoning={},  # set with the turn's reasoning in ``write``
-        message=f"{body}\n{rules.offer_line(code, discount, expires)}",
-        guardrail=tuple(problems) or None,
-        created_at=now,
+        message=lambda code, expires: f"{body}\n{rules.offer_line(code, discount, expires)}",
+        problems=tuple(problems),
     )
     return Priced(offer, None, offer.message, reply, decision.cap_pct, floor, tuple(problems))
 
