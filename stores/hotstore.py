@@ -105,6 +105,17 @@ class SqlHotStore(ABC):
     def _clean(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: self._text_in(v) for k, v in params.items()}
 
+    def report(
+        self, folder: str, name: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of a read-only report query ``sql/<folder>/NAME.sql`` (metrics, tools), written
+        once for every dialect; times given as ``datetime`` cross as the backend keeps them."""
+        crossed = {
+            k: self._time_in(v) if isinstance(v, datetime) else self._text_in(v)
+            for k, v in (params or {}).items()
+        }
+        return self._rows(self._text(folder, name), crossed)
+
     def migrate(self) -> MigrationReport:
         """Apply the schema migrations this store lacks (store open does; so does
         ``sgr migrate``)."""

@@ -36,10 +36,10 @@ from prometheus_client.core import (
     Metric,
 )
 
-from stores.sqlfiles import sql
-from worker.domain.timefmt import from_text, to_text
+from stores.hot import open_hot_store
+from worker.domain.timefmt import from_text
 from worker.keys import Keys
-from worker.settings import Settings, redact_url
+from worker.settings import Settings
 
 log = structlog.get_logger("sgr.metrics")
 
@@ -190,29 +190,18 @@ def _problems(error: str | None) -> list[str]:
 
 
 class StoreReader:
-    """The hot store read for metrics: SQLite (a read-only connection) or PostgreSQL."""
+    """The hot store read for metrics, on whichever backend the settings name (its queries in
+    ``sql/metrics``, shared by the dialects)."""
 
     def __init__(self, settings: Settings) -> None:
-        url = settings.hot_store_url.get_secret_value()
-        self.where = redact_url(url) if url else str(settings.hot_db)
-        self.pg = url.startswith(("postgresql://", "postgres://"))
-        self.folder = "metrics_pg" if self.pg else "metrics"
-        if self.pg:
-            import psycopg
-            from psycopg.rows import dict_row
-
-            self.conn: Any = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-        else:
-            from stores.sqlite import SqliteHotStore  # creates the schema if no worker has yet
-
-            path = url.removeprefix("sqlite:///") if url else str(settings.hot_db)
-            self.conn = SqliteHotStore(path).conn
+        self.store = open_hot_store(settings.hot_store_url.get_secret_value(), settings.hot_db)
+        self.where = self.store.where
 
     def rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(sql(f"{self.folder}/{name}"), params or {})]
+        return self.store.report("metrics", name, params)
 
     def finished_since(self, since: datetime) -> list[dict[str, Any]]:
-        return self.rows("finished_since", {"since": since if self.pg else to_text(since)})
+        return self.rows("finished_since", {"since": since})
 
 
 def _time(value: Any) -> datetime | None:

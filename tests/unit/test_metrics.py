@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from worker.cli.app import describe_error
 from worker.domain.model import Offer
@@ -54,3 +55,29 @@ def test_a_missing_extra_is_one_line_naming_it() -> None:
     matplotlib = describe_error(ModuleNotFoundError("x", name="matplotlib.pyplot"))
     assert matplotlib is not None and "[bench]" in matplotlib
     assert describe_error(ModuleNotFoundError("x", name="numpyy")) is None  # a bug, not an extra
+
+
+def test_the_exporter_reads_either_backend_through_one_set_of_queries(
+    tmp_path: Path, hot_store_url: str
+) -> None:
+    """The metrics reader opens the store the settings name and runs ``sql/metrics`` on it:
+    an outcome recorded is counted and folded once, on SQLite and PostgreSQL alike."""
+    from stores.hot import open_hot_store
+    from worker.metrics import StoreReader
+    from worker.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, hot_store_url=hot_store_url)
+    hot = open_hot_store(hot_store_url, settings.hot_db)
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    with hot.transaction():
+        hot.record_outcome(
+            event_id="m1", type="cart_abandoned", outcome="no_offer", reason="low_value",
+            finished_at=now, attempts=1,
+        )  # fmt: skip
+    reader = StoreReader(settings)
+    counts = reader.rows("event_counts")
+    assert [(r["type"], r["outcome"], r["n"]) for r in counts] == [
+        ("cart_abandoned", "no_offer", 1)
+    ]
+    assert [r["event_id"] for r in reader.finished_since(now - timedelta(seconds=1))] == ["m1"]
+    assert reader.finished_since(now + timedelta(seconds=1)) == []
