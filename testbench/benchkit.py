@@ -243,10 +243,10 @@ class Phase:
     def stages(self, since: datetime) -> dict[str, Any]:
         """p50/mean ms per stage of the pipeline's events enqueued since ``since`` (the
         collector's view; the reference job's offers are left out)."""
-        from stores.sqlite import SqliteHotStore
+        from stores.hot import open_hot_store
         from testbench.collector import build_report, load_rows
 
-        hot = SqliteHotStore(self.dir / "hot.sqlite")
+        hot = open_hot_store("", self.dir / "hot.sqlite")
         try:
             rows = [r for r in load_rows(hot, since) if r.engine != "reference"]
         finally:

@@ -26,14 +26,26 @@ import structlog
 import typer
 
 from producers.stats import _ms, summarize
-from stores.sqlfiles import sql
-from stores.sqlite import SqliteHotStore
+from stores.hot import open_hot_store
+from stores.hotstore import SqlHotStore
 from worker.domain.timefmt import from_text, to_text
 
 log = structlog.get_logger("sgr.collector")
 
 STAGES = ("queue_wait", "state", "history", "llm", "checks", "publish")
-FAR_FUTURE = "9999-12-31T00:00:00+00:00"
+FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _time(value: Any) -> datetime | None:
+    """A time as either backend returns it (ISO text from SQLite, ``datetime`` from PostgreSQL)."""
+    return value if value is None or isinstance(value, datetime) else from_text(value)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    return json.loads(value) if value else {}
 
 
 @dataclass
@@ -72,16 +84,14 @@ class EventRow:
 
 
 def load_rows(
-    hot: SqliteHotStore, since: datetime | None = None, until: datetime | None = None
+    hot: SqlHotStore, since: datetime | None = None, until: datetime | None = None
 ) -> list[EventRow]:
-    """Processed events enqueued in ``[since, until)`` (everything by default)."""
-    params = {
-        "since": to_text(since) if since else "",
-        "until": to_text(until) if until else FAR_FUTURE,
-    }
+    """Processed events enqueued in ``[since, until)`` (everything by default), on either
+    hot-store backend."""
+    params = {"since": since or FAR_PAST, "until": until or FAR_FUTURE}
     rows = []
-    for r in hot.query(sql("hot/report_events"), params):
-        finished = from_text(r["finished_at"])
+    for r in hot.report("hot", "report_events", params):
+        finished = _time(r["finished_at"])
         assert finished is not None
         rows.append(
             EventRow(
@@ -91,12 +101,12 @@ def load_rows(
                 reason=r["reason"],
                 error=r["error"],
                 engine=r["engine"],
-                occurred_at=from_text(r["occurred_at"]),
-                enqueued_at=from_text(r["enqueued_at"]),
-                started_at=from_text(r["started_at"]),
+                occurred_at=_time(r["occurred_at"]),
+                enqueued_at=_time(r["enqueued_at"]),
+                started_at=_time(r["started_at"]),
                 finished_at=finished,
-                published_at=from_text(r["published_at"]),
-                timings=json.loads(r["timings"]) if r["timings"] else {},
+                published_at=_time(r["published_at"]),
+                timings=_json(r["timings"]),
             )
         )
     return rows
@@ -202,13 +212,14 @@ def collect(
     hot_db: Path,
     client: redis.Redis | None = None,
     *,
+    hot_url: str = "",
     stream: str = "sgr:offers",
     queue: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[dict[str, Any], list[EventRow]]:
     """Read the stores (and the stream and failed registry, given a client) into a report."""
-    hot = SqliteHotStore(hot_db)
+    hot = open_hot_store(hot_url, hot_db)
     try:
         rows = load_rows(hot, since, until)
     finally:
@@ -329,13 +340,20 @@ def main(
         report, rows = collect(
             settings.hot_db,
             client,
+            hot_url=settings.hot_store_url.get_secret_value(),
             stream=settings.offers_stream,
             queue=settings.queue,
             since=start,
             until=_when(until),
         )
     except redis.RedisError:
-        report, rows = collect(settings.hot_db, None, since=start, until=_when(until))
+        report, rows = collect(
+            settings.hot_db,
+            None,
+            hot_url=settings.hot_store_url.get_secret_value(),
+            since=start,
+            until=_when(until),
+        )
     if plot_file is not None:
         plot(rows, report, plot_file)
         report["plot"] = str(plot_file)
