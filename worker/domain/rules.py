@@ -126,6 +126,20 @@ def cap_for(facts: Facts, cfg: RuleConfig) -> Decision:
     return Decision(True, "eligible", segment, cap, tuple(steps))
 
 
+def eligibility(facts: Facts, cfg: RuleConfig) -> str | None:
+    """The checks every offer shares, abandonment and counter-offer alike (a new rule on the
+    session or the cart goes here, and both paths have it), or None."""
+    if facts.session_status == "ordered":
+        return "order_completed"
+    if facts.inventory == "out_of_stock":
+        return "out_of_stock"
+    if facts.cart_value <= 0:
+        return "no_cart"
+    if facts.cart_value < cfg.min_cart_value:
+        return "below_min_cart_value"
+    return None
+
+
 def gate(facts: Facts, cfg: RuleConfig) -> str | None:
     """Why this event may not get an offer (checked cheaply, in this order), or None if it may."""
     if facts.foreign_session:
@@ -134,12 +148,9 @@ def gate(facts: Facts, cfg: RuleConfig) -> str | None:
         return "not_a_trigger"
     if facts.stale:
         return "stale_event"
-    if facts.session_status == "ordered":
-        return "order_completed"
-    if facts.inventory == "out_of_stock":
-        return "out_of_stock"
-    if facts.cart_value < cfg.min_cart_value:
-        return "below_min_cart_value"
+    shared = eligibility(facts, cfg)
+    if shared is not None:
+        return shared
     window = timedelta(hours=cfg.offer_window_hours)
     if facts.last_offer_at is not None and facts.now - facts.last_offer_at < window:
         return "offer_window"
@@ -447,14 +458,9 @@ def negotiation_gate(
     a counter-offer replaces it. An offer redeemed, accepted or expired in the window is."""
     if facts.foreign_session:
         return "session_of_another_user"
-    if facts.session_status == "ordered":
-        return "order_completed"
-    if facts.inventory == "out_of_stock":
-        return "out_of_stock"
-    if facts.cart_value <= 0:
-        return "no_cart"
-    if facts.cart_value < cfg.min_cart_value:
-        return "below_min_cart_value"
+    shared = eligibility(facts, cfg)
+    if shared is not None:
+        return shared
     if live is not None and live.redeemed_at is not None:
         window = timedelta(hours=cfg.offer_window_hours)
         if facts.now - live.created_at < window:
