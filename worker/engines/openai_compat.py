@@ -375,13 +375,16 @@ class OpenAICompat:
     observer: LlmObserver = field(default_factory=NoObserver)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    # None: the deadline transport. Another is for a test double at the edge (httpx.MockTransport),
+    # which then answers without the deadline's guard.
+    transport: httpx.BaseTransport | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.deadline = Deadline()
         self.http = httpx.Client(
             base_url=self.base_url.rstrip("/") + "/",
             auth=self.auth,
-            transport=DeadlineTransport(self.deadline),
+            transport=self.transport or DeadlineTransport(self.deadline),
             headers={"Accept-Encoding": "identity"},  # the body's size is what is bounded
             trust_env=False,  # no proxy from the environment: it would bypass the deadline
             follow_redirects=False,
