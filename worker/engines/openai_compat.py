@@ -374,7 +374,6 @@ class OpenAICompat:
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(3, 30.0))
     observer: LlmObserver = field(default_factory=NoObserver)
     sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
     # None: the deadline transport. Another is for a test double at the edge (httpx.MockTransport),
     # which then answers without the deadline's guard.
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
@@ -401,7 +400,7 @@ class OpenAICompat:
         """One request within this thread's deadline (or ``timeout_s`` when no call set one).
         Raises EngineError (timeout, connection) when no status line came; once one came, a
         failure is returned in ``Exchange.broken`` (the server did answer: it counts)."""
-        at = self.deadline.at if self.deadline.at is not None else self.clock() + self.timeout_s
+        at = self.deadline.at if self.deadline.at is not None else time.monotonic() + self.timeout_s
         started = time.perf_counter()
         resp: httpx.Response | None = None
         data = bytearray()
@@ -409,7 +408,10 @@ class OpenAICompat:
             with (
                 self.deadline.until(at),
                 self.http.stream(
-                    method, path, json=body, timeout=httpx.Timeout(max(0.001, at - self.clock()))
+                    method,
+                    path,
+                    json=body,
+                    timeout=httpx.Timeout(max(0.001, at - time.monotonic())),
                 ) as resp,
             ):
                 for chunk in resp.iter_bytes():
@@ -473,7 +475,7 @@ class OpenAICompat:
 
     def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
         """``/models`` asked once, with the credentials, within ``timeout_s``; never raises."""
-        at = self.clock() + min(timeout_s, self.timeout_s)
+        at = time.monotonic() + min(timeout_s, self.timeout_s)
         if self.deadline.at is not None:  # inside a call: never past its deadline
             at = min(at, self.deadline.at)
         with self.deadline.until(at):
@@ -555,7 +557,7 @@ class OpenAICompat:
         by tenacity within the one deadline; returns the value, the attempts and the raw text."""
         if not self.breaker.allow():
             raise EngineError("circuit_open", f"{self.where} failed repeatedly; cooling down", 0)
-        at = self.clock() + self.timeout_s
+        at = time.monotonic() + self.timeout_s
         attempts = 0
 
         def once() -> tuple[T, str]:
@@ -577,7 +579,7 @@ class OpenAICompat:
             ),
             wait=self._wait,
             stop=lambda state: (
-                state.attempt_number > self.retries or self.clock() + state.upcoming_sleep >= at
+                state.attempt_number > self.retries or time.monotonic() + state.upcoming_sleep >= at
             ),
             sleep=self.sleep,
             before_sleep=self._before_sleep,
