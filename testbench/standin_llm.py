@@ -5,8 +5,14 @@ The real-server tier (tests/vllm) is what proves constrained decoding.
 
 Faults (``fault``): none, timeout (sleeps past the client's timeout), error500, refuse_conn (closes
 the socket), invalid_json, truncated (finish_reason=length), over_cap (ignores the bounds, as a
-server that dropped the schema would), percent_mismatch (message names another percent).
-Change them at run time with ``POST /_standin/config {"fault": ..., "latency_s": ...}``.
+server that dropped the schema would), percent_mismatch (message names another percent);
+and the wire's faults: trickle (the headers, then the body one byte every ``trickle_s``),
+close_mid_body (the headers and half the body, then the socket closed), deep_json (an answer
+nested 100 000 deep), rate_limited (429) and overloaded (503), both with ``Retry-After:
+retry_after`` when it is set. ``fault_times`` = N: only the first N chat requests get the fault,
+the others are answered. ``api_key`` set: a request without ``Authorization: Bearer <api_key>``
+gets 401, ``/models`` too. Change ``fault``, ``latency_s`` and ``fault_times`` at run time with
+``POST /_standin/config {"fault": ..., "latency_s": ...}``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +36,13 @@ FAULTS = (
     "truncated",
     "over_cap",
     "percent_mismatch",
+    "trickle",
+    "close_mid_body",
+    "deep_json",
+    "rate_limited",
+    "overloaded",
 )
+DEEP = 100_000
 WORDS = "the customer left a cart with good value and may come back with a small nudge today"
 SENTENCE = "Your cart is still waiting, come back whenever you are ready."
 
@@ -69,12 +82,26 @@ class StandInLLM:
     """Run with ``with StandInLLM(latency_s=0.1) as llm: ... llm.url``."""
 
     def __init__(
-        self, latency_s: float = 0.0, fault: str = "none", port: int = 0, model: str = "stand-in"
+        self,
+        latency_s: float = 0.0,
+        fault: str = "none",
+        port: int = 0,
+        model: str = "stand-in",
+        *,
+        fault_times: int | None = None,
+        retry_after: str | None = None,
+        trickle_s: float = 1.0,
+        api_key: str | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.fault = fault
         self.model = model
+        self.fault_times = fault_times
+        self.retry_after = retry_after
+        self.trickle_s = trickle_s
+        self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # time.monotonic() of each chat request
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -95,7 +122,10 @@ class StandInLLM:
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         with self.lock:
             self.requests.append(body)
+            self.arrived.append(time.monotonic())
             fault, latency = self.fault, self.latency_s
+            if self.fault_times is not None and len(self.requests) > self.fault_times:
+                fault = "none"
         if fault == "timeout":
             time.sleep(max(latency, 3600.0))
         time.sleep(latency)
@@ -103,6 +133,9 @@ class StandInLLM:
             return 500, {"error": {"message": "stand-in: injected server error", "code": 500}}
         if fault == "refuse_conn":
             return 0, None
+        if fault in ("rate_limited", "overloaded"):
+            status = 429 if fault == "rate_limited" else 503
+            return status, {"error": {"message": f"stand-in: injected {fault}", "code": status}}
         schema = body.get("response_format", {}).get("json_schema", {}).get("schema")
         if schema is None:
             schema = {"type": "object", "properties": {"text": {"type": "string"}}}
@@ -118,6 +151,8 @@ class StandInLLM:
             content = content[: len(content) // 2] + "}}"
         if fault == "truncated":
             content, finish = content[: len(content) // 3], "length"
+        if fault == "deep_json":
+            content = "[" * DEEP + "]" * DEEP
         return 200, {
             "id": f"standin-{len(self.requests)}",
             "object": "chat.completion",
@@ -145,15 +180,42 @@ class StandInLLM:
             def log_message(self, *args: Any) -> None:
                 return
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
+            def _send(self, status: int, payload: dict[str, Any], fault: str = "none") -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if status in (429, 503) and outer.retry_after is not None:
+                    self.send_header("Retry-After", outer.retry_after)
                 self.end_headers()
+                if fault == "close_mid_body":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "trickle":
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):  # the client gives up at its deadline
+                        self.wfile.flush()
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(outer.trickle_s)
+                    return
                 self.wfile.write(data)
 
+            def _authorized(self) -> bool:
+                if outer.api_key is None:
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {outer.api_key}":
+                    return True
+                self._send(401, {"error": {"message": "stand-in: invalid API key", "code": 401}})
+                return False
+
             def do_GET(self) -> None:
+                if not self._authorized():
+                    return
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(
                         200,
@@ -174,14 +236,21 @@ class StandInLLM:
                     with outer.lock:
                         outer.fault = body.get("fault", outer.fault)
                         outer.latency_s = float(body.get("latency_s", outer.latency_s))
+                        outer.fault_times = body.get("fault_times", outer.fault_times)
                     self._send(200, {"fault": outer.fault, "latency_s": outer.latency_s})
                     return
+                if not self._authorized():
+                    return
+                with outer.lock:
+                    fault = outer.fault
+                    if outer.fault_times is not None and len(outer.requests) >= outer.fault_times:
+                        fault = "none"
                 status, payload = outer.answer(body)
                 if payload is None:
                     self.close_connection = True
                     self.connection.close()
                     return
-                self._send(status, payload)
+                self._send(status, payload, fault)
 
         return Handler
 

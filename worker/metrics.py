@@ -59,10 +59,14 @@ _PROBLEM = re.compile(r"^([a-z][a-z_]*)(?::|$)")
 # --- in each worker process: what the stores do not hold ------------------------------------
 class LlmFigures:
     """LLM requests, tokens, retries and breaker state of one process, added to Redis every
-    ``FLUSH_S`` by a daemon thread (started on the first request)."""
+    ``FLUSH_S`` by a daemon thread (started on the first request). It is the engine's observer
+    (``worker.engines.openai_compat.LlmObserver``): the runtime passes it to ``build_engine``,
+    and the transport calls ``request``, ``retry`` and ``watch_breaker``; engines without an LLM
+    (the rules engine) never call it."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, engine: Any) -> None:
-        self.client, self.keys, self.engine = client, keys, engine
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client, self.keys = client, keys
+        self.breaker: Any = None
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         self.lock = threading.Lock()
         self.pending: dict[str, float] = {}
@@ -76,6 +80,7 @@ class LlmFigures:
                 self.thread = threading.Thread(target=self._loop, name="sgr-metrics", daemon=True)
                 self.thread.start()
 
+    # --- the observer's callbacks ---------------------------------------------------------------
     def request(self, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
         le = next((b for b in LLM_BUCKETS if seconds <= b), None)
         self.add(
@@ -88,10 +93,16 @@ class LlmFigures:
             }
         )
 
+    def retry(self, kind: str, delay_s: float) -> None:
+        self.add(retries=1)
+
+    def watch_breaker(self, breaker: Any) -> None:
+        self.breaker = breaker
+
     def flush(self) -> None:
         with self.lock:
             pending, self.pending = self.pending, {}
-        breaker = getattr(self.engine, "breaker", None)
+        breaker = self.breaker
         is_open = bool(breaker is not None and breaker.is_open)
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -112,47 +123,6 @@ class LlmFigures:
         while True:
             time.sleep(FLUSH_S)
             self.flush()
-
-
-def instrument(engine: Any, client: redis.Redis, keys: Keys) -> Any:
-    """Count an LLM engine's requests, tokens and retries into ``LlmFigures`` and return the same
-    engine (no wrapper: its type and methods are unchanged). Engines without an OpenAI client
-    (the rules engine) are returned as they are."""
-    http = getattr(getattr(engine, "client", None), "_client", None)
-    hooks = getattr(http, "event_hooks", None)
-    if not isinstance(hooks, dict) or getattr(engine, "_sgr_figures", None) is not None:
-        return engine
-    figures = LlmFigures(client, keys, engine)
-    engine._sgr_figures = figures
-
-    def on_request(request: Any) -> None:
-        request.extensions["sgr_started"] = time.perf_counter()
-
-    def on_response(response: Any) -> None:
-        started = response.request.extensions.get("sgr_started")
-        if started is None or not response.request.url.path.endswith("/chat/completions"):
-            return
-        prompt = completion = 0
-        try:
-            response.read()
-            usage = response.json().get("usage") or {}
-            prompt = int(usage.get("prompt_tokens") or 0)
-            completion = int(usage.get("completion_tokens") or 0)
-        except Exception:  # not JSON (an error page): the request still counts
-            pass
-        figures.request(time.perf_counter() - started, prompt, completion)
-
-    hooks.setdefault("request", []).append(on_request)
-    hooks.setdefault("response", []).append(on_response)
-    sleep = getattr(engine, "sleep", None)
-    if callable(sleep):  # the engine sleeps once before each retry (its backoff)
-
-        def counted_sleep(seconds: float) -> None:
-            figures.add(retries=1)
-            sleep(seconds)
-
-        engine.sleep = counted_sleep
-    return engine
 
 
 # --- the exporter --------------------------------------------------------------------------

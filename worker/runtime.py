@@ -26,7 +26,7 @@ from worker.deps import Deps
 from worker.engines.policy import PolicyEngine
 from worker.engines.select import build_engine
 from worker.keys import Keys
-from worker.metrics import instrument
+from worker.metrics import LlmFigures
 from worker.outbox import Outbox
 from worker.publish import Publisher
 from worker.settings import Settings
@@ -120,7 +120,7 @@ def build_runtime(
     deps = Deps(
         hot=hot,
         history=history if history is not None else open_history(settings),
-        engine=instrument(build_engine(settings, rules), client, keys),  # LLM figures
+        engine=build_engine(settings, rules, observer=LlmFigures(client, keys)),  # LLM figures
         fallback=PolicyEngine(rules),
         outbox=Outbox(hot, publisher(client, settings, keys), clock),
         rules=rules,

@@ -117,11 +117,13 @@ class Settings(BaseSettings):
     )
 
     # The engine that writes offers
-    engine: Literal["auto", "vllm", "policy"] = Field(
+    engine: Literal["auto", "vllm", "policy", "openai"] = Field(
         default="auto",
         description=(
-            "Who writes offers: `vllm`, `policy` (the rules engine alone) or `auto` (the LLM "
-            "endpoint if it answers at start, else the rules engine; logged)"
+            "Who writes offers: `vllm`, `policy` (the rules engine alone), `openai` (a hosted "
+            "OpenAI-compatible API at `SGR_LLM_URL`; needs `SGR_LLM_MODEL` and `SGR_LLM_API_KEY`) "
+            "or `auto` (the LLM endpoint if it answers at start, else the rules engine; logged; "
+            "a 401/403 from it stops the worker)"
         ),
     )
     llm_url: str = Field(
@@ -140,13 +142,27 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(
         default=30.0,
         gt=0,
-        description="Timeout of one LLM request, seconds",
+        description=(
+            "Deadline of one LLM answer, seconds: connecting, sending and reading of every "
+            "attempt, and the waits between retries, together"
+        ),
     )
     llm_retries: int = Field(
         default=2,
         ge=0,
         le=10,
-        description="Retries after timeouts, 5xx, refused connections, invalid or truncated output",
+        description=(
+            "Retries after 5xx, 429, refused or broken connections, invalid or truncated output "
+            "(within the deadline, `SGR_LLM_TIMEOUT_S`)"
+        ),
+    )
+    llm_retry_after_max_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Longest `Retry-After` (429, 503; seconds form) a worker waits before retrying, "
+            "seconds; a longer one is capped, and none is waited past the deadline"
+        ),
     )
     llm_backoff_s: float = Field(
         default=0.2,

@@ -126,6 +126,12 @@ class CircuitBreaker:
                 self._opened_at = self.clock()
             self._trial_at = None
 
+    def release(self) -> None:
+        """A call that was neither a success nor a failure (the server pushed back: 429, 503):
+        the count is unchanged; a half-open trial ends, so the next caller may try."""
+        with self._lock:
+            self._trial_at = None
+
     @property
     def is_open(self) -> bool:
         """Open: calls are refused now (cooling down, or the trial is under way)."""
