@@ -61,8 +61,8 @@ class Answer:
 
 
 class Recorder:
-    """The LLM engine as the pipeline sees it, keeping each thread's last reply or error and the
-    completion tokens the server reported for it (read from the HTTP response)."""
+    """The LLM engine as the runner sees it, keeping each thread's last reply or error and the
+    completion tokens the server reported for it (the transport's observer)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -70,26 +70,16 @@ class Recorder:
         self.model: str | None = engine.model
         self.route, self.price = engine.route, engine.price  # negotiation: not recorded
         self.local = threading.local()
-        import openai
+        engine.llm.observer = self  # the transport tells it each request's reported tokens
 
-        hooks = {"response": [self._usage]}
-        engine.client = openai.OpenAI(
-            base_url=engine.base_url,
-            api_key=engine.api_key,
-            timeout=engine.timeout_s,
-            max_retries=0,
-            http_client=openai.DefaultHttpxClient(event_hooks=hooks),
-        )
+    def request(self, seconds: float, prompt_tokens: int, completion_tokens: int) -> None:
+        self.local.tokens = getattr(self.local, "tokens", 0) + completion_tokens
 
-    def _usage(self, response: Any) -> None:  # the HTTP response of openai's own client
-        if not response.url.path.endswith("/chat/completions"):
-            return
-        response.read()
-        try:
-            usage = response.json().get("usage") or {}
-            self.local.tokens += int(usage.get("completion_tokens") or 0)
-        except (ValueError, AttributeError, TypeError):
-            pass
+    def retry(self, kind: str, delay_s: float) -> None:
+        return None
+
+    def watch_breaker(self, breaker: Any) -> None:
+        return None
 
     def propose(self, request: OfferRequest) -> EngineReply:
         self.local.tokens, self.local.reply, self.local.error = 0, None, None

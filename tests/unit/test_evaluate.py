@@ -3,6 +3,8 @@ answers (the run itself needs a real server: tests/vllm and the README's run).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from testbench.evaluate import Answer, report
 
 
@@ -67,3 +69,27 @@ def test_the_report_counts_what_happened() -> None:
 def test_an_offer_above_its_cap_is_counted() -> None:
     r = report([answer(discount_pct=10.5), answer()], "m", 1, 1.0)
     assert r["over_cap"] == 1
+
+
+def test_the_recorder_counts_the_tokens_the_server_reported(data_dir: Path) -> None:
+    """`sgr eval`'s recorder is the transport's observer: each answer's completion tokens, as the
+    OpenAI-compatible server reported them (the stand-in reports 1), reach it."""
+    from testbench.evaluate import Recorder
+    from testbench.standin_llm import StandInLLM
+    from tests.conftest import Clock, event, make_deps
+    from worker.domain.events import parse_event
+    from worker.engines.base import CircuitBreaker
+    from worker.engines.vllm import VllmEngine
+    from worker.runner import process
+
+    with StandInLLM() as llm:
+        engine = VllmEngine(
+            base_url=llm.url, model="stand-in", timeout_s=5.0, retries=0,
+            breaker=CircuitBreaker(100, 60.0),
+        )  # fmt: skip
+        recorder = Recorder(engine)
+        deps = make_deps(data_dir, engine=recorder, clock=Clock())  # type: ignore[arg-type]
+        ev = parse_event(event(event_id="t1", session="t1", user="u000001", value=150.0))
+        assert process(ev, deps).engine == "vllm"
+    assert recorder.local.tokens == 1
+    assert recorder.local.reply is not None

@@ -34,7 +34,7 @@ def evaluate(
     configure(json_logs=True, level="CRITICAL")
     # No RQ job runs here: the job timeout only has to let the LLM's own timeout and retries act.
     s = settings(llm_url=llm_url, llm_timeout_s=timeout, engine="vllm", job_timeout_s=86400)
-    if not endpoint_answers(s.llm_url):
+    if not endpoint_answers(s.llm_url, api_key=s.llm_api_key):
         fail(f"no OpenAI-compatible server answers at {redact_url(s.llm_url)}/models (--llm-url)")
     result = run_eval(s, carts=carts, concurrency=concurrency, seed=seed)
     print(dumps(result)) if as_json else out(result)
