@@ -281,6 +281,17 @@ class Settings(BaseSettings):
         le=100,
         description="A cap below this means no offer, percent",
     )
+    policy_share_of_cap: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the cap the rules engine offers (as the engine, and as the fallback after "
+            "a failed or refused LLM answer; negotiation opens there): rounded down to a whole "
+            "percent (0.1 below one percent), never below `SGR_MIN_DISCOUNT_PCT`, never above "
+            "the cap"
+        ),
+    )
 
     # The event contract: how far occurred_at may be from the worker's clock
     event_max_age_hours: float = Field(

@@ -160,11 +160,19 @@ def test_abandonment_offer_is_the_floor_and_is_replaced(
     first = process(parse_event(event(user=NEW_USER, session="chat1")), deps)
     assert first.outcome == "offer"
     prior = deps.hot.get_offer(first.offer_id or "")
-    assert prior is not None and prior.discount_pct == 5.0  # the rules engine offers the cap
-    again = say(deps, "More discount please!", 1)
+    # the rules engine offers half the cap (SGR_POLICY_SHARE_OF_CAP), never the cap by default
+    assert prior is not None and prior.cap_pct == 5.0 and prior.discount_pct == 2.0
+    pushed = say(deps, "More discount please!", 1)
+    assert pushed.offer is not None and pushed.offer.discount_pct == 3.2  # + a quarter of the cap
+    assert deps.hot.code_state(prior.code).voided_at is not None  # type: ignore[union-attr]
+    ladder = [say(deps, "More discount please!", turn).offer for turn in (2, 3)]
+    assert [o.discount_pct if o else None for o in ladder] == [4.4, 5.0]
+    top = ladder[-1]
+    assert top is not None
+    again = say(deps, "More discount please!", 4)
     assert again.offer is None and again.outcome.reason == "best_offer_made"
-    assert prior.code in (again.turn.reply if again.turn else "")
-    assert deps.hot.code_state(prior.code).voided_at is None  # type: ignore[union-attr]
+    assert top.code in (again.turn.reply if again.turn else "")
+    assert deps.hot.code_state(top.code).voided_at is None  # type: ignore[union-attr]
 
 
 def test_accepted_offer_is_not_repeated_nor_raised(
@@ -279,3 +287,6 @@ def test_llm_path_against_the_standin(data_dir: Path, fault: str) -> None:
     else:
         assert got.route_engine == got.price_engine == "policy"
         assert any("engine_invalid_output" in p for p in got.outcome.guardrail)
+        # the rules' opening price (half the cap by default), never the cap
+        assert got.offer.discount_pct == rules.share_of_cap(got.offer.cap_pct, deps.rules)
+        assert got.offer.discount_pct < got.offer.cap_pct

@@ -53,6 +53,7 @@ class RuleConfig:
     low_stock_factor: float
     max_discount_pct: float
     min_discount_pct: float
+    policy_share_of_cap: float  # the rules engine's own offer: this share of the cap
 
 
 def facts_for(event: CartEvent, context: EventContext, now: datetime) -> Facts:
@@ -428,11 +429,25 @@ def check_answer(
     return problems
 
 
+def share_of_cap(cap_pct: float, cfg: RuleConfig) -> float:
+    """``cfg.policy_share_of_cap`` of the cap, rounded down to a whole percent (to 0.1 when a whole
+    percent would fall below one percent or the minimum discount), never below the minimum
+    discount nor 0.01 (rounded up to 0.01, the step of a published discount), never above the
+    cap (an allowed cap is at least the minimum, and a multiple of 0.1)."""
+    raw = max(0.0, cap_pct * cfg.policy_share_of_cap)
+    whole = float(math.floor(round(raw, 9)))
+    choice = whole if whole >= max(1.0, cfg.min_discount_pct) else floor_to(raw, 0.1)
+    hundredths = max(1, math.ceil(round(cfg.min_discount_pct * 100, 6)))
+    if hundredths / 100 < cfg.min_discount_pct:
+        hundredths += 1
+    return min(cap_pct, max(choice, hundredths / 100))
+
+
 def policy_discount(decision: Decision, cfg: RuleConfig) -> float:
-    """The rules engine's own choice: the cap, rounded down to a whole percent when that stays
-    at or above the minimum discount."""
-    whole = float(math.floor(decision.cap_pct))
-    return whole if whole >= max(1.0, cfg.min_discount_pct) else decision.cap_pct
+    """The rules engine's own choice for an allowed offer: ``share_of_cap`` of the decision's
+    cap. It is also the fallback after a failed or refused LLM answer, so a broken model never
+    hands out the cap by default."""
+    return share_of_cap(decision.cap_pct, cfg)
 
 
 # --- negotiation: counter-offers (worker/handlers/message.py) ------------------------------------
@@ -474,12 +489,12 @@ def negotiation_floor(live: LiveOffer | None, now: datetime) -> float | None:
 
 
 def counter_offer(cap_pct: float, floor_pct: float | None, cfg: RuleConfig) -> float | None:
-    """The rules engine's next price: half the cap to open (at least the minimum discount), then
-    a quarter of the cap more each time the customer pushes (at least one point), never above the
-    cap; None when the floor already is the cap (nothing better may be offered: the live offer
-    stands)."""
+    """The rules engine's next price: ``share_of_cap`` to open (``SGR_POLICY_SHARE_OF_CAP``, half
+    by default; at least the minimum discount), then a quarter of the cap more each time the
+    customer pushes (at least one point), never above the cap; None when the floor already is the
+    cap (nothing better may be offered: the live offer stands)."""
     if floor_pct is None:
-        return floor_to(min(cap_pct, max(cfg.min_discount_pct, cap_pct / 2)))
+        return share_of_cap(cap_pct, cfg)
     if floor_pct >= cap_pct - 1e-9:
         return None
     step = max(1.0, cap_pct / 4)
