@@ -94,6 +94,14 @@ class Settings(BaseSettings):
             "exactly-once)"
         ),
     )
+    publish_cap: bool = Field(
+        default=False,
+        description=(
+            "Put `cap_pct` (the largest discount the rules allowed) on the offers stream; off by "
+            "default: a consumer that shows or forwards it tells customers what to haggle for "
+            "(the hot store keeps it either way)"
+        ),
+    )
     history_source: Literal["snapshot", "duckdb"] = Field(
         default="snapshot",
         description=(

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from producers.consumer import parse_entry
 from tests.conftest import NOW, event
 from worker.domain.events import InvalidEvent, TimeLimits, parse_event
+from worker.domain.model import Offer
 from worker.engines.schemas import AnswerInvalid, offer_schema, validate_answer
+from worker.keys import Keys
+from worker.publish import Publisher
+from worker.settings import Settings, load_settings
 
 LIMITS = TimeLimits(max_age=timedelta(days=30), max_skew=timedelta(minutes=5))
 
@@ -265,3 +272,60 @@ def test_values_beyond_the_tolerance_of_the_items_are_refused(
     [line] = info.value.errors
     assert line.startswith(f"cart.{field}: disagrees with the items: given ")
     assert f"given {wrong[field]}" in line
+
+
+# --- offers out: the cap stays off the stream unless SGR_PUBLISH_CAP=1 -------------------------
+def _stream_offer(offer_id: str = "o1") -> Offer:
+    return Offer(
+        offer_id=offer_id, event_id="e1", session_id="s1", user_id="u1", currency="EUR",
+        cart_value=120.0, margin=0.4, segment="mid", cap_pct=12.0, discount_pct=6.0,
+        code="SGR-AAAA-BBBB-CCCC", expires_at=NOW + timedelta(hours=48), engine="policy",
+        model=None, reasoning={}, message="Hello", guardrail=None, created_at=NOW,
+    )  # fmt: skip
+
+
+def _published(client: fakeredis.FakeRedis) -> list[dict[str, str]]:
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _id, fields in client.xrange("sgr:offers")
+    ]
+
+
+@pytest.mark.parametrize("publish_cap", [False, True])
+def test_the_cap_is_published_only_when_asked_for(publish_cap: bool) -> None:
+    client = fakeredis.FakeRedis()
+    keys = Keys.from_settings(Settings())
+    publisher = Publisher(client, keys, publish_cap=publish_cap)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(keys.offers_channel)
+    assert publisher.publish(_stream_offer("o1"))
+    assert publisher.publish_many([_stream_offer("o2"), _stream_offer("o3")]) == [True, True]
+    reply = {"type": "reply", "reply_id": "reply-m1", "cap_pct": "12.0", "message": "Hi"}
+    assert publisher.publish_entry("reply-m1", reply)
+    entries = _published(client)
+    assert len(entries) == 4 and reply["cap_pct"] == "12.0"  # the caller's dict is untouched
+    for entry in entries:
+        assert ("cap_pct" in entry) is publish_cap, entry
+        assert entry["message"] in ("Hello", "Hi")
+    offers = [e for e in entries if e.get("type", "offer") == "offer"]
+    assert all(e["discount_pct"] == "6.0" for e in offers)
+    messages = [listener.get_message(timeout=0.05) for _ in range(8)]
+    announcements = [json.loads(m["data"]) for m in messages if m]
+    assert len(announcements) == 4  # the Pub/Sub announcement is the entry: no cap either
+    assert all(("cap_pct" in a) is publish_cap for a in announcements)
+
+
+def test_the_setting_defaults_to_no_cap_and_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().publish_cap is False
+    monkeypatch.setenv("SGR_PUBLISH_CAP", "1")
+    assert load_settings().publish_cap is True
+
+
+def test_a_consumer_reads_entries_with_and_without_the_cap() -> None:
+    with_cap = {b"offer_id": b"o1", b"discount_pct": b"7.25", b"cap_pct": b"12.0", b"model": b""}
+    parsed = parse_entry(with_cap)
+    assert parsed["discount_pct"] == Decimal("7.25") and parsed["cap_pct"] == Decimal("12.0")
+    without = parse_entry({k: v for k, v in with_cap.items() if k != b"cap_pct"})
+    assert "cap_pct" not in without and without["discount_pct"] == Decimal("7.25")

@@ -143,10 +143,11 @@ def offers_tail(
                     if as_json:
                         print(json.dumps(offer))
                     else:
+                        cap = f" (cap {offer['cap_pct']}%)" if offer.get("cap_pct") else ""
                         out(
-                            f"[bold]{offer['discount_pct']}%[/bold] (cap "
-                            f"{offer['cap_pct']}%) {offer['user_id']} {offer['code']} "
-                            f"\\[{offer['engine']}]"
+                            f"[bold]{offer.get('discount_pct', '')}%[/bold]{cap} "
+                            f"{offer.get('user_id', '')} {offer.get('code', '')} "
+                            f"\\[{offer.get('engine', '')}]"
                         )
                     if count and seen >= count:
                         return
