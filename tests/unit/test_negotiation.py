@@ -19,7 +19,12 @@ from worker.domain import rules
 from worker.domain.codes import CodeState, InvalidCode, usable
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
-from worker.engines.negotiation_schemas import parse_router, pricing_schema, router_schema
+from worker.engines.negotiation_schemas import (
+    AnswerInvalid,
+    parse_router,
+    pricing_schema,
+    router_schema,
+)
 from worker.engines.policy import policy_route
 from worker.engines.vllm import VllmEngine
 from worker.runner import TurnResult, process, run_turn
@@ -262,8 +267,13 @@ def test_router_schema_is_a_union_and_pricing_bounds_carry_cap_and_floor() -> No
     schema = router_schema()
     tools = [b["properties"]["tool"]["enum"][0] for b in schema["properties"]["action"]["anyOf"]]
     assert tools == ["fetch_customer_features", "respond", "escalate_to_person", "accept_offer"]
-    parsed = parse_router('{"analysis": "asks", "action": {"tool": "respond", "reply": "Hello"}}')
-    assert parsed.route == "respond" and parsed.reply == "Hello"
+    reply = "Hello, your cart is saved for you."
+    parsed = parse_router(
+        f'{{"analysis": "asks", "action": {{"tool": "respond", "reply": "{reply}"}}}}'
+    )
+    assert parsed.route == "respond" and parsed.reply == reply
+    with pytest.raises(AnswerInvalid):  # a reply is one plain sentence or more (REPLY_PATTERN)
+        parse_router('{"analysis": "asks", "action": {"tool": "respond", "reply": "Hello"}}')
     bounds = pricing_schema(8.0, 4.0, 1.0)["properties"]
     assert bounds["discount_percent"] == {"type": "number", "minimum": 4.0, "maximum": 8.0}
     assert bounds["max_allowed_discount"]["minimum"] == bounds["max_allowed_discount"]["maximum"]

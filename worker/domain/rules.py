@@ -283,13 +283,54 @@ _OFFER_WORDS = frozenset(
 )
 _SYMBOLS = set("%％٪‰‱﹪$€£¥₹₩₽¢#＃")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# A message is plain text: no markup, link, e-mail address or phone number (the reply's schema
+# pattern, ``negotiation_schemas.REPLY_PATTERN``, allows none by construction; this is the check
+# again, on every engine's text, with look-alikes: checked on the text and on its NFKC form).
+_ANGLES = set("<>‹›«»〈〉⟨⟩〈〉《》ᐸᐳ˂˃❮❯❬❭⧼⧽﹤﹥＜＞")
+_INVISIBLE = set("\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")  # fillers not of category Cf
+_ENTITY = re.compile(r"&#?[a-z0-9]+;", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\[[^\]]*\]\s*\(|!\[|\]\s*\[|\]\s*:\s*\S|`")
+_LINK = re.compile(
+    r"://|\bwww\b|\bhttps?\b|\b(?:javascript|vbscript|livescript)\b"
+    r"|\b(?:data|mailto|file|tel|sms|ftp|blob|about|intent)\s*:"
+    r"|\b[a-z][a-z0-9+.-]*:(?=[^\s])"  # any scheme: letters and a colon with no space after
+    r"|\b(?:dot|punkt|point)\s+(?:com|net|org|io|co|de|info|biz|shop|app|xyz|ru|cn)\b",
+    re.IGNORECASE,
+)
+_DOMAIN = re.compile(r"[^\W_][.。｡．][^\W\d_]{2,}", re.UNICODE)  # a dot between letters
+_EMAIL = set("@＠﹫")
+_PHONE = re.compile(r"\+\s*\d|\d[\d\s().-]{5,}\d")
+
+
+def markup_problems(text: str) -> list[str]:
+    """Why ``text`` is not plain text: markup (``<`` or ``>`` and their look-alikes, HTML
+    entities, markdown links and images, backticks), a link (a URL scheme such as ``https:``,
+    ``javascript:`` or ``data:``, ``://``, ``www``, a bare domain such as ``evil.example.com``,
+    a spelled-out one such as ``evil dot com``), an e-mail address, a phone number, or an
+    invisible filler character."""
+    problems: list[str] = []
+    forms = (text, unicodedata.normalize("NFKC", text))
+    checks = {
+        "message_has_markup": lambda t: (
+            any(ch in _ANGLES for ch in t) or bool(_ENTITY.search(t) or _MARKDOWN.search(t))
+        ),
+        "message_has_link": lambda t: bool(_LINK.search(t) or _DOMAIN.search(t)),
+        "message_has_email": lambda t: any(ch in _EMAIL for ch in t),
+        "message_has_phone_number": lambda t: bool(_PHONE.search(t)),
+        "message_has_invisible_character": lambda t: any(ch in _INVISIBLE for ch in t),
+    }
+    for name, found in checks.items():
+        if any(found(form) for form in forms):
+            problems.append(name)
+    return problems
 
 
 def message_problems(text: str) -> list[str]:
     """Why the model's text may not be sent as it is: any number (digits of any script, number
     words in English, German, French, Spanish or Italian, fractions, Roman numeral signs), percent or
-    currency sign, percent word, code-like token, or word about codes and discounts. Empty: the
-    text states nothing the system did not set."""
+    currency sign, percent word, code-like token, or word about codes and discounts; and
+    anything that is not plain text (``markup_problems``: markup, links, bare domains, e-mail
+    addresses, phone numbers). Empty: the text states nothing the system did not set."""
     problems: list[str] = []
     plain = unicodedata.normalize("NFKC", text)
     for ch in text + plain:  # before NFKC too: it turns a Roman numeral sign into letters
@@ -314,6 +355,7 @@ def message_problems(text: str) -> list[str]:
         if token.isupper():
             problems.append(f"message_has_code_like_token: {token[:20]!r}")
             break
+    problems.extend(markup_problems(text))
     return problems
 
 
