@@ -135,7 +135,7 @@ class Cart(BaseModel):
                 given = getattr(self, name)
                 if given is None:
                     object.__setattr__(self, name, derived[name])
-                elif abs(given - derived[name]) > tolerance[name] + 1e-12:
+                elif abs(given - derived[name]) > tolerance[name] + 1e-12 * (1 + derived[name]):
                     # A cart that says one thing and itemizes another: the rules would price a
                     # margin the goods do not have. Refused, never silently trusted either way.
                     raise PydanticCustomError(
