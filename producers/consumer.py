@@ -26,8 +26,9 @@ NUMBER_FIELDS = ("discount_pct", "cap_pct")
 
 
 def parse_entry(fields: dict[bytes, bytes]) -> Offer:
-    """A stream entry as typed values: every field is text; ``discount_pct`` and ``cap_pct`` are
-    decimal numbers (``Decimal``, never floats, for money), an empty ``model`` is None."""
+    """A stream entry as typed values: every field is text; ``discount_pct`` and ``cap_pct`` (only
+    there when the worker runs with ``SGR_PUBLISH_CAP=1``) are decimal numbers (``Decimal``, never
+    floats, for money), an empty ``model`` is None."""
     offer: Offer = {k.decode(): v.decode() for k, v in fields.items()}
     for name in NUMBER_FIELDS:
         if name in offer:

@@ -41,6 +41,10 @@ return added
 """
 # Offers per script call: a batch job's offers go in one call; a longer list in a few.
 PUBLISH_CHUNK = 200
+# Fields kept off the stream unless asked for: the cap is the most a customer could be given, and
+# a consumer that shows or forwards it tells the customer what to haggle for (SGR_PUBLISH_CAP=1
+# publishes it; the hot store keeps it either way).
+PRIVATE_FIELDS = ("cap_pct",)
 
 
 class Publisher:
@@ -51,12 +55,20 @@ class Publisher:
         *,
         mark_ttl_s: int = PUBLISHED_MARK_TTL_S,
         maxlen: int = 0,
+        publish_cap: bool = False,
     ) -> None:
         self.client = client
         self.keys = keys
         self.mark_ttl_s = mark_ttl_s
         self.maxlen = maxlen
+        self.publish_cap = publish_cap
         self._script = client.register_script(PUBLISH_ONCE)
+
+    def public(self, entry: dict[str, str]) -> dict[str, str]:
+        """The entry as the stream gets it: without ``PRIVATE_FIELDS`` unless ``publish_cap``."""
+        if self.publish_cap:
+            return entry
+        return {k: v for k, v in entry.items() if k not in PRIVATE_FIELDS}
 
     def missing(self, offer_ids: list[str]) -> list[str]:
         """The offers among these that Redis does not know as published (their marker is gone:
@@ -86,7 +98,7 @@ class Publisher:
             keys = [self.keys.offers_stream]
             args: list[Any] = [self.mark_ttl_s, self.keys.offers_channel, self.maxlen]
             for offer in chunk:
-                entry = offer.stream_entry()
+                entry = self.public(offer.stream_entry())
                 keys.append(self.keys.published_mark(offer.offer_id))
                 args += [json.dumps(entry), 2 * len(entry)]
                 args += [item for pair in entry.items() for item in pair]
@@ -97,6 +109,7 @@ class Publisher:
     def publish_entry(self, entry_id: str, entry: dict[str, str]) -> bool:
         """Any entry on the stream once per ``entry_id``, as ``publish`` does for an offer (a
         negotiation reply without a price: ``Turn.stream_entry``). True if this call added it."""
+        entry = self.public(entry)
         items = [item for pair in entry.items() for item in pair]
         flags = self._script(
             keys=[self.keys.offers_stream, self.keys.published_mark(entry_id)],

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
             "exactly-once)"
         ),
     )
+    publish_cap: bool = Field(
+        default=False,
+        description=(
+            "Put `cap_pct` (the largest discount the rules allowed) on the offers stream; off by "
+            "default: a consumer that shows or forwards it tells customers what to haggle for "
+            "(the hot store keeps it either way)"
+        ),
+    )
     history_source: Literal["snapshot", "duckdb"] = Field(
         default="snapshot",
         description=(
@@ -296,6 +304,17 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description="A cap below this means no offer, percent",
+    )
+    policy_share_of_cap: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the cap the rules engine offers (as the engine, and as the fallback after "
+            "a failed or refused LLM answer; negotiation opens there): rounded down to a whole "
+            "percent (0.1 below one percent), never below `SGR_MIN_DISCOUNT_PCT`, never above "
+            "the cap"
+        ),
     )
 
     # The event contract: how far occurred_at may be from the worker's clock

@@ -138,10 +138,13 @@ def test_codes_verify_and_redeem_trust_only_the_stored_offer(
     body = offer.code.removeprefix("SGR-").replace("-", "")
     other = "SGR-" + body[:-1] + ("A" if body[-1] != "A" else "B")
     assert sgr("codes", "verify", other)[0] == 2  # unknown
-    assert sgr("codes", "redeem", "SGR-ZZZZZZZZZZZZZZZ")[0] == 1  # malformed, no OverflowError
-    code, out = sgr("codes", "redeem", offer.code)
+    malformed = sgr("codes", "redeem", "SGR-ZZZZZZZZZZZZZZZ", "--any-user")
+    assert malformed[0] == 1  # malformed, no OverflowError
+    assert sgr("codes", "redeem", offer.code)[0] == 1  # the customer (or --any-user) is needed
+    assert sgr("codes", "redeem", offer.code, "--user", "someone-else")[0] == 6
+    code, out = sgr("codes", "redeem", offer.code, "--user", offer.user_id)
     assert code == 0 and f"{offer.discount_pct:g}% off" in out
-    code, out = sgr("codes", "redeem", offer.code)
+    code, out = sgr("codes", "redeem", offer.code, "--any-user")
     assert code == 3 and "already redeemed" in out
     code, out = sgr("codes", "verify", offer.code)
     assert code == 3  # verify no longer says "valid" for a redeemed code

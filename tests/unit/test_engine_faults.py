@@ -13,6 +13,7 @@ from testbench.redisproc import free_port
 from testbench.standin_llm import StandInLLM
 from tests.conftest import Clock, event, make_deps
 from worker.domain.events import parse_event
+from worker.domain.rules import share_of_cap
 from worker.engines.base import CircuitBreaker
 from worker.engines.vllm import VllmEngine
 from worker.runner import process
@@ -70,7 +71,21 @@ def test_fault_falls_back_to_policy_after_bounded_retries(data_dir: Path, fault:
     assert any(p.startswith(FAULT_KINDS[fault]) for p in outcome.guardrail)
     offer = deps.hot.get_offer(outcome.offer_id or "")
     assert offer is not None and offer.discount_pct <= offer.cap_pct
+    # the fallback is the rules' own choice (half the cap by default), never the cap
+    assert offer.discount_pct < offer.cap_pct
+    assert offer.discount_pct == share_of_cap(offer.cap_pct, deps.rules)
     assert offer.published_at is not None
+
+
+@pytest.mark.parametrize("fault", ["over_cap", "percent_mismatch", "error500"])
+def test_a_refused_or_failed_answer_never_yields_the_cap(data_dir: Path, fault: str) -> None:
+    with StandInLLM(fault=fault) as llm:
+        deps = make_deps(data_dir, engine=engine(llm.url, retries=0))
+        outcomes = [process(abandoned(n), deps) for n in range(1, 4)]
+    for outcome in outcomes:
+        assert (outcome.outcome, outcome.engine) == ("offer", "policy"), outcome
+        offer = deps.hot.get_offer(outcome.offer_id or "")
+        assert offer is not None and offer.discount_pct < offer.cap_pct, offer
 
 
 @pytest.mark.parametrize("fault", ["error500", "invalid_json"])

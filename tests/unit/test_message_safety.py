@@ -38,6 +38,11 @@ HOSTILE = [
     "Take SGR-ABCD-EFGH-JKMN",
     "Hidden\u202edirection",
     "zero worries, one click",
+    "Pay at https://evil.example.com",  # not plain text: rules.markup_problems
+    "Your cart waits at evil.example.com",
+    "Write to us at help@evil.example",
+    "<b>Come back</b>",
+    "[Your cart](javascript:alert)",
 ]
 SAFE = [
     "Your cart is still waiting for you, and we kept a little thank-you aside for you.",

@@ -19,7 +19,12 @@ from worker.domain import rules
 from worker.domain.codes import CodeState, InvalidCode, usable
 from worker.domain.events import parse_event
 from worker.engines.base import CircuitBreaker
-from worker.engines.negotiation_schemas import parse_router, pricing_schema, router_schema
+from worker.engines.negotiation_schemas import (
+    AnswerInvalid,
+    parse_router,
+    pricing_schema,
+    router_schema,
+)
 from worker.engines.policy import policy_route
 from worker.engines.vllm import VllmEngine
 from worker.runner import TurnResult, process, run_turn
@@ -160,11 +165,19 @@ def test_abandonment_offer_is_the_floor_and_is_replaced(
     first = process(parse_event(event(user=NEW_USER, session="chat1")), deps)
     assert first.outcome == "offer"
     prior = deps.hot.get_offer(first.offer_id or "")
-    assert prior is not None and prior.discount_pct == 5.0  # the rules engine offers the cap
-    again = say(deps, "More discount please!", 1)
+    # the rules engine offers half the cap (SGR_POLICY_SHARE_OF_CAP), never the cap by default
+    assert prior is not None and prior.cap_pct == 5.0 and prior.discount_pct == 2.0
+    pushed = say(deps, "More discount please!", 1)
+    assert pushed.offer is not None and pushed.offer.discount_pct == 3.2  # + a quarter of the cap
+    assert deps.hot.code_state(prior.code).voided_at is not None  # type: ignore[union-attr]
+    ladder = [say(deps, "More discount please!", turn).offer for turn in (2, 3)]
+    assert [o.discount_pct if o else None for o in ladder] == [4.4, 5.0]
+    top = ladder[-1]
+    assert top is not None
+    again = say(deps, "More discount please!", 4)
     assert again.offer is None and again.outcome.reason == "best_offer_made"
-    assert prior.code in (again.turn.reply if again.turn else "")
-    assert deps.hot.code_state(prior.code).voided_at is None  # type: ignore[union-attr]
+    assert top.code in (again.turn.reply if again.turn else "")
+    assert deps.hot.code_state(top.code).voided_at is None  # type: ignore[union-attr]
 
 
 def test_accepted_offer_is_not_repeated_nor_raised(
@@ -254,8 +267,13 @@ def test_router_schema_is_a_union_and_pricing_bounds_carry_cap_and_floor() -> No
     schema = router_schema()
     tools = [b["properties"]["tool"]["enum"][0] for b in schema["properties"]["action"]["anyOf"]]
     assert tools == ["fetch_customer_features", "respond", "escalate_to_person", "accept_offer"]
-    parsed = parse_router('{"analysis": "asks", "action": {"tool": "respond", "reply": "Hello"}}')
-    assert parsed.route == "respond" and parsed.reply == "Hello"
+    reply = "Hello, your cart is saved for you."
+    parsed = parse_router(
+        f'{{"analysis": "asks", "action": {{"tool": "respond", "reply": "{reply}"}}}}'
+    )
+    assert parsed.route == "respond" and parsed.reply == reply
+    with pytest.raises(AnswerInvalid):  # a reply is one plain sentence or more (REPLY_PATTERN)
+        parse_router('{"analysis": "asks", "action": {"tool": "respond", "reply": "Hello"}}')
     bounds = pricing_schema(8.0, 4.0, 1.0)["properties"]
     assert bounds["discount_percent"] == {"type": "number", "minimum": 4.0, "maximum": 8.0}
     assert bounds["max_allowed_discount"]["minimum"] == bounds["max_allowed_discount"]["maximum"]
@@ -279,3 +297,6 @@ def test_llm_path_against_the_standin(data_dir: Path, fault: str) -> None:
     else:
         assert got.route_engine == got.price_engine == "policy"
         assert any("engine_invalid_output" in p for p in got.outcome.guardrail)
+        # the rules' opening price (half the cap by default), never the cap
+        assert got.offer.discount_pct == rules.share_of_cap(got.offer.cap_pct, deps.rules)
+        assert got.offer.discount_pct < got.offer.cap_pct

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.domain.events import EventType
 from worker.domain.model import History
-from worker.domain.rules import Facts, RuleConfig, cap_for, check_answer, decide, policy_discount
+from worker.domain.rules import (
+    Facts,
+    RuleConfig,
+    cap_for,
+    check_answer,
+    counter_offer,
+    decide,
+    floor_to,
+    policy_discount,
+    share_of_cap,
+)
 from worker.settings import Settings
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -56,6 +68,7 @@ configs = st.builds(
     low_stock_factor=st.floats(0, 1),
     max_discount_pct=st.floats(0, 100),
     min_discount_pct=st.floats(0, 10),
+    policy_share_of_cap=st.floats(0, 1),
 )
 
 
@@ -145,3 +158,50 @@ def test_the_models_text_may_state_no_percent_and_no_code() -> None:
     assert check_answer(10, 20, "Take ten percent off", 20, CFG)
     assert any("code" in p for p in check_answer(10, 20, "use SGR-FREE-NINE", 20, CFG))
     assert check_answer(10, 25, "", 20, CFG)[0].startswith("stated_cap_above_cap")
+
+
+# --- the rules engine's own choice (also the fallback after a failed or refused LLM answer) -----
+@settings(max_examples=400)
+@given(cap=st.floats(0, 100), cfg=configs)
+def test_share_of_cap_is_within_the_minimum_and_the_cap(cap: float, cfg: RuleConfig) -> None:
+    cap = floor_to(cap)
+    if cap < cfg.min_discount_pct or cap <= 0:
+        return  # no offer is allowed: nothing to choose
+    choice = share_of_cap(cap, cfg)
+    assert cfg.min_discount_pct - 1e-9 <= choice <= cap + 1e-9
+    assert floor_to(choice, 0.01) >= cfg.min_discount_pct - 1e-9  # survives the 0.01 rounding
+    assert check_answer(floor_to(choice, 0.01), cap, "", cap, cfg) == []
+    if cfg.policy_share_of_cap < 1 and cap * cfg.policy_share_of_cap >= cfg.min_discount_pct + 1:
+        assert choice < cap  # below the cap whenever the share leaves room
+
+
+@given(cap=st.floats(2.0, 30.0))
+def test_the_default_offers_half_the_cap_rounded_down_never_the_cap(cap: float) -> None:
+    cap = floor_to(cap)
+    choice = share_of_cap(cap, CFG)
+    assert CFG.policy_share_of_cap == 0.5
+    assert choice < cap and choice <= cap / 2 + 1e-9
+    assert choice == max(CFG.min_discount_pct, float(int(cap / 2)))
+    assert counter_offer(cap, None, CFG) == choice  # negotiation opens at the same price
+
+
+@pytest.mark.parametrize(
+    ("cap", "share", "least", "expected"),
+    [
+        (5.0, 0.5, 1.0, 2.0),  # a new customer: 2 %, not the 5 % cap
+        (20.0, 0.5, 1.0, 10.0),
+        (13.7, 0.5, 1.0, 6.0),  # whole percent, rounded down
+        (1.5, 0.5, 1.0, 1.0),  # the minimum discount
+        (1.5, 0.5, 0.2, 0.7),  # below one percent: the rules' step of 0.1
+        (1.0, 0.5, 1.0, 1.0),  # the cap is the minimum: nothing else is allowed
+        (12.0, 1.0, 1.0, 12.0),  # a share of one is the cap, said explicitly
+        (12.0, 0.0, 1.0, 1.0),  # a share of zero is the minimum
+        (2.0, 0.5, 1.005, 1.01),  # the minimum rounded up to the published step of 0.01
+    ],
+)
+def test_share_of_cap_examples(cap: float, share: float, least: float, expected: float) -> None:
+    cfg = Settings(policy_share_of_cap=share, min_discount_pct=least).rule_config()
+    assert share_of_cap(cap, cfg) == expected
+    decision = cap_for(facts(history=None), replace(cfg, new_customer_cap_pct=cap))
+    if decision.allowed:
+        assert policy_discount(decision, cfg) == share_of_cap(decision.cap_pct, cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -143,10 +143,11 @@ def offers_tail(
                     if as_json:
                         print(json.dumps(offer))
                     else:
+                        cap = f" (cap {offer['cap_pct']}%)" if offer.get("cap_pct") else ""
                         out(
-                            f"[bold]{offer['discount_pct']}%[/bold] (cap "
-                            f"{offer['cap_pct']}%) {offer['user_id']} {offer['code']} "
-                            f"\\[{offer['engine']}]"
+                            f"[bold]{offer.get('discount_pct', '')}%[/bold]{cap} "
+                            f"{offer.get('user_id', '')} {offer.get('code', '')} "
+                            f"\\[{offer.get('engine', '')}]"
                         )
                     if count and seen >= count:
                         return
@@ -235,7 +236,20 @@ def dead_letters_requeue(
     out(f"requeued {done} event(s) onto {s.queue}")
 
 
-def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
+# Exit statuses of `sgr codes`: 1 malformed code (or a usage error), then one per InvalidCode kind.
+CODE_EXIT = {"malformed": 1, "unknown": 2, "redeemed": 3, "expired": 4, "voided": 5, "not_yours": 6}
+
+
+def _code_failed(exc: Any, as_json: bool = False, code: str | None = None) -> NoReturn:
+    """End a `sgr codes` command on an InvalidCode: one line on stderr (or one JSON object on
+    stdout with ``--json``) and the exit status of its kind."""
+    if as_json:
+        print(json.dumps({"status": exc.kind, "code": code, "error": str(exc)}))
+        raise typer.Exit(CODE_EXIT[exc.kind])
+    fail(f"{'invalid' if exc.kind == 'malformed' else exc.kind}: {exc}", code=CODE_EXIT[exc.kind])
+
+
+def _code_state(code: str, data_dir: Path | None, as_json: bool = False) -> tuple[str, Any, Any]:
     from datetime import UTC, datetime
 
     from worker.domain.codes import InvalidCode, normalize, usable
@@ -244,7 +258,7 @@ def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
     try:
         canonical = normalize(code)
     except InvalidCode as exc:
-        fail(f"invalid: {exc}")
+        _code_failed(exc, as_json)
     s = settings(data_dir)
     hot = open_store(s)
     now = datetime.now(UTC)
@@ -252,10 +266,7 @@ def _code_state(code: str, data_dir: Path | None) -> tuple[str, Any, Any]:
         state = usable(canonical, hot.code_state(canonical), now)
     except InvalidCode as exc:
         hot.close()
-        fail(
-            f"{exc.kind}: {exc}",
-            code={"unknown": 2, "redeemed": 3, "expired": 4, "voided": 5}[exc.kind],
-        )
+        _code_failed(exc, as_json, canonical)
     return canonical, state, hot
 
 
@@ -271,15 +282,86 @@ def codes_verify(code: str, data_dir: DataDir = None) -> None:
     )
 
 
+def redeem_code(hot: Any, canonical: str, user: str | None, now: Any) -> Any:
+    """Redeem ``canonical`` once, for ``user`` only (None: any customer's); the stored offer's
+    CodeState, or InvalidCode: ``not_yours`` when the code is live but another customer's (the
+    hot store's one UPDATE checks the owner, so no other redemption can come in between), else
+    why it is not usable (another redemption won the race, it expired meanwhile, ...)."""
+    from worker.domain.codes import InvalidCode, usable
+
+    state = usable(canonical, hot.code_state(canonical), now)
+    if hot.redeem(canonical, now, user_id=user):
+        return state
+    state = usable(canonical, hot.code_state(canonical), now)  # raises if it changed meanwhile
+    if user is not None:  # still usable, yet not redeemed: it is another customer's code
+        raise InvalidCode(
+            f"code {canonical} is not an offer to customer {user!r}: only the customer it was "
+            "made for can redeem it",
+            "not_yours",
+        )
+    raise InvalidCode(f"code {canonical} was redeemed meanwhile", "redeemed")
+
+
 @codes_app.command("redeem")
-def codes_redeem(code: str, data_dir: DataDir = None) -> None:
-    """Redeem a code once: the discount is the stored offer's. Exit codes as for verify."""
+def codes_redeem(
+    code: str,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="The customer redeeming: another customer's code is refused."),
+    ] = None,
+    any_user: Annotated[
+        bool,
+        typer.Option("--any-user", help="Redeem whoever the code was made for (no owner check)."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Redeem a code once, for the customer it was made for: the discount is the stored offer's.
+    Give the customer (--user U; another customer's code is refused) or say --any-user. Exit
+    codes as for verify, and 6 for another customer's code (1 also for a usage error)."""
     from datetime import UTC, datetime
 
-    canonical, state, hot = _code_state(code, data_dir)
+    from worker.domain.codes import InvalidCode, normalize
+
+    if (user is None) == (not any_user):
+        why = "both --user and --any-user" if any_user else "neither --user nor --any-user"
+        message = (
+            f"redeem needs the customer: --user USER_ID (refuses another customer's code) or "
+            f"--any-user (no owner check), got {why}"
+        )
+        if as_json:
+            print(json.dumps({"status": "usage", "code": code, "error": message}))
+            raise typer.Exit(1)
+        fail(message)
+    if user is not None and (not user or user != user.strip()):
+        _code_failed(InvalidCode(f"--user must be a customer id as sent, got {user!r}"), as_json)
     try:
-        if not hot.redeem(canonical, datetime.now(UTC)):  # another redemption won the race
-            fail(f"redeemed: code {canonical} was redeemed meanwhile", code=3)
+        canonical = normalize(code)
+    except InvalidCode as exc:
+        _code_failed(exc, as_json)
+    s = settings(data_dir)
+    from worker.runtime import open_store
+
+    hot = open_store(s)
+    try:
+        state = redeem_code(hot, canonical, user, datetime.now(UTC))
+    except InvalidCode as exc:
+        _code_failed(exc, as_json, canonical)
     finally:
         hot.close()
-    out(f"redeemed {canonical}: offer {state.offer_id}, {state.discount_pct:g}% off")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "status": "redeemed",
+                    "code": canonical,
+                    "offer_id": state.offer_id,
+                    "discount_pct": state.discount_pct,
+                    "currency": state.currency,
+                    "user_id": user,
+                }
+            )
+        )
+        return
+    whose = f" for customer {user}" if user is not None else ""
+    out(f"redeemed {canonical}{whose}: offer {state.offer_id}, {state.discount_pct:g}% off")

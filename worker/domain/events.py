@@ -19,10 +19,16 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_MESSAGE_CHARS = 2000
 MAX_ITEMS = 200
+# How far a given ``value`` / ``margin`` may lie from what the cart's ``items`` add up to (a cent
+# of rounding; half a percentage point of margin, e.g. 0.333 sent as 0.33). Beyond: refused.
+VALUE_TOLERANCE = 0.01
+MARGIN_TOLERANCE = 0.005
+CART_DISAGREES = "cart_disagrees_with_items"
 
 
 class EventType(StrEnum):
@@ -122,11 +128,27 @@ class Cart(BaseModel):
         if self.items:
             value = sum(i.unit_price * i.quantity for i in self.items)
             cost = sum(i.unit_cost * i.quantity for i in self.items)
-            if self.value is None:
-                object.__setattr__(self, "value", float(value))
-            if self.margin is None:
-                margin = (value - cost) / value if value > 0 else Decimal(0)
-                object.__setattr__(self, "margin", max(0.0, min(1.0, float(margin))))
+            margin = (value - cost) / value if value > 0 else Decimal(0)
+            derived = {"value": float(value), "margin": max(0.0, min(1.0, float(margin)))}
+            tolerance = {"value": VALUE_TOLERANCE, "margin": MARGIN_TOLERANCE}
+            for name in ("value", "margin"):
+                given = getattr(self, name)
+                if given is None:
+                    object.__setattr__(self, name, derived[name])
+                elif abs(given - derived[name]) > tolerance[name] + 1e-12 * (1 + derived[name]):
+                    # A cart that says one thing and itemizes another: the rules would price a
+                    # margin the goods do not have. Refused, never silently trusted either way.
+                    raise PydanticCustomError(
+                        CART_DISAGREES,
+                        "disagrees with the items: given {given}, the items make {derived} "
+                        "(tolerance {tolerance})",
+                        {
+                            "field": name,
+                            "given": given,
+                            "derived": round(derived[name], 6),
+                            "tolerance": tolerance[name],
+                        },
+                    )
         if self.value is None or self.margin is None:
             raise ValueError("a cart needs 'value' and 'margin', or 'items' to derive them from")
         return self
@@ -190,8 +212,12 @@ def describe(error: ValidationError) -> list[str]:
     """Turn pydantic's errors into 'field: problem (got value)' lines."""
     lines = []
     for err in error.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "<event>"
-        got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == CART_DISAGREES:  # the cart's own check names its field and both values
+            loc.append(str(err.get("ctx", {}).get("field", "")))
+        field = ".".join(loc) or "<event>"
+        plain = err["type"] in ("missing", CART_DISAGREES)
+        got = "" if plain else f" (got {_short(err.get('input'))})"
         lines.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{got}")
     return lines
 

@@ -53,6 +53,7 @@ class RuleConfig:
     low_stock_factor: float
     max_discount_pct: float
     min_discount_pct: float
+    policy_share_of_cap: float  # the rules engine's own offer: this share of the cap
 
 
 def facts_for(event: CartEvent, context: EventContext, now: datetime) -> Facts:
@@ -293,13 +294,54 @@ _OFFER_WORDS = frozenset(
 )
 _SYMBOLS = set("%％٪‰‱﹪$€£¥₹₩₽¢#＃")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# A message is plain text: no markup, link, e-mail address or phone number (the reply's schema
+# pattern, ``negotiation_schemas.REPLY_PATTERN``, allows none by construction; this is the check
+# again, on every engine's text, with look-alikes: checked on the text and on its NFKC form).
+_ANGLES = set("<>‹›«»〈〉⟨⟩〈〉《》ᐸᐳ˂˃❮❯❬❭⧼⧽﹤﹥＜＞")
+_INVISIBLE = set("\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")  # fillers not of category Cf
+_ENTITY = re.compile(r"&#?[a-z0-9]+;", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\[[^\]]*\]\s*\(|!\[|\]\s*\[|\]\s*:\s*\S|`")
+_LINK = re.compile(
+    r"://|\bwww\b|\bhttps?\b|\b(?:javascript|vbscript|livescript)\b"
+    r"|\b(?:data|mailto|file|tel|sms|ftp|blob|about|intent)\s*:"
+    r"|\b[a-z][a-z0-9+.-]*:(?=[^\s])"  # any scheme: letters and a colon with no space after
+    r"|\b(?:dot|punkt|point)\s+(?:com|net|org|io|co|de|info|biz|shop|app|xyz|ru|cn)\b",
+    re.IGNORECASE,
+)
+_DOMAIN = re.compile(r"[^\W_][.。｡．][^\W\d_]{2,}", re.UNICODE)  # a dot between letters
+_EMAIL = set("@＠﹫")
+_PHONE = re.compile(r"\+\s*\d|\d[\d\s().-]{5,}\d")
+
+
+def markup_problems(text: str) -> list[str]:
+    """Why ``text`` is not plain text: markup (``<`` or ``>`` and their look-alikes, HTML
+    entities, markdown links and images, backticks), a link (a URL scheme such as ``https:``,
+    ``javascript:`` or ``data:``, ``://``, ``www``, a bare domain such as ``evil.example.com``,
+    a spelled-out one such as ``evil dot com``), an e-mail address, a phone number, or an
+    invisible filler character."""
+    problems: list[str] = []
+    forms = (text, unicodedata.normalize("NFKC", text))
+    checks = {
+        "message_has_markup": lambda t: (
+            any(ch in _ANGLES for ch in t) or bool(_ENTITY.search(t) or _MARKDOWN.search(t))
+        ),
+        "message_has_link": lambda t: bool(_LINK.search(t) or _DOMAIN.search(t)),
+        "message_has_email": lambda t: any(ch in _EMAIL for ch in t),
+        "message_has_phone_number": lambda t: bool(_PHONE.search(t)),
+        "message_has_invisible_character": lambda t: any(ch in _INVISIBLE for ch in t),
+    }
+    for name, found in checks.items():
+        if any(found(form) for form in forms):
+            problems.append(name)
+    return problems
 
 
 def message_problems(text: str) -> list[str]:
     """Why the model's text may not be sent as it is: any number (digits of any script, number
     words in English, German, French, Spanish or Italian, fractions, Roman numeral signs), percent or
-    currency sign, percent word, code-like token, or word about codes and discounts. Empty: the
-    text states nothing the system did not set."""
+    currency sign, percent word, code-like token, or word about codes and discounts; and
+    anything that is not plain text (``markup_problems``: markup, links, bare domains, e-mail
+    addresses, phone numbers). Empty: the text states nothing the system did not set."""
     problems: list[str] = []
     plain = unicodedata.normalize("NFKC", text)
     for ch in text + plain:  # before NFKC too: it turns a Roman numeral sign into letters
@@ -324,6 +366,7 @@ def message_problems(text: str) -> list[str]:
         if token.isupper():
             problems.append(f"message_has_code_like_token: {token[:20]!r}")
             break
+    problems.extend(markup_problems(text))
     return problems
 
 
@@ -439,11 +482,25 @@ def check_answer(
     return problems
 
 
+def share_of_cap(cap_pct: float, cfg: RuleConfig) -> float:
+    """``cfg.policy_share_of_cap`` of the cap, rounded down to a whole percent (to 0.1 when a whole
+    percent would fall below one percent or the minimum discount), never below the minimum
+    discount nor 0.01 (rounded up to 0.01, the step of a published discount), never above the
+    cap (an allowed cap is at least the minimum, and a multiple of 0.1)."""
+    raw = max(0.0, cap_pct * cfg.policy_share_of_cap)
+    whole = float(math.floor(round(raw, 9)))
+    choice = whole if whole >= max(1.0, cfg.min_discount_pct) else floor_to(raw, 0.1)
+    hundredths = max(1, math.ceil(round(cfg.min_discount_pct * 100, 6)))
+    if hundredths / 100 < cfg.min_discount_pct:
+        hundredths += 1
+    return min(cap_pct, max(choice, hundredths / 100))
+
+
 def policy_discount(decision: Decision, cfg: RuleConfig) -> float:
-    """The rules engine's own choice: the cap, rounded down to a whole percent when that stays
-    at or above the minimum discount."""
-    whole = float(math.floor(decision.cap_pct))
-    return whole if whole >= max(1.0, cfg.min_discount_pct) else decision.cap_pct
+    """The rules engine's own choice for an allowed offer: ``share_of_cap`` of the decision's
+    cap. It is also the fallback after a failed or refused LLM answer, so a broken model never
+    hands out the cap by default."""
+    return share_of_cap(decision.cap_pct, cfg)
 
 
 # --- negotiation: counter-offers (worker/handlers/message.py) ------------------------------------
@@ -480,12 +537,12 @@ def negotiation_floor(live: LiveOffer | None, now: datetime) -> float | None:
 
 
 def counter_offer(cap_pct: float, floor_pct: float | None, cfg: RuleConfig) -> float | None:
-    """The rules engine's next price: half the cap to open (at least the minimum discount), then
-    a quarter of the cap more each time the customer pushes (at least one point), never above the
-    cap; None when the floor already is the cap (nothing better may be offered: the live offer
-    stands)."""
+    """The rules engine's next price: ``share_of_cap`` to open (``SGR_POLICY_SHARE_OF_CAP``, half
+    by default; at least the minimum discount), then a quarter of the cap more each time the
+    customer pushes (at least one point), never above the cap; None when the floor already is the
+    cap (nothing better may be offered: the live offer stands)."""
     if floor_pct is None:
-        return floor_to(min(cap_pct, max(cfg.min_discount_pct, cap_pct / 2)))
+        return share_of_cap(cap_pct, cfg)
     if floor_pct >= cap_pct - 1e-9:
         return None
     step = max(1.0, cap_pct / 4)

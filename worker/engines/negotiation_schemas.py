@@ -18,10 +18,30 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.domain.conversation import LiveOffer, Turn
 from worker.domain.model import History
+from worker.domain.rules import MESSAGE_MIN_CHARS
 from worker.engines.schemas import AnswerInvalid, object_of, parse_json, text_field
 
 ANALYSIS_MAX = 80
 REPLY_MAX = 100
+REPLY_MIN = MESSAGE_MIN_CHARS
+
+
+def reply_pattern(min_units: int, max_units: int) -> str:
+    """A reply as plain text, by construction: one or more English sentences of ASCII letters,
+    spaces, commas, apostrophes, hyphens, ``!`` and ``?``, a full stop only before a space (or at
+    the end), and one ``.``, ``!`` or ``?`` that ends it. So no ``<`` or ``>`` (no markup), no
+    ``:`` or ``/`` (no URL, no ``javascript:`` or ``data:``), no dot between letters (no bare
+    domain such as ``evil.example.com``), no ``@`` (no e-mail address), no digit or ``+`` (no
+    phone number), no brackets or parentheses (no markdown link or image), no quote, no
+    character outside ASCII (no look-alike, no zero-width character). Character classes, one
+    group and bounded repetition only, no lookaround: xgrammar enforces it while generating.
+    ``min_units``..``max_units`` count characters, a ``". "`` counting as one, so a reply has
+    ``min_units + 2`` to ``2 * max_units + 2`` characters (``REPLY_CHARS_MAX``)."""
+    return f"^[A-Z]([A-Za-z ,'!?-]|\\. ){{{min_units},{max_units}}}[.!?]$"
+
+
+REPLY_PATTERN = reply_pattern(REPLY_MIN - 2, REPLY_MAX - 2)
+REPLY_CHARS_MAX = 2 * (REPLY_MAX - 2) + 2  # the most the pattern allows (every unit a ". ")
 # The router's actions and the route each one takes (worker.domain.conversation.ROUTES).
 ACTIONS = {
     "fetch_customer_features": "price",
@@ -45,21 +65,21 @@ class Respond(_Strict):
     """Not about price: a helpful reply."""
 
     tool: Literal["respond"]
-    reply: str = Field(max_length=REPLY_MAX)
+    reply: str = Field(pattern=REPLY_PATTERN, max_length=REPLY_CHARS_MAX)
 
 
 class EscalateToPerson(_Strict):
     """A complaint, a legal or safety matter, or a request for a person: hand over."""
 
     tool: Literal["escalate_to_person"]
-    reply: str = Field(max_length=REPLY_MAX)
+    reply: str = Field(pattern=REPLY_PATTERN, max_length=REPLY_CHARS_MAX)
 
 
 class AcceptOffer(_Strict):
     """The customer takes the offer already made (it is restated, never raised or repeated)."""
 
     tool: Literal["accept_offer"]
-    reply: str = Field(max_length=REPLY_MAX)
+    reply: str = Field(pattern=REPLY_PATTERN, max_length=REPLY_CHARS_MAX)
 
 
 Action = Annotated[
@@ -89,20 +109,27 @@ class TurnPricing(_Strict):
     negotiation_analysis: str = Field(max_length=ANALYSIS_MAX)
     max_allowed_discount: float = Field(ge=0)
     discount_percent: float = Field(ge=0)
-    reply: str = Field(max_length=REPLY_MAX)
+    reply: str = Field(pattern=REPLY_PATTERN, max_length=REPLY_CHARS_MAX)
+
+
+def reply_field() -> dict[str, Any]:
+    """The reply's schema: plain text by construction (``REPLY_PATTERN``). Its length bound is
+    inside the pattern: vLLM refuses a ``pattern`` next to ``minLength``/``maxLength`` for
+    xgrammar."""
+    return {"type": "string", "pattern": REPLY_PATTERN}
 
 
 def _action(tool: str, with_reply: bool) -> dict[str, Any]:
     props: dict[str, Any] = {"tool": {"type": "string", "enum": [tool]}}
     if with_reply:
-        props["reply"] = text_field(REPLY_MAX)
+        props["reply"] = reply_field()
     return object_of(props)
 
 
 def router_schema(offer_on_the_table: bool = True) -> dict[str, Any]:
     """The router's answer: an analysis, then one of the actions (``anyOf``, told apart by
-    ``tool``); accepting is a choice only when an offer is on the table. No ``pattern`` and no
-    ``multipleOf``: vLLM refuses those for xgrammar."""
+    ``tool``); accepting is a choice only when an offer is on the table. Each reply is plain
+    text by its pattern (``reply_field``); no ``multipleOf``: vLLM refuses it for xgrammar."""
     branches = [
         _action("fetch_customer_features", False),
         _action("respond", True),
@@ -123,7 +150,7 @@ def pricing_schema(cap_pct: float, floor_pct: float | None, min_pct: float) -> d
             "negotiation_analysis": text_field(ANALYSIS_MAX),
             "max_allowed_discount": {"type": "number", "minimum": cap_pct, "maximum": cap_pct},
             "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-            "reply": text_field(REPLY_MAX),
+            "reply": reply_field(),
         }
     )
 

@@ -120,8 +120,10 @@ class PolicyEngine:
     def price(self, request: TurnRequest) -> PriceReply:
         """The rules' counter-offer; at the floor when nothing better may be offered."""
         discount = counter_offer(request.cap_pct, request.floor_pct, self.rules)
-        if discount is None:
-            discount = request.floor_pct if request.floor_pct is not None else request.cap_pct
+        if discount is None:  # the live offer is at the cap already: it stands (never the cap
+            # by default: without a floor, counter_offer always opens at a share of the cap)
+            assert request.floor_pct is not None
+            discount = request.floor_pct
         hist = request.history
         answer = TurnPricing(
             customer_analysis=(
