@@ -69,6 +69,7 @@ def publisher(client: redis.Redis, settings: Settings, keys: Keys) -> Publisher:
         keys,
         mark_ttl_s=int(settings.offers_retention_hours * 3600),
         maxlen=settings.offers_stream_maxlen,
+        publish_cap=settings.publish_cap,
     )
 
 

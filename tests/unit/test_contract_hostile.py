@@ -329,3 +329,16 @@ def test_a_consumer_reads_entries_with_and_without_the_cap() -> None:
     assert parsed["discount_pct"] == Decimal("7.25") and parsed["cap_pct"] == Decimal("12.0")
     without = parse_entry({k: v for k, v in with_cap.items() if k != b"cap_pct"})
     assert "cap_pct" not in without and without["discount_pct"] == Decimal("7.25")
+
+
+def test_the_setting_reaches_the_workers_publisher() -> None:
+    """`SGR_PUBLISH_CAP` is what the runtime's publisher is built with (off unless set)."""
+    from worker.keys import Keys
+    from worker.runtime import publisher
+    from worker.settings import Settings
+
+    for value, expected in ((None, False), ("1", True), ("0", False)):
+        env = {} if value is None else {"publish_cap": value}
+        settings = Settings(**env)  # type: ignore[arg-type]
+        built = publisher(fakeredis.FakeRedis(), settings, Keys.from_settings(settings))
+        assert built.publish_cap is expected
