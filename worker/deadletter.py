@@ -58,7 +58,7 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, dict | list | tuple):
             deepest = max(deepest, level)
             if deepest > limit:
                 return deepest

@@ -55,8 +55,11 @@ def redact_url(url: str) -> str:
         query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, MASK if _secret_key(k) else v) for k, v in pairs], safe="*")
+            if any(_secret_key(k) for k, _ in pairs):
+                query = urlencode([(k, MASK if _secret_key(k) else v) for k, v in pairs], safe="*")
         fragment = redact_dsn(parts.fragment) if parts.fragment else ""
+        if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
+            return url  # nothing secret: as given (urlunsplit would drop an empty '//')
         return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
     except ValueError:
         return "<unparseable URL>"

@@ -7,6 +7,7 @@ changes one fails there first."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from typing import Any
 
@@ -120,8 +121,14 @@ def failed_job_ids(queue: Queue, limit: int) -> list[str]:
 
 
 def exc_info(job: Job) -> str:
-    """The text RQ stored for the job's last failure (empty if none)."""
-    return (job.exc_info or "").strip()
+    """The text RQ stored for the job's last failure (empty if none): its latest result's (RQ 3
+    keeps failures in results; ``job.exc_info`` is deprecated), else the job hash's."""
+    result = job.latest_result()
+    if result is not None and result.exc_string:
+        return str(result.exc_string).strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return (job.exc_info or "").strip()
 
 
 def intermediate_raw(client: redis.Redis, name: str) -> list[bytes]:

@@ -191,17 +191,28 @@ def test_the_bridge_enqueues_the_events_behind_poison(
     assert set(outcomes(data_dir, redis_client, "g1", "g2").values()) <= {"offer", "no_offer"}
 
 
+PASSWORD = "Pw-0f-the-store-9c41"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://sgr:{PASSWORD}@127.0.0.1:1/sgr?sslpassword={PASSWORD}",
+        f"host=127.0.0.1 port=1 user=sgr password={PASSWORD} dbname=sgr",
+        f"host=127.0.0.1 port=1 password='{PASSWORD} x' dbname=sgr",
+    ],
+)
 def test_a_store_failure_leaves_no_password_in_the_log_or_in_redis(
-    redis_client: redis.Redis, redis_url: str, data_dir: Path
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, dsn: str
 ) -> None:
-    password = "Pw-0f-the-store-9c41"
-    dsn = f"postgresql://sgr:{password}@127.0.0.1:1/sgr?sslpassword={password}"
+    password = PASSWORD
     queue = Queue(QUEUE, connection=redis_client)
     enqueue_events(queue, [event(event_id="p1")])
     done = sgr_worker(redis_url, data_dir, timeout_s=60, SGR_HOT_STORE_URL=dsn)
     assert done.returncode != 0
     assert password not in done.stdout + done.stderr
     assert "127.0.0.1" in done.stdout + done.stderr  # it does say which store failed
+    assert "***" in done.stdout + done.stderr or "postgresql://" in dsn
     # the stock command: the first job finds the store unusable
     rq = str(Path(sys.executable).with_name("rq"))
     env = {**os.environ, **worker_env(data_dir), "SGR_REDIS_URL": redis_url}
@@ -234,3 +245,31 @@ def _inflate(data: bytes) -> bytes:
         return zlib.decompress(data)
     except zlib.error:
         return b""
+
+
+def test_sgr_produce_names_each_bad_line_and_sends_the_rest(
+    redis_client: redis.Redis, redis_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    lines = [
+        json.dumps(event(event_id="ok1", session="s1")).encode(),
+        b"\xff\xfe{",
+        b"[" * 50_000 + b"]" * 50_000,
+        b"{not json",
+        json.dumps(event(event_id="ok2", session="s2")).encode(),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    env = {**os.environ, **worker_env(data_dir), "SGR_REDIS_URL": redis_url}
+    ran = subprocess.run(
+        [SGR, "produce", "--file", str(path), "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 1
+    assert json.loads(ran.stdout)["enqueued"] == 2
+    errors = ran.stderr.strip().splitlines()
+    assert errors == [
+        "rejected line 2: not UTF-8 (invalid start byte at column 1)",
+        "rejected line 3: JSON nested deeper than 32 levels",
+        "rejected line 4: not JSON (Expecting property name enclosed in double quotes at column 2)",
+    ]
+    assert redis_client.llen(f"rq:queue:{QUEUE}") == 2
