@@ -1,7 +1,10 @@
 """A thin bridge for producers that are not Python: events pushed as JSON on a Redis list (one
 event per element: ``redis-cli RPUSH sgr:events:in '{"event_id": ...}'``) become RQ jobs through
 ``producers.enqueue.enqueue_events``, validated the same way. A refused element goes to the
-rejected list as ``{"payload": <text>, "error": <one line naming the field and value>}``.
+rejected list as ``{"payload": <text>, "error": <one line naming the field and value>}``. A poison
+element (bytes that are not UTF-8, JSON nested deeper than any event) cannot be kept as text: it
+becomes a dead letter holding its raw bytes (base64) and is counted (``poison_items`` in the
+queue-alerts hash); the elements behind it are enqueued as usual.
 
 Nothing is lost when the bridge dies: each round first moves elements (LMOVE) onto the bridge's
 own processing list, enqueues them, then deletes that list; a restarted bridge of the same name
@@ -15,13 +18,17 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
+from worker.deadletter import DeadLetters, PoisonItem, parse_item, quarantine
 from worker.domain.events import TimeLimits
+from worker.keys import Keys
+from worker.settings import load_settings
 
 
 class Bridge:
@@ -35,13 +42,21 @@ class Bridge:
         name: str | None = None,
         time_limits: TimeLimits | None = None,
         block_s: int = 1,
+        dead_letters: str | None = None,
+        alerts: str | None = None,
     ) -> None:
         self.client, self.key, self.rejected = client, key, rejected
+        if dead_letters is None or alerts is None:
+            keys = Keys.from_settings(load_settings())
+            dead_letters = dead_letters or keys.dead_letters
+            alerts = alerts or keys.queue_alerts
+        self.letters = DeadLetters(client, dead_letters)
+        self.alerts = alerts
         self.queue = Queue(queue, connection=client)
         self.processing = f"{key}:processing:{name or socket.gethostname()}"
         self.time_limits = time_limits
         self.block_s = block_s
-        self.totals = {"read": 0, "enqueued": 0, "rejected": 0}
+        self.totals = {"read": 0, "enqueued": 0, "rejected": 0, "poison": 0}
 
     def _take(self, batch: int, block: bool) -> list[bytes]:
         """Up to ``batch`` elements moved onto the processing list (what is there already first)."""
@@ -67,11 +82,15 @@ class Bridge:
             return 0
         events: list[tuple[int, bytes, Any]] = []
         refused: list[tuple[int, bytes, str]] = []
+        poison: list[tuple[bytes, str]] = []
         for index, item in enumerate(raw):
             try:
-                events.append((index, item, json.loads(item)))
-            except (ValueError, UnicodeDecodeError) as exc:
-                refused.append((index, item, f"not JSON: {exc}"))
+                events.append((index, item, parse_item(item)))
+            except PoisonItem as exc:
+                if str(exc).startswith("not JSON"):  # text: kept readable in the rejected list
+                    refused.append((index, item, str(exc)))
+                else:
+                    poison.append((item, str(exc)))
         report = enqueue_events(
             self.queue, [payload for _, _, payload in events], time_limits=self.time_limits
         )
@@ -83,11 +102,15 @@ class Bridge:
         for _, item, error in refused:
             text = item.decode("utf-8", "replace")[:4096]
             pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
-        pipe.delete(self.processing)
         pipe.execute()
+        now = datetime.now(UTC)
+        for item, error in poison:  # before the processing list goes: a crash re-reads them
+            quarantine(self.letters, self.alerts, item, self.key, error, now)
+        self.client.delete(self.processing)
         self.totals["read"] += len(raw)
         self.totals["enqueued"] += len(report.accepted)
         self.totals["rejected"] += len(refused)
+        self.totals["poison"] += len(poison)
         return len(raw)
 
     def run(self, batch: int = 100, once: bool = False) -> dict[str, int]:

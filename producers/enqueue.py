@@ -33,6 +33,8 @@ def enqueue_events(
     *,
     max_attempts: int = 3,
     job_timeout: int = 120,
+    result_ttl: int = 300,
+    failure_ttl: int = 86_400,
     batch_size: int = 1,
     pipeline_size: int = 500,
     validate: bool = True,
@@ -44,6 +46,8 @@ def enqueue_events(
     into one ``handle_batch`` job (each event still gets its own outcome). Invalid events are not
     enqueued: each is reported with its position and an error naming the field and the value.
     ``validate=False`` sends payloads as they are (to test the worker's own handling of bad input).
+    ``result_ttl`` and ``failure_ttl`` (seconds): how long RQ keeps a job's result and a failed job
+    (``SGR_JOB_RESULT_TTL_S``, ``SGR_JOB_FAILURE_TTL_S``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
@@ -71,7 +75,15 @@ def enqueue_events(
         else:
             func, args, what = BATCH_FUNC, (list(group),), f"{len(group)} cart events"
         pending.append(
-            Queue.prepare_data(func, args=args, timeout=job_timeout, retry=retry, description=what)
+            Queue.prepare_data(
+                func,
+                args=args,
+                timeout=job_timeout,
+                result_ttl=result_ttl,
+                failure_ttl=failure_ttl,
+                retry=retry,
+                description=what,
+            )
         )
         group.clear()
         if len(pending) >= pipeline_size:

@@ -17,19 +17,50 @@ from typing import Any
 
 import structlog
 
+from worker.deadletter import PoisonItem, parse_item
+
 log = structlog.get_logger("sgr.replay")
+
+
+def parse_line(line: bytes) -> Any:
+    """One line of a JSON-lines file, or ``PoisonItem`` with one clear reason (not UTF-8, not
+    JSON, nested deeper than any event)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PoisonItem(f"not UTF-8 ({exc.reason} at column {exc.start + 1})") from None
+    try:
+        return parse_item(text)
+    except PoisonItem as exc:
+        cause = exc.__context__
+        if isinstance(cause, json.JSONDecodeError):
+            raise PoisonItem(f"not JSON ({cause.msg} at column {cause.colno})") from None
+        raise
+
+
+def read_lines(data: bytes) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """The events of JSON lines as ``(line number, payload)``, and ``(line number, error)`` for
+    each line that is not UTF-8, not JSON or nested too deeply: a bad line never hides the others.
+    Blank lines are skipped."""
+    events: list[tuple[int, Any]] = []
+    bad: list[tuple[int, str]] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append((number, parse_line(line.rstrip(b"\r"))))
+        except PoisonItem as exc:
+            bad.append((number, str(exc)))
+    return events, bad
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
     """Events of a JSON-lines file in file order; blank lines skipped, bad lines logged."""
-    with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                log.warning("replay_line_not_json", line=number, error=exc.msg)
+    events, bad = read_lines(path.read_bytes())
+    for number, error in bad:
+        log.warning("replay_line_rejected", line=number, error=error)
+    for _number, payload in events:
+        yield payload
 
 
 def _moment(event: dict[str, Any]) -> datetime | None:

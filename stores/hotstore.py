@@ -314,6 +314,10 @@ class SqlHotStore(ABC):
     def unpublished_turns(self, limit: int = 100) -> list[Turn]:
         return [self._turn(r) for r in self._q("unpublished_turns", {"limit": limit})]
 
+    def recently_published_turns(self, since: datetime) -> list[Turn]:
+        rows = self._q("recently_published_turns", {"since": self._time_in(since)})
+        return [self._turn(r) for r in rows]
+
     # reports -----------------------------------------------------------------------------------
     def summary(self) -> dict[str, int]:
         row = self._one("demo_summary")

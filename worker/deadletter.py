@@ -5,10 +5,17 @@ and replaces them.
 ``record`` keeps the promise that every accepted event ends in one recorded outcome even when the
 hot store cannot be written: the letter still goes to the Redis list (durable with AOF), marked
 ``store_failed``, and is counted under the store-failures key that ``sgr status`` reads.
+
+Poison items (bytes that are not UTF-8, text that is not JSON or is nested deeper than any event,
+a job hash RQ cannot read) never stop a reader: ``parse_item`` says why an item is poison, and
+``quarantine`` moves it aside as a dead letter holding its raw bytes (base64), counted under the
+queue-alerts key (``poison_items``, and per source).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +27,8 @@ import structlog
 from stores.base import HotStore
 
 MAX_PAYLOAD_CHARS = 4096
+MAX_DEPTH = 32  # an event nests 4 levels deep (cart.items[].field); anything near 32 is hostile
+MAX_RAW_BYTES = 2048  # a poison item's dead letter keeps this much of it (base64 fits a letter)
 log = structlog.get_logger("sgr.deadletter")
 
 
@@ -39,9 +48,86 @@ class DeadLetter:
         return json.dumps(fields, default=str)
 
 
+class PoisonItem(ValueError):
+    """An item no reader can use: not UTF-8, not JSON, or nested too deeply."""
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``value`` nests (iteratively: a hostile value cannot exhaust the stack); stops
+    counting past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_item(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """One JSON item of a list the project reads, or ``PoisonItem`` saying why it is none."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PoisonItem(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    else:
+        text = raw
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise PoisonItem(f"JSON nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise PoisonItem(f"not JSON: {exc}") from None
+    if depth(value, max_depth) > max_depth:
+        raise PoisonItem(f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def raw_id(raw: bytes) -> str:
+    """The id a poison item's dead letter is filed under: ``raw:`` and a digest of its bytes."""
+    return "raw:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def quarantine(
+    letters: DeadLetters,
+    alerts_key: str,
+    raw: bytes | str,
+    source: str,
+    reason: str,
+    now: datetime,
+) -> str:
+    """Move a poison item aside: a dead letter whose payload holds its raw bytes (base64, the
+    first ``MAX_RAW_BYTES``) and where it was found, and one more ``poison_items`` in the alerts
+    hash. Returns the dead letter's event id (``raw:<digest>``)."""
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    event_id = raw_id(data)
+    payload = {
+        "event_id": event_id,
+        "source": source,
+        "size": len(data),
+        "raw_b64": base64.b64encode(data[:MAX_RAW_BYTES]).decode("ascii"),
+    }
+    letters.push(event_id, f"poison item on {source}: {reason}", event_id, now, payload)
+    with letters.client.pipeline(transaction=False) as pipe:
+        pipe.hincrby(alerts_key, "poison_items", 1)
+        pipe.hincrby(alerts_key, f"poison_items:{source}", 1)
+        pipe.execute()
+    log.error("poison_item", source=source, event_id=event_id, reason=reason, size=len(data))
+    return event_id
+
+
 def clip_payload(payload: Any) -> Any:
     """Keep a dead letter small: a 10 MB message is stored as its first few KB and its size."""
-    text = json.dumps(payload, default=str)
+    if depth(payload) > MAX_DEPTH:
+        return {"truncated": True, "error": f"nested deeper than {MAX_DEPTH} levels"}
+    try:
+        text = json.dumps(payload, default=str)
+    except (ValueError, TypeError) as exc:
+        return {"truncated": True, "error": f"not JSON-serializable: {exc}"[:300]}
     if len(text) <= MAX_PAYLOAD_CHARS:
         return payload
     return {"truncated": True, "size": len(text), "head": text[:MAX_PAYLOAD_CHARS]}

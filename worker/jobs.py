@@ -25,6 +25,7 @@ from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
 from worker.logs import configure
 from worker.reaper import start_background
+from worker.redact import redact_text
 from worker.runner import Result, run
 from worker.runtime import Runtime, build_runtime, install, installed
 from worker.settings import Settings, SettingsError, load_settings
@@ -63,7 +64,7 @@ def stop_worker(reason: str) -> None:
     """This worker cannot do its work (its store is unwritable, its settings are wrong): log the
     reason once, give the current job its attempt back (RQ puts it back on the queue for a
     healthy worker instead of burning its attempts here), and ask RQ for a warm shutdown."""
-    log.error("worker_stopping", error=reason[:500])
+    log.error("worker_stopping", error=redact_text(reason)[:500])
     job = get_current_job()
     if job is not None:
         job.retries_left = (job.retries_left or 0) + 1
@@ -148,20 +149,45 @@ def _run(runtime: Runtime, job: Job | None, events: list[CartEvent]) -> list[Res
         raise
 
 
+def refuse(
+    reason: str, func_name: str | None, raw: bytes | None, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """What a job runs instead of a function that is not one of the project's job functions
+    (``worker/safejob.py``): nothing but a dead letter with the reason (the job's arguments as
+    its payload; raw bytes when its data could not be read) and one more ``refused_jobs``."""
+    runtime = for_job()
+    job = get_current_job()
+    _bind(job)
+    if job is not None:
+        job.retries_left = 0  # a refusal does not get better by retrying
+    if raw is not None:
+        event_id = deadletter.quarantine(
+            runtime.dead_letters,
+            runtime.keys.queue_alerts,
+            raw,
+            f"job {job.id if job else '?'}",
+            f"refused: {reason}",
+            runtime.deps.clock(),
+        )
+    else:
+        payload = {"function": func_name, "args": list(args), "kwargs": kwargs}
+        dead_letter(runtime, payload, f"refused: {reason}", job)
+        event_id = deadletter.payload_event_id(payload, job.id if job else None)
+    runtime.client.hincrby(runtime.keys.queue_alerts, "refused_jobs", 1)
+    log.error("job_refused", reason=reason, function=func_name, event_id=event_id)
+    return {"refused": reason, "event_id": event_id}
+
+
 def _failed(
     runtime: Runtime, job: Job | None, payload: Any, exc: Exception, index: int | None
 ) -> bool:
     """An event whose processing raised: logged; on the job's last attempt, its dead letter (with
     its own payload, requeueable). True when the job will be retried."""
     last_attempt = job is None or not job.retries_left
-    log.error(
-        "event_failed",
-        error=f"{type(exc).__name__}: {exc}"[:300],
-        last_attempt=last_attempt,
-        exc_info=exc,
-    )
+    error = redact_text(f"{type(exc).__name__}: {exc}")
+    log.error("event_failed", error=error[:300], last_attempt=last_attempt, exc_info=exc)
     if last_attempt:
-        dead_letter(runtime, payload, f"{type(exc).__name__}: {exc}", job, index)
+        dead_letter(runtime, payload, error, job, index)
     return not last_attempt
 
 
@@ -173,7 +199,7 @@ def handle_event(payload: Any) -> dict[str, Any]:
     try:
         event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
     except InvalidEvent as exc:
-        dead_letter(runtime, payload, str(exc), job)
+        dead_letter(runtime, payload, redact_text(str(exc)), job)
         if job is not None:
             job.retries_left = 0  # bad input does not get better by retrying
         raise

@@ -70,3 +70,10 @@ class Keys:
     def events_rejected(self) -> str:
         """Where ``sgr bridge`` puts the events it could not enqueue, with the error."""
         return f"{self.prefix}:events:rejected"
+
+    @property
+    def queue_alerts(self) -> str:
+        """A hash of alert counters the queue side adds to: ``refused_jobs`` (jobs naming a
+        function that is not one of the project's job functions), ``poison_items`` (undecodable
+        or unparsable items moved aside), by source (``poison_items:<list>``)."""
+        return f"{self.prefix}:metrics:queue-alerts"

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+from worker.redact import redact_text
+
+
+def _redact(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """No secret in a log line: every text value (and an exception) with its credentials
+    redacted (``worker/redact.py``)."""
+    for key, value in event.items():
+        if isinstance(value, BaseException):
+            event[key] = redact_text(f"{type(value).__name__}: {value}")
+        elif isinstance(value, str) and ("=" in value or "://" in value or ":" in value):
+            event[key] = redact_text(value)
+    return event
 
 
 class _CurrentStderr:
@@ -27,6 +44,7 @@ def configure(json_logs: bool = True, level: str = "INFO") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

@@ -37,6 +37,7 @@ from prometheus_client.core import (
 )
 
 from stores.hot import open_hot_store
+from worker import rqcompat
 from worker.domain.timefmt import from_text
 from worker.keys import Keys
 from worker.settings import Settings
@@ -288,11 +289,13 @@ class FleetCollector:
         pipe.lindex(queue_key, 0)
         pipe.hgetall(self.keys.llm_metrics)
         pipe.hgetall(self.keys.breaker_states)
-        depth, head, llm_raw, breakers = pipe.execute()
+        pipe.hgetall(self.keys.queue_alerts)
+        depth, head, llm_raw, breakers, alerts_raw = pipe.execute()
         yield GaugeMetricFamily("sgr_queue_depth", "Jobs waiting on the queue", int(depth))
         age = 0.0
         if head is not None:
-            enqueued: Any = self.client.hget(f"rq:job:{head.decode()}", "enqueued_at")
+            job_id = head.decode("utf-8", "replace")  # a poison item must not stop the scrape
+            enqueued: Any = self.client.hget(rqcompat.job_key(job_id), "enqueued_at")
             if enqueued:
                 text = enqueued.decode()
                 moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -300,6 +303,17 @@ class FleetCollector:
                 age = max(0.0, (now - moment).total_seconds())
         yield GaugeMetricFamily(
             "sgr_oldest_queued_age_seconds", "Age of the oldest queued job", age
+        )
+        alerts = {k.decode(): int(v) for k, v in (alerts_raw or {}).items()}
+        yield CounterMetricFamily(
+            "sgr_refused_jobs",
+            "Jobs naming a function that is not one of the project's job functions (an alert)",
+            alerts.get("refused_jobs", 0),
+        )
+        yield CounterMetricFamily(
+            "sgr_poison_items",
+            "Undecodable or unparsable items moved aside as dead letters (an alert)",
+            alerts.get("poison_items", 0),
         )
 
         llm = {k.decode(): float(v) for k, v in (llm_raw or {}).items()}

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import random
 import socket
@@ -53,16 +52,13 @@ from typing import Any, cast
 
 import redis
 import structlog
-from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.executions import Execution
-from rq.job import Job, JobStatus
-from rq.worker import BaseWorker, Worker
 
-from worker import deadletter
+from worker import deadletter, rqcompat
 from worker.deps import Deps
 from worker.keys import Keys
+from worker.rqcompat import DeserializationError, Execution, Job, JobStatus, NoSuchJobError
 from worker.runtime import Runtime
+from worker.safejob import SafeJob, SafeQueue, hash_bytes
 
 log = structlog.get_logger("sgr.reaper")
 
@@ -117,6 +113,11 @@ def _payload(job: Job) -> Any:
     return job.args[0] if job.args else None
 
 
+def _fetch(job_id: str, client: redis.Redis) -> Job:
+    """A job as the safe worker reads it (plain data only: ``worker/safejob.py``)."""
+    return SafeJob.fetch(job_id, connection=client)
+
+
 class Reaper:
     """One reaping pass per ``reap()``, with the stores and clients of ``runtime``."""
 
@@ -130,7 +131,7 @@ class Reaper:
         stuck_after_s: float = 10.0,
     ) -> None:
         self.client = runtime.client
-        self.queue = Queue(runtime.keys.queue, connection=runtime.client)
+        self.queue = SafeQueue(runtime.keys.queue, connection=runtime.client)
         self.runtime = runtime
         self.hostname = hostname or socket.gethostname()
         self.lock_timeout_s = lock_timeout_s
@@ -147,8 +148,7 @@ class Reaper:
     def worker_dead(self, worker_name: str, cache: dict[str, bool]) -> bool:
         if worker_name in cache:
             return cache[worker_name]
-        key = BaseWorker.redis_worker_namespace_prefix + worker_name
-        worker = Worker.find_by_key(key, connection=self.client) if worker_name else None
+        worker = rqcompat.find_worker(self.client, worker_name) if worker_name else None
         if worker is None:
             dead = bool(worker_name)  # key expired: the worker stopped heart-beating long ago
         else:
@@ -162,13 +162,12 @@ class Reaper:
 
     def abandoned(self) -> list[tuple[Job, Execution, str]]:
         """Started jobs whose worker is dead, with the execution and the worker's name."""
-        registry = self.queue.started_job_registry
         found: list[tuple[Job, Execution, str]] = []
         cache: dict[str, bool] = {}
-        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        for job_id, execution_id in rqcompat.started_entries(self.queue):
             try:
-                job = Job.fetch(job_id, connection=self.client)
-                execution = Execution.fetch(execution_id, job_id, connection=self.client)
+                job = _fetch(job_id, self.client)
+                execution = rqcompat.fetch_execution(self.client, job_id, execution_id)
             except Exception:  # the job finished meanwhile or its data expired: RQ's cleanup
                 continue
             # QUEUED here means the worker died (e.g. on a Redis outage) between creating the
@@ -183,9 +182,18 @@ class Reaper:
     def _dead_letter(self, job: Job, error: str) -> list[str]:
         """Record a dead letter for each of the job's events (one for an event job, one per
         event with its own payload for a batch job) unless the event already has an outcome;
-        returns the event ids dead-lettered."""
-        payload = _payload(job)
-        batch = (job.func_name or "").endswith("handle_batch") and isinstance(payload, list)
+        returns the event ids dead-lettered. A job whose data cannot be read is moved aside as a
+        poison item (its raw data, base64)."""
+        try:
+            payload = _payload(job)
+            func_name = job.func_name or ""
+            unreadable = getattr(job, "unreadable", None)
+        except DeserializationError as exc:
+            unreadable = f"job data unreadable: {exc.__cause__}"
+        if unreadable is not None:
+            where = rqcompat.job_key(job.id)
+            return [self._quarantine(job.data, where, f"{error}; {unreadable}")]
+        batch = func_name.endswith("handle_batch") and isinstance(payload, list)
         places: list[tuple[Any, int | None]] = (
             list(zip(payload, range(len(payload)), strict=True)) if batch else [(payload, None)]
         )
@@ -207,6 +215,16 @@ class Reaper:
                 done.append(event_id)
         return done
 
+    def _quarantine(self, raw: bytes, source: str, reason: str) -> str:
+        return deadletter.quarantine(
+            self.runtime.dead_letters,
+            self.runtime.keys.queue_alerts,
+            raw,
+            source,
+            reason,
+            self.deps.clock(),
+        )
+
     def reap(self) -> ReapReport:
         report = ReapReport()
         lock = self.client.lock(
@@ -218,7 +236,7 @@ class Reaper:
         try:
             self._requeue_abandoned(report)
             self._unstick_intermediate(report)
-            self.queue.started_job_registry.cleanup()  # RQ's own, time-based path
+            rqcompat.run_started_cleanup(self.queue)  # RQ's own, time-based path
             self._sweep_failed(report)
             report.published = self.deps.outbox.flush()
             run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
@@ -226,6 +244,7 @@ class Reaper:
             if run_id != self._redis_run_id or due:
                 since = self.deps.clock() - REPUBLISH_WINDOW
                 report.republished = self.deps.outbox.republish_lost(since)
+                report.republished += self._republish_lost_replies(since)
                 self._redis_run_id, self._checked_at = run_id, time.monotonic()
         finally:
             # An expired lock is harmless: the next pass takes it again.
@@ -247,8 +266,22 @@ class Reaper:
             log.warning("reaped", **counts, dead_workers=report.dead_workers)
         return report
 
+    def _republish_lost_replies(self, since: Any) -> int:
+        """Negotiation replies (turns without an offer) published since ``since`` whose stream
+        entry Redis lost are published again, as ``republish_lost`` does for offers (a turn
+        with an offer leaves as that offer, which ``republish_lost`` covers)."""
+        replies = {
+            t.reply_id: t for t in self.deps.hot.recently_published_turns(since) if not t.offer_id
+        }
+        publisher = self.deps.outbox.publisher
+        lost = publisher.missing(list(replies)) if replies else []
+        for reply_id in lost:
+            publisher.publish_entry(reply_id, replies[reply_id].stream_entry())
+        if lost:
+            log.warning("replies_republished", replies=len(lost))
+        return len(lost)
+
     def _requeue_abandoned(self, report: ReapReport) -> None:
-        registry = self.queue.started_job_registry
         found = self.abandoned()
         if not found:
             return
@@ -266,10 +299,10 @@ class Reaper:
                 report.dead_lettered.extend(self._dead_letter(job, error))
             if job.get_status(refresh=False) == JobStatus.QUEUED:
                 job.set_status(JobStatus.STARTED)  # so that RQ's cleanup takes it
-                self.client.lrem(self.queue.intermediate_queue_key, 0, job.id)
+                rqcompat.remove_intermediate(self.client, self.queue.name, job.id)
             # Due now: RQ's cleanup below retries it (or fails it) with its own bookkeeping.
-            self.client.zadd(registry.key, {execution.composite_key: 0}, xx=True)
-        registry.cleanup(timestamp=1)
+            rqcompat.make_due(self.client, self.queue, execution)
+        rqcompat.run_started_cleanup(self.queue, due_only=True)
         log.warning(
             "abandoned_jobs_recovered",
             requeued=report.requeued,
@@ -280,29 +313,39 @@ class Reaper:
         """A job a worker moved off the queue but never registered as started (it died in
         between) sits in RQ's intermediate list; RQ looks there every 10 minutes and only after a
         minute. Here: once seen twice ``stuck_after_s`` apart, it is retried or dead-lettered."""
-        inter = self.queue.intermediate_queue
-        started = set(self.queue.started_job_registry.get_job_ids(cleanup=False))
-        for job_id in inter.get_job_ids():
-            if job_id in started or inter.set_first_seen(job_id):
+        name = self.queue.name
+        started = rqcompat.started_job_ids(self.queue)
+        for raw in rqcompat.intermediate_raw(self.client, name):
+            try:
+                job_id = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:  # poison: moved aside at once, never decoded
+                rqcompat.remove_intermediate(self.client, name, raw)
+                reason = f"not UTF-8 ({exc.reason} at byte {exc.start})"
+                report.dead_lettered.append(
+                    self._quarantine(raw, rqcompat.intermediate_key(name), reason)
+                )
                 continue
-            first = inter.get_first_seen(job_id)
+            if job_id in started or rqcompat.mark_first_seen(self.queue, job_id):
+                continue
+            first = rqcompat.first_seen(self.queue, job_id)
             if first is None or time.time() - first.timestamp() < self.stuck_after_s:
                 continue
             try:
-                job = Job.fetch(job_id, connection=self.client)
+                job = _fetch(job_id, self.client)
             except (NoSuchJobError, ValueError):  # ValueError: not even a valid job id
                 event_id = self._dead_letter_foreign(job_id)
-                inter.remove(job_id)
+                rqcompat.remove_intermediate(self.client, name, job_id)
                 if event_id:
                     report.dead_lettered.append(event_id)
                 continue
-            except Exception:
-                inter.remove(job_id)
+            except Exception as exc:  # a job hash RQ cannot read: moved aside
+                rqcompat.remove_intermediate(self.client, name, job_id)
+                report.dead_lettered.append(self._poison_hash(job_id, exc))
                 continue
             if job.get_status(refresh=False) != JobStatus.QUEUED:
                 continue  # RQ's own cleanup deals with the rest
             with self.client.pipeline() as pipe:
-                pipe.lrem(inter.key, 0, job_id)
+                rqcompat.remove_intermediate(pipe, name, job_id)
                 if job.retries_left:
                     job.retry(self.queue, pipe)
                     report.requeued.append(job_id)
@@ -314,16 +357,23 @@ class Reaper:
                     self._dead_letter(job, "worker died before starting the job")
                 )
 
+    def _poison_hash(self, job_id: str, exc: Exception) -> str:
+        """A job hash RQ cannot read: its fields kept in a dead letter, the hash deleted."""
+        key = rqcompat.job_key(job_id)
+        raw = hash_bytes(self.client, key)
+        self.client.delete(key)
+        return self._quarantine(raw, key, f"job hash unreadable: {type(exc).__name__}")
+
     def _dead_letter_foreign(self, item: str) -> str | None:
         """An item on the queue's list that is no RQ job: something other than RQ pushed it (a
         producer that skipped ``enqueue_events``). It becomes a dead letter with the item as its
         payload (parsed when it is JSON, so ``sgr dead-letters requeue`` can send it properly)."""
-        if self.client.exists(f"rq:job:{item}"):
+        if self.client.exists(rqcompat.job_key(item)):
             return None  # a job that appeared meanwhile
         try:
-            payload: Any = json.loads(item)
-        except ValueError:
-            payload = item
+            payload: Any = deadletter.parse_item(item)
+        except deadletter.PoisonItem:
+            payload = item[:4096]
         digest = hashlib.sha256(item.encode()).hexdigest()[:16]
         body = (
             payload
@@ -350,15 +400,18 @@ class Reaper:
         """Jobs in the failed registry (out of attempts: abandoned, timed out, or failed) leave a
         dead letter per event that has no outcome yet: a job stopped by its timeout or killed
         never reached its own dead-lettering, and each event of a batch gets its own."""
-        registry = self.queue.failed_job_registry
-        for job_id in registry.get_job_ids(0, self.sweep_limit - 1, desc=True, cleanup=False):
+        for job_id in rqcompat.failed_job_ids(self.queue, self.sweep_limit):
             try:
-                job = Job.fetch(job_id, connection=self.client)
-            except Exception:
+                job = _fetch(job_id, self.client)
+            except NoSuchJobError:
+                continue
+            except Exception as exc:  # a job hash RQ cannot read: moved aside, out of the registry
+                self.queue.failed_job_registry.remove(job_id)
+                report.swept.append(self._poison_hash(job_id, exc))
                 continue
             if job.meta.get(SWEPT_META):
                 continue
-            info = (job.exc_info or "").strip()
+            info = rqcompat.exc_info(job)
             last = info.splitlines()[-1] if info else "failed"
             if "Abandoned" in info or "intermediate queue" in info:
                 error = f"abandoned, out of attempts: {info[:300]}"

@@ -5,35 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.domain.events import TimeLimits
 from worker.domain.rules import RuleConfig
+from worker.redact import redact, redact_url
 
-_SECRET_QUERY = ("key", "token", "secret", "password", "pass", "auth", "sig")
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for output and logs: the password (and user) in it and any query value that
-    looks like a credential replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rsplit("@", 1)[1]
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(k, "***" if any(s in k.lower() for s in _SECRET_QUERY) else v) for k, v in pairs],
-                safe="*",
-            )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparseable URL>"
+__all__ = ["Settings", "SettingsError", "load_settings", "redact_url"]  # redact_url: its old home
 
 
 class Settings(BaseSettings):
@@ -363,6 +343,24 @@ class Settings(BaseSettings):
             "seconds (0 = no reaper in workers)"
         ),
     )
+    job_result_ttl_s: int = Field(
+        default=300,
+        ge=0,
+        le=7 * 86_400,
+        description=(
+            "How long RQ keeps a finished job and its result (the outcome; the hot store keeps it "
+            "for good), seconds"
+        ),
+    )
+    job_failure_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description=(
+            "How long RQ keeps a failed job in its failed registry (the reaper makes its dead "
+            "letters within seconds; the exception text stored is redacted), seconds"
+        ),
+    )
 
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:
@@ -430,7 +428,7 @@ def load_settings(**overrides: Any) -> Settings:
             msg = err["msg"].removeprefix("Value error, ")
             given = str(err.get("input"))
             if loc and "url" in str(loc[0]):
-                given = redact_url(given)
+                given = redact(given)
             shown = "" if not loc or loc[0] in secret else f" (got {given[:60]!r})"
             lines.append(f"{name}: {msg}{shown}")
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None

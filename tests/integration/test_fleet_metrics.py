@@ -176,7 +176,7 @@ def test_bridge_turns_events_pushed_by_redis_cli_into_jobs(
     env = {**os.environ, **worker_env(data_dir), "SGR_REDIS_URL": redis_url}
     out = run_sgr(env, "bridge", "--once", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"read": 4, "enqueued": 2, "rejected": 2}
+    assert json.loads(out.stdout) == {"read": 4, "enqueued": 2, "rejected": 2, "poison": 0}
     assert redis_client.llen("sgr:events:in") == 0
     rejected = [json.loads(x) for x in redis_client.lrange("sgr:events:rejected", 0, -1)]  # type: ignore[union-attr]
     assert "cart.value" in rejected[0]["error"] and "-5" in rejected[0]["error"]

@@ -70,7 +70,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def describe_error(exc: BaseException) -> str | None:
     """The one line a user sees for an error of theirs or of a service, or None for a bug."""
-    from worker.settings import SettingsError, redact_url
+    from worker.redact import redact_url
+    from worker.settings import SettingsError
 
     if isinstance(exc, UserError | SettingsError):
         return str(exc)
@@ -148,5 +149,7 @@ def _fail_with(exc: Exception, debug: bool) -> NoReturn:
         raise exc
     if message is None:
         message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for a traceback)"
-    print(f"sgr: error: {message}", file=sys.stderr)
+    from worker.redact import redact_text
+
+    print(f"sgr: error: {redact_text(message)}", file=sys.stderr)
     sys.exit(exc.code if isinstance(exc, UserError) else 1)

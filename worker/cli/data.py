@@ -108,28 +108,25 @@ def history_show(data_dir: DataDir = None) -> None:
 
 def read_events(file: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
     """Events from a JSON-lines file, a JSON array file, or '-' (stdin): (line, payload) pairs and
-    (line, error) for lines that are not JSON."""
+    (line, error) for lines that are not UTF-8, not JSON or nested too deeply (the others are
+    sent: producers/replay.py)."""
+    from producers.replay import read_lines
+
     try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
-    except UnicodeDecodeError as exc:
-        fail(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}")
-    if text.lstrip().startswith("["):
+    if data.lstrip().startswith(b"["):
         try:
-            items = json.loads(text)
+            items = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            fail(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}")
+        except RecursionError:
+            fail(f"{file}: a JSON array nested too deeply")
         except json.JSONDecodeError as exc:
             fail(f"{file}: not a JSON array: {exc.msg} at line {exc.lineno}")
         return [(i + 1, item) for i, item in enumerate(items)], []
-    events: list[tuple[int, Any]] = []
-    bad: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                events.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                bad.append((number, f"not JSON ({exc.msg} at column {exc.colno})"))
-    return events, bad
+    return read_lines(data)
 
 
 @app.command()
@@ -169,6 +166,8 @@ def produce(
         [payload for _, payload in numbered],
         max_attempts=s.max_attempts,
         job_timeout=s.job_timeout_s,
+        result_ttl=s.job_result_ttl_s,
+        failure_ttl=s.job_failure_ttl_s,
         validate=not no_validate,
         batch_size=batch,
         time_limits=s.time_limits(),

@@ -31,19 +31,19 @@ def worker(
     queue: Annotated[str | None, typer.Option(help="Queue name (default SGR_QUEUE).")] = None,
     max_jobs: Annotated[int | None, typer.Option(help="Stop after this many jobs.")] = None,
 ) -> None:
-    """Run one worker process (RQ's SimpleWorker) on the queue. Same as
-    `rq worker -w rq.worker.SimpleWorker --url $SGR_REDIS_URL cart-events`, with the settings
-    checked, the stores opened and the Redis connection tried before the first job. No RQ
-    scheduler process is started: retries are requeued at once and need none (and a scheduler
-    child would outlive a worker killed by a signal, holding the stores open)."""
-    from rq import Queue, SimpleWorker
-
+    """Run one worker process (RQ's SimpleWorker, made safe: worker/safejob.py) on the queue.
+    Same as `rq worker -w worker.safejob.SafeWorker --url $SGR_REDIS_URL cart-events`, with the
+    settings checked, the stores opened and the Redis connection tried before the first job. Only
+    the project's job functions run; poison items are moved aside. No RQ scheduler process is
+    started: retries are requeued at once and need none (and a scheduler child would outlive a
+    worker killed by a signal, holding the stores open)."""
     from worker.jobs import start_process
+    from worker.safejob import SafeQueue, SafeWorker
 
     s = settings(queue=queue)
     runtime = start_process(s)
     runtime.client.ping()
-    SimpleWorker([Queue(s.queue, connection=runtime.client)], connection=runtime.client).work(
+    SafeWorker([SafeQueue(s.queue, connection=runtime.client)], connection=runtime.client).work(
         burst=burst, max_jobs=max_jobs, with_scheduler=False
     )
 
