@@ -1,4 +1,6 @@
-"""Worker processes as an operator runs them: the stock ``rq worker`` command, as subprocesses."""
+"""Worker processes as an operator runs them: the stock ``rq worker`` command, as subprocesses,
+with the project's worker class (``worker.safejob.SafeWorker``: only the project's job functions
+run) unless another is named (the bench's floor runs RQ's own ``SimpleWorker``)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 SIMPLE = "rq.worker.SimpleWorker"
+SAFE = "worker.safejob.SafeWorker"
 
 
 def rq_worker_command(
-    redis_url: str, queue: str, *, burst: bool = False, worker_class: str = SIMPLE
+    redis_url: str, queue: str, *, burst: bool = False, worker_class: str = SAFE
 ) -> list[str]:
     rq = Path(sys.executable).with_name("rq")
     cmd = [str(rq), "worker", "--url", redis_url, "-w", worker_class, "--logging_level", "WARNING"]
@@ -33,7 +36,7 @@ class Fleet:
         env: Mapping[str, str],
         *,
         burst: bool = False,
-        worker_class: str = SIMPLE,
+        worker_class: str = SAFE,
         log_dir: Path | None = None,
     ) -> None:
         self.count = count
