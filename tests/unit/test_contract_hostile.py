@@ -342,3 +342,24 @@ def test_the_setting_reaches_the_workers_publisher() -> None:
         settings = Settings(**env)  # type: ignore[arg-type]
         built = publisher(fakeredis.FakeRedis(), settings, Keys.from_settings(settings))
         assert built.publish_cap is expected
+
+
+def test_a_cart_whose_items_add_up_above_the_value_limit_is_refused() -> None:
+    """100 items at the largest unit price make 100,000,000: above the 10,000,000 a cart's
+    `value` may say, so refused the same way, naming the field and both numbers."""
+    from worker.domain.events import InvalidEvent, parse_event
+
+    payload = {
+        "event_id": "big", "type": "cart_abandoned", "occurred_at": "2026-12-07T10:00:00+00:00",
+        "user_id": "u1", "session_id": "s1",
+        "cart": {"currency": "EUR", "items": [
+            {"sku": "x", "unit_price": 1_000_000, "unit_cost": 1, "quantity": 100},
+        ]},
+    }  # fmt: skip
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(payload)
+    text = str(caught.value)
+    assert "cart.value" in text and "100000000" in text and "10000000" in text
+    assert "Traceback" not in text
+    payload["cart"]["items"][0]["quantity"] = 10  # type: ignore[index]
+    assert parse_event(payload).cart is not None  # 10,000,000 exactly is allowed

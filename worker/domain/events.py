@@ -29,6 +29,8 @@ MAX_ITEMS = 200
 VALUE_TOLERANCE = 0.01
 MARGIN_TOLERANCE = 0.005
 CART_DISAGREES = "cart_disagrees_with_items"
+CART_ABOVE_LIMIT = "cart_above_limit"
+MAX_CART_VALUE = 10_000_000  # a cart's value, given or derived from its items
 
 
 class EventType(StrEnum):
@@ -119,7 +121,7 @@ class Cart(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    value: Annotated[float, Number, Field(ge=0, le=10_000_000)] | None = None
+    value: Annotated[float, Number, Field(ge=0, le=MAX_CART_VALUE)] | None = None
     margin: Annotated[float, Number, Field(ge=0, le=1)] | None = None
     items: tuple[LineItem, ...] | None = Field(default=None, max_length=MAX_ITEMS)
 
@@ -149,6 +151,13 @@ class Cart(BaseModel):
                             "tolerance": tolerance[name],
                         },
                     )
+        if self.items and self.value is not None and self.value > MAX_CART_VALUE:
+            # derived from the items: the same limit as a value given directly
+            raise PydanticCustomError(
+                CART_ABOVE_LIMIT,
+                "the items make {derived}, above the limit {limit}",
+                {"field": "value", "derived": self.value, "limit": MAX_CART_VALUE},
+            )
         if self.value is None or self.margin is None:
             raise ValueError("a cart needs 'value' and 'margin', or 'items' to derive them from")
         return self
@@ -213,10 +222,13 @@ def describe(error: ValidationError) -> list[str]:
     lines = []
     for err in error.errors():
         loc = [str(p) for p in err["loc"]]
-        if err["type"] == CART_DISAGREES:  # the cart's own check names its field and both values
+        if err["type"] in (
+            CART_DISAGREES,
+            CART_ABOVE_LIMIT,
+        ):  # the cart's own check names its field and both values
             loc.append(str(err.get("ctx", {}).get("field", "")))
         field = ".".join(loc) or "<event>"
-        plain = err["type"] in ("missing", CART_DISAGREES)
+        plain = err["type"] in ("missing", CART_DISAGREES, CART_ABOVE_LIMIT)
         got = "" if plain else f" (got {_short(err.get('input'))})"
         lines.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{got}")
     return lines
