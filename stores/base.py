@@ -20,6 +20,11 @@ class StoreUnavailable(RuntimeError):
     the store's path or URL (without credentials) and the cause."""
 
 
+class StoreConfigError(ValueError):
+    """``SGR_HOT_STORE_URL`` names no hot store this release can open: one line for the user
+    (the CLI prints it as it is), never the URL's credentials."""
+
+
 class HotStore(Protocol):
     """Sessions, processed events (one outcome each) and offers (audit trail and outbox)."""
 

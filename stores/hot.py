@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stores.base import StoreConfigError
 from stores.hotstore import SqlHotStore
 
 
@@ -27,8 +28,8 @@ def open_hot_store(url: str, default_path: Path, *, migrate: bool = True) -> Sql
         return SqliteHotStore(default_path, migrate=migrate)
     if url.startswith("sqlite:///"):
         return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate)
-    scheme = url.split(":", 1)[0]
-    raise ValueError(
-        f"SGR_HOT_STORE_URL: unsupported scheme {scheme!r} "
-        "(empty, sqlite:///PATH or postgresql://USER@HOST:PORT/DB)"
-    )
+    accepted = "empty, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+    if "://" not in url:  # a key/value DSN or a bare path: its text may hold a password
+        raise StoreConfigError(f"SGR_HOT_STORE_URL: not a URL ({accepted})")
+    scheme = url.split("://", 1)[0][:20]
+    raise StoreConfigError(f"SGR_HOT_STORE_URL: unsupported scheme {scheme!r} ({accepted})")

@@ -274,3 +274,22 @@ def test_a_lost_database_connection_is_the_store_unavailable(pg_database: str) -
     assert hot.get_session("s1") is None  # the pool replaced the dead connection
     assert hot.record_outcome(event_id="e1", outcome="no_offer", finished_at=NOW)
     hot.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["host=db password=hunter2 user=x", "mysql://u:hunter2@db/x", "/var/lib/hunter2.sqlite"],
+)
+def test_a_hot_store_url_that_is_not_one_is_one_line_without_its_secret(
+    url: str, tmp_path: Path
+) -> None:
+    """What `sgr` prints for it is the store's own one line (not 'unexpected'), and no part of
+    the value that may be a password."""
+    from stores.base import StoreConfigError
+    from worker.cli.app import describe_error
+
+    with pytest.raises(StoreConfigError) as caught:
+        open_hot_store(url, tmp_path / "hot.sqlite")
+    line = describe_error(caught.value)
+    assert line is not None and line.startswith("SGR_HOT_STORE_URL: ")
+    assert "hunter2" not in line

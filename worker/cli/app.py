@@ -96,9 +96,9 @@ def describe_error(exc: BaseException) -> str | None:
             return f"cannot reach Redis at {where}: {exc} (is redis-server running?)"
         if isinstance(exc, redis.AuthenticationError | redis.ResponseError):
             return f"Redis refused the request: {exc}"
-    from stores.base import StoreUnavailable
+    from stores.base import StoreConfigError, StoreUnavailable
 
-    if isinstance(exc, StoreUnavailable | FileNotFoundError | PermissionError):
+    if isinstance(exc, StoreUnavailable | StoreConfigError | FileNotFoundError | PermissionError):
         return str(exc)
     return None
 
