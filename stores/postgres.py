@@ -198,6 +198,13 @@ def _where(url: str) -> str:
     """The URL as messages name the store: no user, password or query (``sslkey``, ...), only
     where it is (the stores import nothing of the worker but its domain, so not
     ``worker.settings.redact_url``, which keeps a query's harmless values)."""
+    if "://" not in url:  # libpq's key/value form: named by its place, as a URL
+        try:
+            pairs = psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.Error:
+            return "postgresql://<unparseable key/value DSN>"
+        host, port, db = (pairs.get(k) or "" for k in ("host", "port", "dbname"))
+        return f"postgresql://***@{host}{':' if port else ''}{port}/{db}"
     parts = urlsplit(url)
     netloc = parts.netloc if "@" not in parts.netloc else "***@" + parts.netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

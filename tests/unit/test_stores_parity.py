@@ -278,7 +278,7 @@ def test_a_lost_database_connection_is_the_store_unavailable(pg_database: str) -
 
 @pytest.mark.parametrize(
     "url",
-    ["host=db password=hunter2 user=x", "mysql://u:hunter2@db/x", "/var/lib/hunter2.sqlite"],
+    ["mysql://u:hunter2@db/x", "/var/lib/hunter2.sqlite", "hunter2"],
 )
 def test_a_hot_store_url_that_is_not_one_is_one_line_without_its_secret(
     url: str, tmp_path: Path
@@ -293,3 +293,19 @@ def test_a_hot_store_url_that_is_not_one_is_one_line_without_its_secret(
     line = describe_error(caught.value)
     assert line is not None and line.startswith("SGR_HOT_STORE_URL: ")
     assert "hunter2" not in line
+
+
+def test_a_libpq_key_value_dsn_opens_postgresql(pg_database: str, tmp_path: Path) -> None:
+    """``host=... dbname=...`` is PostgreSQL's own form of the same place: it opens the store
+    (not a SQLite file, not a refusal), and the store is named without its password."""
+    import psycopg
+
+    pairs = psycopg.conninfo.conninfo_to_dict(pg_database)
+    dsn = " ".join(f"{k}={v}" for k, v in pairs.items()) + " password=hunter2"
+    hot = open_hot_store(dsn, tmp_path / "hot.sqlite")
+    try:
+        assert type(hot).__name__ == "PostgresHotStore"
+        assert hot.where.startswith("postgresql://***@") and "hunter2" not in hot.where
+        assert not (tmp_path / "hot.sqlite").exists()
+    finally:
+        hot.close()
