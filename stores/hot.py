@@ -14,7 +14,6 @@ from pathlib import Path
 from stores.base import StoreConfigError
 from stores.hotstore import SqlHotStore
 
-
 # libpq's key/value form (``host=db port=5432 user=sgr dbname=sgr``), which psycopg accepts too
 _KEY_VALUE_DSN = re.compile(r"^\s*[a-z_]+\s*=", re.ASCII)
 
