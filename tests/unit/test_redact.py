@@ -35,11 +35,13 @@ def url_forms(password: str, host: str) -> list[str]:
 def dsn_forms(password: str, host: str) -> list[str]:
     bare = "".join(c for c in password if c not in " '\"\\&;,") or "Zq9x"
     quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+    # a backslash escapes inside either quote: a value ending in one escapes its closing quote
+    dquoted = password.replace("\\", "\\\\").replace('"', "")
     return [
         f"host={host} port=5432 user=sgr password={bare} dbname=sgr",
         f"host={host} password = {bare}",
         f"host={host} password='{quoted}' dbname=sgr",
-        f'dbname=sgr password="{password.replace(chr(34), "")}" host={host}',
+        f'dbname=sgr password="{dquoted}" host={host}',
     ]
 
 
