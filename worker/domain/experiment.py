@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
 from worker.domain.lift import Group
 
@@ -45,3 +46,27 @@ class Experiment:
 
 
 NO_EXPERIMENT = Experiment(0.0, b"")
+
+
+@dataclass(frozen=True)
+class EligibleCart:
+    """An abandonment the rules allowed an offer for, in an experiment: what it had (or, held
+    out, would have had). Treated carts carry their offer's id when one was committed."""
+
+    event_id: str
+    experiment: str
+    group: Group
+    user_id: str
+    session_id: str
+    segment: str
+    cap_pct: float
+    cart_value: float
+    margin: float
+    currency: str
+    decided_at: datetime
+    offer_id: str | None = None
+
+    def row(self) -> dict[str, object]:
+        out = dict(self.__dict__)
+        out["grp"] = out.pop("group")
+        return out
