@@ -147,3 +147,27 @@ def test_a_holdout_without_a_salt_is_refused_naming_the_variable() -> None:
 
     with pytest.raises(SettingsError, match="SGR_EXPERIMENT_SALT"):
         load_settings(holdout_pct=10)
+
+
+def test_the_exporter_counts_the_experiment_per_group(data_dir: Path, hot_store_url: str) -> None:
+    import fakeredis
+
+    from worker.metrics import FleetCollector, StoreReader
+    from worker.settings import Settings
+
+    deps = deps_for(data_dir, hot_store_url, Clock())
+    held, treated = users("holdout", 2), users("treatment", 3)
+    for i, user in enumerate(held + treated):
+        run(deps, event(event_id=f"g{i}", user=user, session=f"g{i}"))
+    order = event("order_completed", event_id="go", user=held[0], session="g-o")
+    order["cart"] = {"currency": "EUR", "value": 40.0, "margin": 0.4}
+    run(deps, order)
+    settings = Settings(
+        data_dir=data_dir, hot_store_url=hot_store_url, holdout_pct=50, experiment_salt=SALT
+    )
+    collector = FleetCollector(settings, fakeredis.FakeRedis(), StoreReader(settings))
+    found = {(m.name, s.labels["group"]): s.value for m in collector._lift() for s in m.samples}
+    assert found[("sgr_lift_carts", "holdout")] == 2
+    assert found[("sgr_lift_carts", "treatment")] == 3
+    assert found[("sgr_lift_orders", "holdout")] == 1
+    assert found[("sgr_lift_revenue", "holdout")] == 40.0
