@@ -369,6 +369,13 @@ class SqlHotStore(ABC):
             for r in rows
         ]
 
+    def eligible_carts(self, experiment: str) -> list[dict[str, Any]]:
+        """The experiment's eligible carts not yet followed by an order (the simulated world)."""
+        return [
+            {**r, "decided_at": self._time_out(r["decided_at"])}
+            for r in self._q("eligible_carts", {"experiment": experiment})
+        ]
+
     def experiments(self) -> list[dict[str, Any]]:
         return [
             {**r, "started_at": self._time_out(r["started_at"])} for r in self._q("experiments")

@@ -67,8 +67,9 @@ def table(report: dict[str, Any]) -> str:
         f"lift in conversion {report['lift'] * 100:+.1f} points, 95 % interval "
         f"{_points(report['ci_low'], report['ci_high'])} (Newcombe)",
         f"incremental revenue per eligible cart {rev['diff']:+.2f} "
-        f"[{rev['ci_low']:+.2f}, {rev['ci_high']:+.2f}]; net incremental margin "
-        f"{net['diff']:+.2f} [{net['ci_low']:+.2f}, {net['ci_high']:+.2f}] (Welch)",
+        f"[{rev['ci_low']:+.2f}, {rev['ci_high']:+.2f}] (Welch)",
+        f"net incremental margin per eligible cart {net['diff']:+.2f} "
+        f"[{net['ci_low']:+.2f}, {net['ci_high']:+.2f}]",
         f"{'segment':<11} {'carts T/H':>13} {'conv T':>7} {'conv H':>7} {'lift':>7}  interval",
     ]
     for seg in report["segments"]:
