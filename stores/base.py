@@ -22,6 +22,11 @@ class StoreUnavailable(RuntimeError):
     the store's path or URL (without credentials) and the cause."""
 
 
+class StoreMissing(StoreUnavailable):
+    """The hot store does not exist and the caller may not create it (every command but
+    ``sgr setup-data`` and ``sgr migrate``): nothing was created; the text says what to run."""
+
+
 class StoreConfigError(ValueError):
     """``SGR_HOT_STORE_URL`` names no hot store this release can open: one line for the user
     (the CLI prints it as it is), never the URL's credentials."""

@@ -165,7 +165,7 @@ def run_demo(
     client, where = connect(settings)
     keys = Keys.from_settings(settings)
     client.delete(keys.rq_queue_list, keys.offers_stream, keys.dead_letters, keys.store_failures)
-    runtime = install(build_runtime(settings, client))
+    runtime = install(build_runtime(settings, client, create_store=True))
     queue = Queue(settings.queue, connection=client)
     events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
     # Batch jobs: a batch sends its eligible carts to the LLM at once (SGR_LLM_CONCURRENCY), so a

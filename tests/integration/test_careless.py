@@ -53,7 +53,9 @@ def test_demo_refuses_real_stores_and_never_reaches_the_real_stream(
     assert "not the demo's" in refused.stderr and "Traceback" not in refused.stderr
     after = (real / "hot.sqlite").stat().st_mtime_ns, (real / "cold.duckdb").stat().st_mtime_ns
     assert after == before
-    assert sgr("setup-data", "--data-dir", str(real), env=env).returncode == 1  # no silent wipe
+    again = sgr("setup-data", "--data-dir", str(real), env=env)  # no silent wipe, no failure
+    assert again.returncode == 0 and "already set up" in again.stdout, again.stderr
+    assert (real / "cold.duckdb").stat().st_mtime_ns == before[1]
 
     ran = sgr("demo", "--json", "--sessions", "30", env=env, cwd=tmp_path)  # ./demo-data
     assert ran.returncode == 0, ran.stderr

@@ -4,14 +4,26 @@ tools) only when they run."""
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Annotated
 
 import typer
 
-from worker.cli.app import DataDir, app, out, settings
+from worker.cli.app import DataDir, app, fail, out, settings
 
 # Load testing: thin wrappers; each tool parses its own options (`sgr loadgen --help`).
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def needs_redis_server(command: str) -> None:
+    """``sgr chaos`` and ``sgr bench`` start a throwaway redis-server: where none is installed
+    (the worker image), one line says so before anything starts."""
+    if shutil.which("redis-server") is None:
+        fail(
+            f"`sgr {command}` starts a redis-server of its own, and none is installed here "
+            "(apt-get install redis-server; the worker image has none: run it where "
+            f"`make {command}` runs)"
+        )
 
 
 @app.command()
@@ -57,6 +69,7 @@ def chaos(
     from testbench.chaos import ChaosConfig, run_chaos
     from worker.logs import configure
 
+    needs_redis_server("chaos")
     configure(json_logs=True, level="WARNING")
     report = run_chaos(
         ChaosConfig(
@@ -98,4 +111,6 @@ def bench(ctx: typer.Context) -> None:
     --json). Options: sgr bench --help."""
     from testbench.bench import main as bench_main
 
+    if not {"--help", "-h"} & set(ctx.args):
+        needs_redis_server("bench")
     bench_main(ctx.args)
