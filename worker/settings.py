@@ -363,7 +363,17 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
-        description="Worker log level (JSON lines on stderr)",
+        description=(
+            "Worker log level, RQ's own lines included (`WARNING` quiets its per-job lines; "
+            "other libraries log from `WARNING` up)"
+        ),
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description=(
+            "How a worker writes its lines on stderr: `json` (one JSON object a line, RQ's lines "
+            "and tracebacks included, a traceback as a field) or `console` (readable, for people)"
+        ),
     )
     reap_interval_s: float = Field(
         default=5.0,

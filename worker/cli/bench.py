@@ -33,10 +33,18 @@ def demo(
     llm_url: Annotated[str | None, typer.Option(help="OpenAI-compatible URL, e.g. vLLM.")] = None,
     engine: Annotated[str | None, typer.Option(help="auto, vllm or policy.")] = None,
     force: Annotated[bool, typer.Option(help="Reuse a demo folder made before.")] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this Redis (keys under sgr-demo) instead of a redis-server of its own."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with the summary as JSON.")] = False,
 ) -> None:
     """Seed a demo data folder of its own, push a few hundred events under a Redis namespace of
-    its own, drain them with a worker, show offers and a summary. Never touches real stores."""
+    its own, drain them with a worker, show offers and a summary. Never touches real stores: it
+    starts a redis-server of its own (in-process fakeredis where none is installed) and never
+    reads SGR_REDIS_URL; only --redis-url makes it use another Redis."""
     from testbench.demo import DemoRefused, print_demo, run_demo
     from worker.cli.app import fail
     from worker.logs import configure
@@ -46,7 +54,7 @@ def demo(
         engine = "vllm"
     s = settings(llm_url=llm_url, engine=engine)
     try:
-        result = run_demo(s, sessions=sessions, data_dir=data_dir, force=force)
+        result = run_demo(s, sessions=sessions, data_dir=data_dir, force=force, redis_url=redis_url)
     except DemoRefused as exc:
         fail(str(exc))
     print_demo(result, to_stderr=as_json)
