@@ -30,8 +30,8 @@ from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, World, customers, event_stream, order_event
 from stores.cold import write_history
 from stores.sync import sync_snapshot
-from worker.domain.lift import segment_of
 from testbench.redisproc import RedisServer
+from worker.domain.lift import segment_of
 from worker.keys import Keys
 from worker.liftreport import lift_report, table
 from worker.runtime import Runtime, build_runtime, install
