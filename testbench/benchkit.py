@@ -237,6 +237,8 @@ class Phase:
             "SGR_ENGINE": "policy",
             "SGR_CODE_SECRET": BENCH_SECRET,
             "SGR_LOG_LEVEL": log_level,
+            "SGR_OFFER_DELAY_MINUTES": "0",  # the bench measures decisions, not waiting
+            "SGR_QUIET_HOURS": "",
             **extra,
         }
 

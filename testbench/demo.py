@@ -108,6 +108,8 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
             "dead_letter_key": f"{NAMESPACE}:dead-letters",
             "key_prefix": NAMESPACE,
             "reap_interval_s": 0,
+            "offer_delay_minutes": 0,  # the demo shows decisions at once (docs/recovery.md)
+            "quiet_hours": "",
         }
     )
 

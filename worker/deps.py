@@ -12,6 +12,7 @@ from stores.base import HotStore
 from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
+from worker.domain.recovery import OFF, RecoveryConfig
 from worker.engines.base import Engine
 from worker.outbox import Outbox
 
@@ -30,6 +31,7 @@ class Deps:
     offer_ttl: timedelta
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
+    recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,4 @@ class JobInfo:
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     attempt: int = 1
+    due: bool = False  # the job decides scheduled abandonments that are due (handle_due)

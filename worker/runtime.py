@@ -128,6 +128,7 @@ def build_runtime(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,
+        recovery=settings.recovery_config(),
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)

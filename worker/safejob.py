@@ -28,7 +28,9 @@ import functools
 import io
 import json
 import pickle
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -49,12 +51,16 @@ from worker.rqcompat import (
     intermediate_for_key,
     is_job_id,
 )
+from worker.schedule import DueSet, move_due
 from worker.settings import Settings, load_settings
 
 log = structlog.get_logger("sgr.safejob")
 
 # The project's job functions: the only functions a SafeJob runs.
-JOB_FUNCTIONS = frozenset({"worker.jobs.handle_event", "worker.jobs.handle_batch"})
+JOB_FUNCTIONS = frozenset(
+    {"worker.jobs.handle_event", "worker.jobs.handle_batch", "worker.jobs.handle_due"}
+)
+DUE_POLL_S = 1.0  # the due set is polled at most this often per worker (one script call)
 REFUSE_FUNCTION = "worker.jobs.refuse"  # what a refused job runs instead (by name: jobs is above)
 
 # The classes a job's pickle may name: plain data and dates (RQ stores nothing else for us).
@@ -268,6 +274,8 @@ class SafeWorker(SimpleWorker):
     job_class = SafeJob
     queue_class = SafeQueue
     failure_ttl: int | None = None
+    _due: DueSet | None = None
+    _due_polled: float = float("-inf")
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         listed = queues if isinstance(queues, list | tuple) else [queues]
@@ -282,6 +290,41 @@ class SafeWorker(SimpleWorker):
         if settings is not None:
             kwargs["default_result_ttl"] = settings.job_result_ttl_s
         super().__init__(names, *args, **kwargs)
+        self._settings = settings
+        if settings is not None and self.connection is not None:
+            self._due = DueSet(self.connection, Keys.from_settings(settings))
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Waiting for a job, the worker wakes each second to move due decisions (docs/recovery.md)."""
+        return 1 if self._due is not None else int(super().dequeue_timeout)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.move_due()
+
+    def move_due(self) -> int:
+        """At most once per ``DUE_POLL_S``: the due decisions onto the queue as a
+        ``handle_due`` job (``worker/schedule.py``); a Redis error waits for the next poll."""
+        if self._due is None or self._settings is None:
+            return 0
+        mono = time.monotonic()
+        if mono - self._due_polled < DUE_POLL_S:
+            return 0
+        self._due_polled = mono
+        try:
+            queue = SafeQueue(self._settings.queue, connection=self.connection)
+            return move_due(
+                self._due,
+                queue,
+                datetime.now(UTC),
+                job_timeout_s=self._settings.job_timeout_s,
+                max_attempts=self._settings.max_attempts,
+            )
+        except redis.RedisError as exc:
+            log.warning("due_move_failed", error=str(exc)[:200])
+            return 0
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         text = redact_text(format_exc_info(exc_info))
