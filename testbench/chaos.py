@@ -46,7 +46,7 @@ from typing import Any, Protocol, cast
 import httpx
 import redis
 import structlog
-from rq import Queue, Worker
+from rq import Queue, Retry, Worker
 
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, customers, event_stream
@@ -459,13 +459,26 @@ class Chaos:
         if llm_off_at is not None:
             self._llm("none")
 
+    def _enqueue_front(self, payload: dict[str, Any]) -> None:
+        """One event at the front of the queue (a fresh event that should not wait behind the
+        wave: its decision is due ``delay_s`` after it happened)."""
+        job = self._retry(
+            "enqueue",
+            lambda: self.queue.enqueue(
+                "worker.jobs.handle_event", payload, at_front=True, retry=Retry(max=2)
+            ),
+        )
+        self.sent.append((time.monotonic(), [payload]))
+        key = payload_event_id(payload, job.id, None)
+        self.accepted[key] = self.accepted.get(key, 0) + 1
+
     def _delay(self, load: Load) -> None:
         """Fresh abandonments whose decisions wait ``delay_s`` (through whatever fault comes
         next); every other one's order follows a second later, before its decision is due."""
         for _ in range(self.cfg.delayed):
             abandon, order = delayed_session(self.delayed_sent)
             self.delayed_sent += 1
-            self._enqueue([abandon])
+            self._enqueue_front(abandon)
             load.valid.append(abandon)
             self.faults["delayed_decisions"] += 1
             if order is not None:
@@ -477,7 +490,7 @@ class Chaos:
         self.orders_due = [(at, o) for at, o in self.orders_due if at > now]
         for order in ready:
             order = {**order, "occurred_at": datetime.now(UTC).isoformat()}
-            self._enqueue([order])
+            self._enqueue_front(order)
             load.valid.append(order)
 
     def _wait_outcome(self, event_id: str, limit_s: float = 30.0) -> Any:

@@ -27,7 +27,7 @@ from worker import deadletter
 from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
 from worker.logs import configure
-from worker.reaper import start_background
+from worker.reaper import Reaper, start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
 from worker.runtime import Runtime, build_runtime, install, installed
@@ -242,13 +242,17 @@ def handle_due(event_ids: Any) -> dict[str, Any]:
     """Decide scheduled abandonments that are due (docs/recovery.md): the job claims them in the
     hot store (one transaction; a decision another live job holds, or one decided already, is
     skipped), then they go through the one runner as a batch whose cart handler decides each on
-    its session's newest state. Failures are retried and dead-lettered as a batch's are."""
+    its session's newest state. Failures are retried and dead-lettered as a batch's are. An
+    empty list rebuilds the due set from the hot store (a Redis that came back empty)."""
     runtime = for_job()
     job = get_current_job()
     _bind(job)
     if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
         dead_letter(runtime, event_ids, "due job: expected a list of event ids", job)
         return {"events": 0, "outcomes": {}, "failed": 0}
+    if not event_ids:  # a worker found Redis without the due set's rebuild: rebuild it
+        restored, moved = Reaper(runtime).restore_due()
+        return {"events": 0, "outcomes": {}, "failed": 0, "restored": restored, "moved": moved}
     claimant = job.id if job is not None else f"direct:{os.getpid()}"
     try:
         claimed = runtime.deps.hot.claim_due(

@@ -88,3 +88,8 @@ class Keys:
     def due_rebuilt(self) -> str:
         """The Redis ``run_id`` the due set was last rebuilt from the hot store for."""
         return f"{self.prefix}:due-decisions:rebuilt"
+
+    @property
+    def due_rebuild_requested(self) -> str:
+        """Set (briefly) by the worker that asked for a rebuild of the due set, so one does."""
+        return f"{self.prefix}:due-decisions:rebuild-requested"

@@ -199,7 +199,7 @@ class Reaper:
             where = rqcompat.job_key(job.id)
             return [self._quarantine(job.data, where, f"{error}; {unreadable}")]
         if func_name.endswith("handle_due"):
-            return []  # scheduled decisions: the hot store keeps them; _due puts them back
+            return []  # scheduled decisions: the hot store keeps them; restore_due puts them back
         batch = func_name.endswith("handle_batch") and isinstance(payload, list)
         places: list[tuple[Any, int | None]] = (
             list(zip(payload, range(len(payload)), strict=True)) if batch else [(payload, None)]
@@ -247,7 +247,7 @@ class Reaper:
             self._sweep_failed(report)
             report.published = self.deps.outbox.flush()
             run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
-            report.due_restored, report.due_moved = self._due(run_id)
+            report.due_restored, report.due_moved = self.restore_due(run_id)
             due = time.monotonic() - self._checked_at >= REPUBLISH_CHECK_EVERY_S
             if run_id != self._redis_run_id or due:
                 since = self.deps.clock() - REPUBLISH_WINDOW
@@ -275,13 +275,15 @@ class Reaper:
             log.warning("reaped", **counts, dead_workers=report.dead_workers)
         return report
 
-    def _due(self, run_id: str) -> tuple[int, int]:
+    def restore_due(self, run_id: str | None = None) -> tuple[int, int]:
         """The due set kept whole (docs/recovery.md): after a Redis restart (a new ``run_id``)
         every undecided decision goes back in from the hot store; at every pass, those overdue
         by a claim's lease (lost between Redis and a job, or held by a job that died); then what
         is due is moved onto the queue (what ``sgr worker`` does each second; this covers a
         fleet of stock ``rq worker`` processes). Returns (restored, moved)."""
         settings = self.runtime.settings
+        if run_id is None:
+            run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
         due = DueSet(self.client, self.runtime.keys)
         now = self.deps.clock()
         lease = settings.claim_lease_s

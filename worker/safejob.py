@@ -16,7 +16,8 @@ job's data with ``pickle`` (which can call anything while loading). Here:
   dead-letters it with its payload (``worker/reaper.py``).
 - ``SafeWorker`` (RQ's ``SimpleWorker``) uses all three whatever the command line says, keeps
   results ``SGR_JOB_RESULT_TTL_S`` and failed jobs ``SGR_JOB_FAILURE_TTL_S``, and stores and logs
-  exception text only redacted (``worker/redact.py``).
+  exception text only redacted (``worker/redact.py``). It also moves due decisions (delayed
+  abandonments, docs/recovery.md) onto its queue, polling the due set at most once a second.
 
 ``sgr worker`` runs a ``SafeWorker``; the stock command is
 ``rq worker -w worker.safejob.SafeWorker --url "$SGR_REDIS_URL" cart-events``.
@@ -51,7 +52,7 @@ from worker.rqcompat import (
     intermediate_for_key,
     is_job_id,
 )
-from worker.schedule import DueSet, move_due
+from worker.schedule import DueSet, move_due, request_rebuild
 from worker.settings import Settings, load_settings
 
 log = structlog.get_logger("sgr.safejob")
@@ -61,6 +62,7 @@ JOB_FUNCTIONS = frozenset(
     {"worker.jobs.handle_event", "worker.jobs.handle_batch", "worker.jobs.handle_due"}
 )
 DUE_POLL_S = 1.0  # the due set is polled at most this often per worker (one script call)
+DUE_CHECK_S = 5.0  # and whether Redis lost it (one EXISTS) at most this often
 REFUSE_FUNCTION = "worker.jobs.refuse"  # what a refused job runs instead (by name: jobs is above)
 
 # The classes a job's pickle may name: plain data and dates (RQ stores nothing else for us).
@@ -276,6 +278,7 @@ class SafeWorker(SimpleWorker):
     failure_ttl: int | None = None
     _due: DueSet | None = None
     _due_polled: float = float("-inf")
+    _due_checked: float = float("-inf")
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         listed = queues if isinstance(queues, list | tuple) else [queues]
@@ -314,10 +317,14 @@ class SafeWorker(SimpleWorker):
             return 0
         self._due_polled = mono
         try:
-            queue = SafeQueue(self._settings.queue, connection=self.connection)
+            if mono - self._due_checked >= DUE_CHECK_S:
+                self._due_checked = mono
+                request_rebuild(
+                    self._due, self.queues[0], job_timeout_s=self._settings.job_timeout_s
+                )
             return move_due(
                 self._due,
-                queue,
+                self.queues[0],  # the worker's own queue (`sgr worker --queue` included)
                 datetime.now(UTC),
                 job_timeout_s=self._settings.job_timeout_s,
                 max_attempts=self._settings.max_attempts,

@@ -6,8 +6,8 @@ cheaply; the hot store's ``scheduled_decisions`` rows are the truth it is rebuil
 - After the commit that schedules a decision, the outbox adds it (``add``).
 - ``sgr worker`` (``worker.safejob.SafeWorker``) takes what is due at most once a second in one
   script call (``ZRANGEBYSCORE`` and ``ZREM`` of what it found, atomically: two workers never take
-  the same entry) and enqueues it as one ``worker.jobs.handle_due`` job, which claims the rows in
-  the hot store (a lease per job) and decides them through the one runner. ``sgr reap`` moves
+  the same entry) and enqueues it at the queue's front as ``worker.jobs.handle_due`` jobs, which
+  claim the rows in the hot store (a lease per job) and decide them through the one runner. ``sgr reap`` moves
   due entries too, so a fleet of stock ``rq worker`` processes needs one ``sgr reap --loop``.
 - The reaper puts back what Redis lost or a dead worker held: every undecided row after a Redis
   restart (its ``run_id`` changed), and rows overdue by a claim's lease at each pass.
@@ -51,6 +51,7 @@ class DueSet:
         self.client = client
         self.key = keys.due_decisions
         self.rebuilt_key = keys.due_rebuilt
+        self.requested_key = keys.due_rebuild_requested
         self._take = client.register_script(TAKE_DUE)
 
     def add(self, items: Sequence[tuple[str, datetime]]) -> int:
@@ -80,6 +81,22 @@ class DueSet:
     def mark_rebuilt(self, run_id: str) -> None:
         self.client.set(self.rebuilt_key, run_id)
 
+    def lost(self) -> bool:
+        """Whether this Redis has no record of a rebuild (it restarted empty, or never had one):
+        one ``EXISTS``."""
+        return not self.client.exists(self.rebuilt_key)
+
+
+def request_rebuild(due: DueSet, queue: Any, *, job_timeout_s: int) -> bool:
+    """A Redis without the rebuild's record (it came back empty): one worker of the fleet puts
+    one ``handle_due([])`` job at the queue's front, which rebuilds the set from the hot store
+    (a worker process that has run no job yet has no reaper to do it). True if this call did."""
+    if not due.lost() or not due.client.set(due.requested_key, "1", nx=True, ex=30):
+        return False
+    queue.enqueue(HANDLE_DUE, [], at_front=True, job_timeout=job_timeout_s)
+    log.warning("due_rebuild_requested")
+    return True
+
 
 def move_due(
     due: DueSet,
@@ -99,6 +116,7 @@ def move_due(
             queue.enqueue(
                 HANDLE_DUE,
                 chunk,
+                at_front=True,  # due now: ahead of the events waiting behind it
                 job_timeout=job_timeout_s,
                 retry=Retry(max=max_attempts - 1) if max_attempts > 1 else None,
             )

@@ -6,6 +6,7 @@ its due time and not before; an order that uses the offer's code attributes it `
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from rq import Queue
 from producers.enqueue import enqueue_events
 from stores.hot import open_hot_store
 from testbench.fleet import Fleet
+from testbench.redisproc import RedisServer
 from tests.conftest import event, worker_env
 
 pytestmark = pytest.mark.integration
@@ -103,3 +105,47 @@ def test_decisions_wait_for_their_time_and_read_the_newest_state(
     assert [e for e in entries(redis_client) if e["type"] == "void"] == []
     assert hot.summary()["scheduled"] == 0
     hot.close()
+
+
+def test_a_scheduled_decision_survives_worker_death_and_a_redis_that_lost_everything(
+    data_dir: Path, hot_store_url: str
+) -> None:
+    """The worker that scheduled it is SIGKILLed and redis-server restarts empty (no AOF): the
+    due set, the queue and RQ's registries are gone. A new worker's reaper rebuilds the due set
+    from the hot store (a new Redis run_id) and the decision is taken once, after its due time."""
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url)
+        env = worker_env(
+            data_dir, SGR_HOT_STORE_URL=hot_store_url, SGR_OFFER_DELAY_MINUTES="0.1",
+            SGR_REAP_INTERVAL_S="0.5",
+        )  # fmt: skip
+        hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
+        start = datetime.now(UTC)
+        first = Fleet(1, server.url, "cart-events", env).start()
+        try:
+            enqueue_events(
+                Queue("cart-events", connection=client), [event(event_id="ab-x", at=start)]
+            )
+            assert (
+                wait_for(lambda: hot.get_outcome("ab-x"), 15, "the schedule").outcome == "scheduled"
+            )
+            assert client.zcard("sgr:due-decisions") == 1
+        finally:
+            first.stop(signal.SIGKILL)
+        server.kill()
+        server.start()  # appendonly no: it comes back empty
+        assert client.zcard("sgr:due-decisions") == 0
+        with Fleet(1, server.url, "cart-events", env):
+            made = wait_for(
+                lambda: (o := hot.get_outcome("ab-x")) is not None and o.outcome != "scheduled" and o,
+                45, "the decision after the restart",
+            )  # fmt: skip
+            assert made.outcome == "offer"
+            assert made.decided_at >= start + timedelta(seconds=6)
+            offers = wait_for(
+                lambda: [e for e in entries(client) if e["type"] == "offer"], 10, "the offer"
+            )
+        assert [o["event_id"] for o in offers] == ["ab-x"]
+        assert hot.summary()["offers"] == 1
+        client.close()
+        hot.close()
