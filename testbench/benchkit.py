@@ -237,6 +237,8 @@ class Phase:
             "SGR_DATA_DIR": str(self.dir),
             "SGR_ENGINE": "policy",
             "SGR_LOG_LEVEL": log_level,
+            "SGR_OFFER_DELAY_MINUTES": "0",  # the bench measures decisions, not waiting
+            "SGR_QUIET_HOURS": "",
             **extra,
         }
 

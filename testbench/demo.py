@@ -149,6 +149,8 @@ def demo_settings(settings: Settings, folder: Path, redis_url: str | None = None
             "experiment_salt": settings.experiment_salt
             if settings.holdout_pct
             else SecretStr(DEMO_SALT),
+            "offer_delay_minutes": 0,  # the demo shows decisions at once (docs/recovery.md)
+            "quiet_hours": "",
         }
     )
 
@@ -160,7 +162,8 @@ DEMO_SALT = "sgr-demo-experiment"
 def simulate_orders(runtime: Runtime, world: World, seed: int = 5) -> list[dict[str, Any]]:
     """The simulated world's customers decide whether to order after their eligible abandonment
     (more often with a larger share of the cap offered); a treated customer who orders uses the
-    code. The orders come back as ``order_completed`` events, attributed like a shop's."""
+    code (``order.code``: redeemed with the order). The orders come back as ``order_completed``
+    events, attributed as a shop's are."""
     rng = random.Random(seed)
     hot, now = runtime.deps.hot, runtime.deps.clock()
     orders = []
@@ -168,15 +171,13 @@ def simulate_orders(runtime: Runtime, world: World, seed: int = 5) -> list[dict[
         segment = segment_of(cart["segment"])
         if not world.orders(rng, segment, float(cart["offered_pct"]), float(cart["cap_pct"])):
             continue
-        if cart["code"]:
-            with hot.transaction():
-                hot.redeem(cart["code"], now, cart["user_id"])
-        orders.append(
-            order_event(
-                cart["user_id"], cart["session_id"], now, float(cart["cart_value"]),
-                cart["currency"], rng,
-            )
+        order = order_event(
+            cart["user_id"], cart["session_id"], now, float(cart["cart_value"]),
+            cart["currency"], rng,
         )  # fmt: skip
+        if cart["code"]:  # the treated customer orders with the code
+            order["order"] = {"order_id": f"o-{order['event_id']}", "code": cart["code"]}
+        orders.append(order)
     return orders
 
 

@@ -33,6 +33,10 @@ from worker.publish import Publisher
 from worker.runtime import Runtime
 from worker.settings import Settings
 
+# Decisions at once unless a test asks for a delay (SGR_OFFER_DELAY_MINUTES defaults to 240 for a
+# shop; tests of the delay set it themselves): in-process settings and worker subprocesses alike.
+os.environ.setdefault("SGR_OFFER_DELAY_MINUTES", "0")
+
 
 @pytest.fixture(autouse=True)
 def own_logging() -> Iterator[None]:
@@ -166,6 +170,7 @@ def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "SGR_DATA_DIR": str(data_dir),
         "SGR_ENGINE": "policy",
         "SGR_LOG_LEVEL": "WARNING",
+        "SGR_OFFER_DELAY_MINUTES": "0",
     }
     env.update(extra)
     return env

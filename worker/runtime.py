@@ -156,6 +156,7 @@ def build_runtime(
         on_invalid_answer=settings.on_invalid_answer,
         experiment=settings.experiment(),
         attribution=timedelta(hours=settings.attribution_hours),
+        recovery=settings.recovery_config(),
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)

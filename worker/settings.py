@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.domain.events import TimeLimits
 from worker.domain.experiment import Experiment
+from worker.domain.recovery import QuietHours, RecoveryConfig, zone
 from worker.domain.rules import RuleConfig
 from worker.redact import redact, redact_url
 
@@ -327,6 +328,85 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Repeat abandoners (worker/domain/rules.py: repeat_abandoner; docs/rules.md). Each lowers
+    # a cap or refuses an offer, never raises one; 0 switches a rule off.
+    repeat_window_days: float = Field(
+        default=30.0,
+        ge=0,
+        le=366,
+        description="The repeat-abandoner rules look back this many days (0 = rules off)",
+    )
+    repeat_lower_after: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description=(
+            "A customer who received this many offers within the window gets the cap times "
+            "`SGR_REPEAT_CAP_FACTOR` (0 = off)"
+        ),
+    )
+    repeat_cap_factor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Cap multiplier for a customer `SGR_REPEAT_LOWER_AFTER` applies to",
+    )
+    repeat_refuse_after: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description=(
+            "A customer who received this many offers within the window gets none "
+            "(`no_offer: repeat_abandoner`; 0 = off)"
+        ),
+    )
+    repeat_redeem_abandons: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description=(
+            "A customer who redeemed a code within the window after abandoning this many carts "
+            "in it gets none (`no_offer: repeat_abandoner`: abandoning on purpose; 0 = off)"
+        ),
+    )
+
+    # Cart recovery on the shop's clock (docs/recovery.md)
+    offer_delay_minutes: float = Field(
+        default=240.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description=(
+            "An abandonment's decision waits this long after `occurred_at` and is taken on the "
+            "session's newest state then (an order or a newer event since: no offer); 240 is "
+            "Klaviyo's suggested 4 hours, between Shopify's 1 and 6 (0 = decide at once), "
+            "minutes"
+        ),
+    )
+    quiet_hours: str = Field(
+        default="",
+        max_length=11,
+        description=(
+            "Local hours `HH:MM-HH:MM` (e.g. `21:00-09:00`) in which no decision is taken: one "
+            "due then waits for their end, in the event's `timezone` or `SGR_TIMEZONE` "
+            "(empty = none)"
+        ),
+    )
+    timezone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="The customers' IANA time zone when an event names none (quiet hours)",
+    )
+    attribution_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 366,
+        description=(
+            "An order within this many hours of an offer, without its code, counts as "
+            "`converted` (attribution; docs/recovery.md), and of an eligible abandonment counts "
+            "for the lift report (docs/lift.md), hours"
+        ),
+    )
+
     # The event contract: how far occurred_at may be from the worker's clock
     event_max_age_hours: float = Field(
         default=24.0 * 30,
@@ -420,15 +500,6 @@ class Settings(BaseSettings):
             "characters): a new salt starts a new experiment"
         ),
     )
-    attribution_hours: float = Field(
-        default=72.0,
-        gt=0,
-        le=24 * 90,
-        description=(
-            "An order within this many hours of an eligible abandonment is attributed to it "
-            "(the lift report's conversion window)"
-        ),
-    )
 
     @field_validator("redis_url")
     @classmethod
@@ -445,6 +516,17 @@ class Settings(BaseSettings):
     def _llm_url(cls, value: str) -> str:
         _check_url(value, ("http", "https"), "http://HOST:8000/v1")
         return value
+
+    @model_validator(mode="after")
+    def _recovery_parses(self) -> Settings:
+        QuietHours.parse(self.quiet_hours)  # ValueError naming the text
+        zone(self.timezone)
+        if self.offer_delay_minutes / 60 >= self.event_max_age_hours:
+            raise ValueError(
+                f"SGR_OFFER_DELAY_MINUTES={self.offer_delay_minutes:g} must be shorter than "
+                f"SGR_EVENT_MAX_AGE_HOURS={self.event_max_age_hours:g}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:
@@ -475,6 +557,19 @@ class Settings(BaseSettings):
     def rule_config(self) -> RuleConfig:
         """The rules' parameters, taken from these settings (their one definition)."""
         return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.__dataclass_fields__})
+
+    def recovery_config(self) -> RecoveryConfig:
+        """The recovery's parameters (delay, quiet hours, default time zone)."""
+        return RecoveryConfig(
+            timedelta(minutes=self.offer_delay_minutes),
+            QuietHours.parse(self.quiet_hours),
+            self.timezone,
+        )
+
+    @property
+    def claim_lease_s(self) -> float:
+        """How long a claim on a due decision holds (a job's longest run, and a minute)."""
+        return float(self.job_timeout_s + 60)
 
     def time_limits(self) -> TimeLimits:
         return TimeLimits(
