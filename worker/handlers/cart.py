@@ -270,8 +270,9 @@ class CartPlan:
         event, facts = self.event, self.facts
         offer, reason = self.checked.offer, self.checked.reason
         if self.due:  # the session was applied at arrival: read its newest state, committed
-            late = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
-            late = late or recheck(deps, facts, facts, offer)
+            moved_on = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
+            late = moved_on or recheck(deps, facts, facts, offer)
+            observed = facts if moved_on is None else replace(facts, stale=True)
         else:
             applied = deps.hot.apply_event(state_params(event), facts.now)
             observed = replace(
