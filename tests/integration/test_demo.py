@@ -35,6 +35,14 @@ def check(summary: dict[str, object]) -> None:
     assert summary["dead_letter"] == 3
     assert summary["recorded"] == summary["events"]
     assert summary["published"] == summary["offers"]
+    # the demo's holdout experiment and simulated orders end in the lift report
+    lift = summary["lift"]
+    assert isinstance(lift, dict) and lift["holdout_share"] == 0.2
+    groups = lift["groups"]
+    assert groups["treatment"]["carts"] > 0
+    orders = groups["treatment"]["orders"] + groups["holdout"]["orders"]
+    assert orders == summary["simulated_orders"]
+    assert summary["no_offer"].get("holdout", 0) == groups["holdout"]["carts"]  # type: ignore[union-attr]
 
 
 def test_the_demo_never_touches_the_redis_of_sgr_redis_url(
