@@ -511,6 +511,19 @@ class Settings(BaseSettings):
             raise ValueError(f"the database after the host must be a number, got {db[:20]!r}")
         return value
 
+    @field_validator("hot_store_url")
+    @classmethod
+    def _hot_store_url(cls, value: SecretStr) -> SecretStr:
+        """A PostgreSQL URL psycopg could not parse (a port that is no number) is refused here,
+        naming SGR_HOT_STORE_URL (its value is a secret: never shown); other forms are checked
+        where the store is opened (``stores/hot.py``)."""
+        url = value.get_secret_value()
+        if url.startswith(("postgresql://", "postgres://")):  # no host: a local socket
+            _check_url(
+                url, ("postgresql", "postgres"), "postgresql://HOST:5432/DB", host_required=False
+            )
+        return value
+
     @field_validator("llm_url")
     @classmethod
     def _llm_url(cls, value: str) -> str:
@@ -593,7 +606,9 @@ class Settings(BaseSettings):
         return self.data_dir / "history.sqlite"
 
 
-def _check_url(value: str, schemes: tuple[str, ...], example: str) -> None:
+def _check_url(
+    value: str, schemes: tuple[str, ...], example: str, *, host_required: bool = True
+) -> None:
     """A URL a client library can open: one of ``schemes``, a host, a numeric port. The error
     never holds the URL's credentials (``load_settings`` shows the value redacted)."""
     try:
@@ -604,7 +619,7 @@ def _check_url(value: str, schemes: tuple[str, ...], example: str) -> None:
     if parts.scheme not in schemes:
         listed = ", ".join(s + "://" for s in schemes)
         raise ValueError(f"the scheme must be one of {listed} (e.g. {example} )")
-    if parts.scheme != "unix" and not parts.hostname:
+    if host_required and parts.scheme != "unix" and not parts.hostname:
         raise ValueError(f"no host in the URL (e.g. {example} )")
 
 

@@ -112,7 +112,7 @@ def test_every_sgr_variable_the_repository_reads_is_known() -> None:
                 unknown.setdefault(name, str(path.relative_to(ROOT)))
     for extra in ("Makefile", ".ci/run", "README.md"):
         for name in pattern.findall((ROOT / extra).read_text()):
-            if name not in known and not name.startswith(NOT_SETTINGS_PREFIXES):
+            if name not in known | examples and not name.startswith(NOT_SETTINGS_PREFIXES):
                 unknown.setdefault(name, extra)
     assert not unknown, unknown
 
@@ -129,6 +129,7 @@ def test_every_sgr_variable_the_repository_reads_is_known() -> None:
         ("SGR_REDIS_URL", "redis://:hunter2-secret@/0", "no host"),
         ("SGR_LLM_URL", "127.0.0.1:8000/v1", "scheme must be one of http://, https://"),
         ("SGR_LLM_URL", "http://u:hunter2-secret@h:99999/v1", "out of range"),
+        ("SGR_HOT_STORE_URL", "postgresql://sgr:hunter2-secret@db:54x2/sgr", "cast to integer"),
     ],
 )
 def test_a_malformed_url_is_one_line_naming_its_variable(
@@ -157,6 +158,14 @@ def test_well_formed_redis_urls_are_taken(monkeypatch: pytest.MonkeyPatch, url: 
     assert load_settings().redis_url == url
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql://sgr:pw@db:5432/sgr", "postgresql:///sgr?host=/run/postgresql", ""]
+)
+def test_well_formed_hot_store_urls_are_taken(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("SGR_HOT_STORE_URL", url)
+    assert load_settings().hot_store_url.get_secret_value() == url
+
+
 def test_sgr_names_a_malformed_redis_url_without_its_password(
     monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -178,6 +187,8 @@ def test_sgr_names_a_malformed_redis_url_without_its_password(
         ["codes", "verify", "SGR-7KQX-M4TZ-W9HC"],
         ["codes", "redeem", "SGR-7KQX-M4TZ-W9HC", "--any-user"],
         ["report", "--no-redis"],
+        ["report", "lift"],
+        ["metrics", "serve", "--once"],
         ["history", "show"],
         ["history", "sync"],
         ["reap"],
