@@ -239,7 +239,13 @@ def _run(settings: Settings, own: DemoRedis, sessions: int, customers_count: int
         "largest_discount_pct": largest["discount_pct"] if largest else None,
         "its_cap_pct": largest["cap_pct"] if largest else None,
         "over_cap": figures["over_cap"],
-        "published": int(client.xlen(keys.offers_stream)),  # type: ignore[arg-type]
+        "published": len(  # offer entries (the stream also carries void notices)
+            [
+                entry
+                for _, entry in client.xrange(keys.offers_stream)  # type: ignore[union-attr]
+                if entry.get(b"type", b"offer") == b"offer"
+            ]
+        ),
         "stream": keys.offers_stream,
         "unpublished": figures["unpublished"],
         "redis": where,

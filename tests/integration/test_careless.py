@@ -105,7 +105,11 @@ def test_a_broken_worker_stops_and_leaves_the_event_queued(
         timeout=120,
     )
     assert named in done.stdout + done.stderr
-    assert queue.count == 1  # back on the queue for a healthy worker, its attempt given back
+    # back on the queue for a healthy worker, its attempt given back (beside it, at most the due
+    # set's rebuild job a worker puts first on a Redis that never had one: docs/recovery.md)
+    jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
+    names = [job.func_name for job in jobs if job is not None]
+    assert [n for n in names if n != "worker.jobs.handle_due"] == ["worker.jobs.handle_event"]
     assert queue.failed_job_registry.count == 0
 
 
