@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
+from worker.domain.experiment import EligibleCart
+from worker.domain.lift import CartRow
 from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState, VoidNotice
 
 
@@ -90,6 +92,15 @@ class HotStore(Protocol):
     def attribution(
         self, window_hours: float, now: datetime, since: datetime | None = None
     ) -> list[dict[str, Any]]: ...
+    # the holdout experiment (docs/lift.md)
+    def record_eligible(self, cart: EligibleCart, holdout_share: float) -> None: ...
+    def last_holdout_at(self, user_id: str, experiment: str) -> datetime | None: ...
+    def attribute_order(
+        self, user_id: str, order_event_id: str, value: float, at: datetime, window: timedelta
+    ) -> bool: ...
+    def lift_rows(self, experiment: str, since: datetime) -> list[CartRow]: ...
+    def eligible_carts(self, experiment: str) -> list[dict[str, Any]]: ...
+    def experiments(self) -> list[dict[str, Any]]: ...
 
     def summary(self) -> dict[str, int]: ...
     def offers_by_engine(self) -> dict[str, int]: ...

@@ -12,6 +12,7 @@ from stores.base import HotStore
 from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
+from worker.domain.experiment import NO_EXPERIMENT, Experiment
 from worker.domain.recovery import OFF, RecoveryConfig
 from worker.engines.base import Engine
 from worker.outbox import Outbox
@@ -32,6 +33,8 @@ class Deps:
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
     recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
+    experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
+    attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import structlog
 from worker.deps import Deps, JobInfo
 from worker.domain import recovery, rules
 from worker.domain.events import CartEvent, EventType
+from worker.domain.experiment import EligibleCart
+from worker.domain.lift import Group
 from worker.domain.model import EventContext, Offer, Outcome, VoidNotice
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
@@ -172,6 +174,65 @@ def recheck(
     return reason
 
 
+def experiment_group(deps: Deps, event: CartEvent) -> Group | None:
+    """The customer's group when this event is an abandonment of the running experiment; None
+    otherwise. An abandonment carrying the customer's own message (asking for a price) is never
+    held out, and stays out of the experiment."""
+    if not deps.experiment.active or event.type is not EventType.CART_ABANDONED or event.message:
+        return None
+    return deps.experiment.group_of(event.user_id)
+
+
+def held_out_facts(deps: Deps, event: CartEvent, facts: rules.Facts) -> rules.Facts:
+    """A held-out customer waits the offer window after being held out, as a treated one waits
+    it after an offer: both groups' eligible carts are counted alike."""
+    held = deps.hot.last_holdout_at(event.user_id, deps.experiment.id)
+    if held is None or (facts.last_offer_at is not None and facts.last_offer_at >= held):
+        return facts
+    return replace(facts, last_offer_at=held)
+
+
+def record_experiment(
+    deps: Deps,
+    event: CartEvent,
+    group: Group | None,
+    decision: rules.Decision | None,
+    observed: rules.Facts,
+    offer: Offer | None,
+) -> None:
+    """An eligible abandonment of the experiment, in either group (intention to treat: a treated
+    cart counts whether or not its offer was committed), recorded with its cap; an order
+    attributed to the customer's latest eligible cart within the attribution window."""
+    if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
+        value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
+        deps.hot.attribute_order(
+            event.user_id, event.event_id, value, event.occurred_at, deps.attribution
+        )
+        return
+    if group is None or decision is None or not decision.allowed:
+        return
+    if rules.gate(observed, deps.rules) is not None:
+        return  # a newer event of the session or the window, seen at commit: not eligible
+    assert event.cart is not None
+    deps.hot.record_eligible(
+        EligibleCart(
+            event_id=event.event_id,
+            experiment=deps.experiment.id,
+            group=group,
+            user_id=event.user_id,
+            session_id=event.session_id,
+            segment=decision.segment,
+            cap_pct=decision.cap_pct,
+            cart_value=observed.cart_value,
+            margin=observed.margin,
+            currency=event.cart.currency,
+            decided_at=observed.now,
+            offer_id=offer.offer_id if offer is not None else None,
+        ),
+        deps.experiment.holdout_share,
+    )
+
+
 # --- the plan --------------------------------------------------------------------------------
 @dataclass
 class CartPlan:
@@ -185,6 +246,7 @@ class CartPlan:
     decision: rules.Decision | None = None
     request: OfferRequest | None = None
     due: bool = False  # the scheduled decision of an abandonment, taken at its due time
+    group: Group | None = None  # the experiment's group of an abandonment in it
 
     @property
     def needs_engine(self) -> bool:
@@ -206,8 +268,9 @@ class CartPlan:
         event, facts = self.event, self.facts
         offer, reason = self.checked.offer, self.checked.reason
         if self.due:  # the session was applied at arrival: read its newest state, committed
-            late = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
-            late = late or recheck(deps, facts, facts, offer)
+            moved_on = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
+            late = moved_on or recheck(deps, facts, facts, offer)
+            observed = replace(facts, stale=True) if moved_on else facts  # moved on: not eligible
         else:
             applied = deps.hot.apply_event(state_params(event), facts.now)
             observed = replace(
@@ -223,6 +286,7 @@ class CartPlan:
             deps.hot.insert_offer(offer)
         if self.due:
             deps.hot.mark_decided(event.event_id, deps.clock())
+        record_experiment(deps, event, self.group, self.decision, observed, offer)
         voids = close_offers(deps, event) if event.type is EventType.ORDER_COMPLETED else ()
         self.checked = Checked(offer, reason, self.checked.problems)
         return Written(outcome_of(event, self.checked, watch), offer=offer, voids=voids)
@@ -326,14 +390,19 @@ def plan(
     if ctx.outcome is not None and ctx.outcome.outcome == "scheduled":
         return due_plan(deps, event, ctx, watch, now)
     facts = rules.facts_for(event, ctx, now)
-    watch.lap("state")
     reason = gate(deps, facts)
     if event.type is EventType.CART_ABANDONED and reason in WAITABLE and deps.recovery.active:
         due, deferred = recovery.due_at(event.occurred_at, deps.recovery, event.timezone)
-        if due > now:
+        if due > now:  # the experiment's group too is decided at due time
+            watch.lap("state")
             watch.lap("checks")
             return SchedulePlan(event, facts, due, deferred, watch)
-    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason)))
+    group = experiment_group(deps, event)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
+        reason = gate(deps, facts)
+    watch.lap("state")
+    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), group=group))
 
 
 def due_plan(
@@ -344,20 +413,25 @@ def due_plan(
     verdict = recovery.at_due(event.event_id, ctx.session)
     # the session as the abandonment left it (its own state is applied already)
     facts = rules.facts_for(event, replace(ctx, outcome=None, session=None), now)
+    group = experiment_group(deps, event)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
     watch.lap("state")
-    out = CartPlan(event, facts, watch, Checked(None, verdict or gate(deps, facts)), due=True)
-    return decide(deps, out)
+    reason = verdict or gate(deps, facts)
+    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), due=True, group=group))
 
 
 def decide(deps: Deps, out: CartPlan) -> CartPlan:
     """The stages after the gate: history, cap, the engine's request."""
-    event, facts, watch = out.event, out.facts, out.watch
+    event, facts, watch, group = out.event, out.facts, out.watch, out.group
     if out.checked.reason is None:
         out.facts = facts = history(deps, event, facts)
         watch.lap("history")
         out.decision = decision = cap(deps, facts)
         if not decision.allowed:
             out.checked = Checked(None, decision.reason)
+        elif group == "holdout":
+            out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
             out.request = offer_request(event, facts, decision, deps.rules)
     if out.request is None:
