@@ -204,7 +204,10 @@ def record_experiment(
     cart counts whether or not its offer was committed), recorded with its cap; an order
     attributed to the customer's latest eligible cart within the attribution window."""
     if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
-        value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
+        if event.order is not None and event.order.value is not None:
+            value = event.order.value  # the order block says what was paid
+        else:
+            value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
         deps.hot.attribute_order(
             event.user_id, event.event_id, value, event.occurred_at, deps.attribution
         )
