@@ -75,6 +75,9 @@ class HotStore(Protocol):
     def claim_due(
         self, event_ids: list[str], claimant: str, now: datetime, lease_s: float
     ) -> list[tuple[str, str, datetime]]: ...
+    def reschedule_decision(
+        self, event_id: str, due_at: datetime, deferred: str | None
+    ) -> bool: ...
     def mark_decided(self, event_id: str, now: datetime) -> bool: ...
     def undecided_due(
         self, until: datetime, now: datetime, lease_s: float, limit: int = 10_000

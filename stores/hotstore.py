@@ -361,6 +361,11 @@ class SqlHotStore(ABC):
             out.append((r["event_id"], r["payload"], due))
         return out
 
+    def reschedule_decision(self, event_id: str, due_at: datetime, deferred: str | None) -> bool:
+        """A claimed decision waits again until ``due_at`` (its claim released)."""
+        params = {"event_id": event_id, "due_at": self._time_in(due_at), "deferred": deferred}
+        return self._w("reschedule_decision", params) == 1
+
     def mark_decided(self, event_id: str, now: datetime) -> bool:
         """The waiting decision is taken (inside the transaction that records its outcome)."""
         return self._w("mark_decided", {"event_id": event_id, "now": self._time_in(now)}) == 1

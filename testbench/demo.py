@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydantic import SecretStr
@@ -201,7 +201,17 @@ def run_demo(
         "largest_discount_pct": largest["discount_pct"] if largest else None,
         "its_cap_pct": largest["cap_pct"] if largest else None,
         "over_cap": figures["over_cap"],
-        "published": int(client.xlen(keys.offers_stream)),  # type: ignore[arg-type]
+        # offer entries (the stream also carries void notices: an order closed an offer)
+        "published": sum(
+            1
+            for _id, f in cast(list[Any], client.xrange(keys.offers_stream))
+            if f.get(b"type", b"offer") == b"offer"
+        ),
+        "voided": sum(
+            1
+            for _id, f in cast(list[Any], client.xrange(keys.offers_stream))
+            if f.get(b"type") == b"void"
+        ),
         "stream": keys.offers_stream,
         "unpublished": figures["unpublished"],
         "redis": where,

@@ -349,6 +349,7 @@ class SchedulePlan:
     due_at: datetime
     deferred: str | None
     watch: Stopwatch
+    again: bool = False  # a due decision that came due inside quiet hours: it waits again
 
     @property
     def needs_engine(self) -> bool:
@@ -359,6 +360,14 @@ class SchedulePlan:
 
     def write(self, deps: Deps, job: JobInfo, watch: Stopwatch) -> Written:
         event, facts = self.event, self.facts
+        outcome = Outcome(
+            event.event_id, "scheduled", self.deferred, timings=watch.ms, due_at=self.due_at
+        )
+        if self.again:
+            if not deps.hot.reschedule_decision(event.event_id, self.due_at, self.deferred):
+                raise AlreadyRecorded(event.event_id)
+            log.info("decision_deferred", event_id=event.event_id, due_at=self.due_at.isoformat())
+            return Written(outcome, due=(event.event_id, self.due_at))
         applied = deps.hot.apply_event(state_params(event), facts.now)
         if applied is None:  # a newer event of the session was committed meanwhile
             reason = rules.gate(replace(facts, stale=True), deps.rules)
@@ -372,9 +381,6 @@ class SchedulePlan:
             raise AlreadyRecorded(event.event_id)
         log.info("decision_scheduled", event_id=event.event_id, due_at=self.due_at.isoformat(),
                  deferred=self.deferred)  # fmt: skip
-        outcome = Outcome(
-            event.event_id, "scheduled", self.deferred, timings=watch.ms, due_at=self.due_at
-        )
         return Written(outcome, due=(event.event_id, self.due_at))
 
 
@@ -410,12 +416,21 @@ def plan(
 
 def due_plan(
     deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch, now: datetime
-) -> CartPlan:
+) -> CartPlan | SchedulePlan:
     """A scheduled abandonment at its due time: no offer if the session moved on (an order, a
-    newer event); else the rules as at arrival, on the facts of now."""
+    newer event); else the rules as at arrival, on the facts of now. Run late, inside the
+    customer's quiet hours (the fleet was down): it waits again until their end."""
     verdict = recovery.at_due(event.event_id, ctx.session)
     # the session as the abandonment left it (its own state is applied already)
     facts = rules.facts_for(event, replace(ctx, outcome=None, session=None), now)
+    quiet = deps.recovery.quiet
+    if verdict is None and quiet is not None:
+        end = recovery.quiet_end(
+            now, quiet, recovery.zone(event.timezone or deps.recovery.timezone)
+        )
+        if end is not None:
+            watch.lap("state")
+            return SchedulePlan(event, facts, end, "quiet_hours", watch, again=True)
     group = experiment_group(deps, event)
     if group == "holdout":
         facts = held_out_facts(deps, event, facts)
