@@ -128,7 +128,7 @@ def deps_with(data_dir: Path, hot_store_url: str, client: fakeredis.FakeRedis, c
 def due_run(deps: Deps, event_ids: list[str], claimant: str = "job-1") -> list[object]:
     """What ``worker.jobs.handle_due`` does: claim, then the runner with ``due``."""
     claimed = deps.hot.claim_due(event_ids, claimant, deps.clock(), 180)
-    events = [parse_event(json.loads(p)) for _, p, _ in claimed]
+    events = [parse_event(json.loads(p)) for _, p, _, _ in claimed]
     return list(run(events, deps, JobInfo(job_id=claimant, due=True)))
 
 
