@@ -65,7 +65,9 @@ class Consumer:
     def print_offer(self, offer: Offer) -> None:
         """The example's handler: once per offer (a Redis set of handled ids stands for the
         shop's own database), printed as one JSON line."""
-        if self.client.sadd(f"{self.stream}:{self.group}:handled", offer["offer_id"]):
+        kind = offer.get("type", "offer")  # a void notice shares its offer's offer_id
+        key = offer.get("offer_id") if kind == "offer" else f"{kind}:{offer.get('offer_id') or offer.get('reply_id')}"  # fmt: skip
+        if self.client.sadd(f"{self.stream}:{self.group}:handled", str(key)):
             sys.stdout.write(json.dumps(offer, default=str) + "\n")
             sys.stdout.flush()
 

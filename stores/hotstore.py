@@ -340,10 +340,10 @@ class SqlHotStore(ABC):
 
     def claim_due(
         self, event_ids: list[str], claimant: str, now: datetime, lease_s: float
-    ) -> list[tuple[str, str, datetime]]:
+    ) -> list[tuple[str, str, datetime, int]]:
         """Claim these due decisions for ``claimant`` (a job id) for ``lease_s`` seconds, in one
-        transaction: ``(event_id, payload, due_at)`` of those not decided and not held by another
-        live claim. A decision is claimed by one job at a time; its outcome is recorded once."""
+        transaction: ``(event_id, payload, due_at, claims so far)`` of those not decided and not
+        held by another live claim. A decision is claimed by one job at a time; its outcome is recorded once."""
         if not event_ids:
             return []
         params = {
@@ -358,8 +358,13 @@ class SqlHotStore(ABC):
         for r in rows:
             due = self._time_out(r["due_at"])
             assert due is not None  # NOT NULL
-            out.append((r["event_id"], r["payload"], due))
+            out.append((r["event_id"], r["payload"], due, int(r["claims"])))
         return out
+
+    def reschedule_decision(self, event_id: str, due_at: datetime, deferred: str | None) -> bool:
+        """A claimed decision waits again until ``due_at`` (its claim released)."""
+        params = {"event_id": event_id, "due_at": self._time_in(due_at), "deferred": deferred}
+        return self._w("reschedule_decision", params) == 1
 
     def mark_decided(self, event_id: str, now: datetime) -> bool:
         """The waiting decision is taken (inside the transaction that records its outcome)."""

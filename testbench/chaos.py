@@ -633,6 +633,11 @@ class Chaos:
             and delayed["offer_after_order"] == 0
             and all(n >= 1 for n in faults.values())
         )
+        if delayed["decided_early"] or delayed["undecided"] or delayed["offer_after_order"]:
+            report["delayed_rows"] = [
+                {k: str(v) for k, v in dict(r).items()}
+                for r in self.hot.query(sql("hot/reconcile_scheduled_detail"))
+            ]
         if lost:
             report["lost_ids"] = lost[:20]
             report["lost_jobs"] = self._retry("diagnose", lambda: self.diagnose(lost[:20]))

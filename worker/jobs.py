@@ -35,6 +35,9 @@ from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
 REDIS_WAIT_S = 30.0
+MAX_CLAIMS_PER_ATTEMPT = (
+    3  # a due decision claimed this many times per attempt becomes a dead letter
+)
 
 
 def start_process(settings: Settings | None = None) -> Runtime:
@@ -262,7 +265,15 @@ def handle_due(event_ids: Any) -> dict[str, Any]:
     except StoreUnavailable as exc:
         stop_worker(str(exc))
         raise
-    payloads = [json.loads(payload) for _, payload, _ in claimed]
+    payloads = []
+    for event_id, payload, _due, claims in claimed:
+        if claims > MAX_CLAIMS_PER_ATTEMPT * runtime.settings.max_attempts:
+            # claimed again and again, never decided (its job dies with its worker each time)
+            error = f"scheduled decision claimed {claims} times without a decision"
+            dead_letter(runtime, json.loads(payload), error, job)
+            log.error("due_decision_given_up", event_id=event_id, claims=claims)
+        else:
+            payloads.append(json.loads(payload))
     return _batch(runtime, job, payloads, due=True) | {"claimed": len(claimed)}
 
 

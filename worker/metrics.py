@@ -259,6 +259,19 @@ class FleetCollector:
             offers.add_metric([r["engine"]], r["n"])
         yield offers
         yield GaugeMetricFamily("sgr_dead_letters", "Dead-letter outcomes in the hot store", dead)
+        waiting = self.store.rows(
+            "scheduled_counts", {"overdue_before": now - timedelta(minutes=1)}
+        )
+        yield GaugeMetricFamily(
+            "sgr_scheduled_decisions",
+            "Abandonment decisions waiting for their due time (docs/recovery.md)",
+            int(waiting[0]["waiting"]) if waiting else 0,
+        )
+        yield GaugeMetricFamily(
+            "sgr_overdue_decisions",
+            "Waiting decisions due more than a minute ago (nothing drains the due set)",
+            int(waiting[0]["overdue"] or 0) if waiting else 0,
+        )
         yield from self._lift()
 
         self._fold(now)

@@ -296,7 +296,13 @@ class SafeWorker(SimpleWorker):
             kwargs["default_result_ttl"] = settings.job_result_ttl_s
         super().__init__(names, *args, **kwargs)
         self._settings = settings
-        if settings is not None and self.connection is not None:
+        if (
+            settings is not None
+            and self.connection is not None
+            and settings.recovery_config().active
+        ):
+            # decisions wait (a delay, quiet hours): poll for those due; with neither, nothing
+            # is scheduled, and the reaper moves what an earlier setting left
             self._due = DueSet(self.connection, Keys.from_settings(settings))
 
     @property

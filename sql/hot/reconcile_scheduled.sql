@@ -1,6 +1,7 @@
 -- The chaos run's check of delayed decisions (docs/recovery.md): how many were scheduled, any
--- decided before their due time, any never decided, any that made an offer although their
--- session had an order before the due time, and how many an order closed.
+-- decided before their due time, any never decided, any that made an offer although an order of
+-- their session was recorded before the decision (known to it: the customer's lock orders the two
+-- writes), and how many an order closed.
 SELECT
     (SELECT count(*) FROM scheduled_decisions) AS scheduled,
     (SELECT count(*) FROM scheduled_decisions AS d
@@ -10,9 +11,10 @@ SELECT
       WHERE NOT EXISTS (SELECT 1 FROM processed_events AS p WHERE p.event_id = d.event_id))
         AS undecided,
     (SELECT count(*) FROM scheduled_decisions AS d
+       JOIN processed_events AS p ON p.event_id = d.event_id
        JOIN offers AS o ON o.event_id = d.event_id
       WHERE EXISTS (SELECT 1 FROM orders AS r
-                     WHERE r.session_id = d.session_id AND r.occurred_at < d.due_at))
+                     WHERE r.session_id = d.session_id AND r.recorded_at < p.finished_at))
         AS offer_after_order,
     (SELECT count(*) FROM scheduled_decisions AS d
        JOIN processed_events AS p ON p.event_id = d.event_id

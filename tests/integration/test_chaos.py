@@ -23,7 +23,9 @@ def test_chaos_short_run_loses_and_doubles_nothing() -> None:
     assert report["dead_letter"] >= report["faults"]["malformed"]  # each malformed one, recorded
     assert report["recovery"]["requeued"] >= 1  # the killed worker's job was re-run
     assert report["offers"] == report["stream_entries"]
-    assert report["ok"]
+    assert report["delayed"]["decided_early"] == 0 and report["delayed"]["undecided"] == 0, report
+    assert report["delayed"]["offer_after_order"] == 0, report
+    assert report["ok"], report
 
 
 def test_chaos_with_batch_jobs_loses_and_doubles_nothing() -> None:
@@ -35,4 +37,6 @@ def test_chaos_with_batch_jobs_loses_and_doubles_nothing() -> None:
     assert report["two_live_codes"] == 0 and report["offers_after_redemption"] == 0, report
     assert report["accepted"] == report["offers"] + report["no_offer"] + report["dead_letter"]
     assert report["offers"] == report["stream_entries"]
-    assert report["ok"]
+    assert report["delayed"]["decided_early"] == 0 and report["delayed"]["undecided"] == 0, report
+    assert report["delayed"]["offer_after_order"] == 0, report
+    assert report["ok"], report

@@ -27,4 +27,6 @@ def test_chaos_two_hosts_on_postgres_lose_and_double_nothing(postgres_url: str) 
     assert all(report["faults"][kind] >= 1 for kind in FAULT_KINDS), report["faults"]
     assert report["accepted"] == report["offers"] + report["no_offer"] + report["dead_letter"]
     assert report["offers"] == report["stream_entries"] > 0
-    assert report["ok"]
+    assert report["delayed"]["decided_early"] == 0 and report["delayed"]["undecided"] == 0, report
+    assert report["delayed"]["offer_after_order"] == 0, report
+    assert report["ok"], report

@@ -6,7 +6,11 @@ its due time and not before; an order that uses the offer's code attributes it `
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,16 +19,18 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 
 from producers.enqueue import enqueue_events
 from stores.hot import open_hot_store
 from testbench.fleet import Fleet
 from testbench.redisproc import RedisServer
 from tests.conftest import event, worker_env
+from worker.domain.timefmt import to_text
 
 pytestmark = pytest.mark.integration
 DELAY_S = 15.0
+SGR = str(Path(sys.executable).with_name("sgr"))
 
 
 def entries(client: redis.Redis) -> list[dict[str, str]]:
@@ -44,6 +50,12 @@ def wait_for(check: Callable[[], Any], limit_s: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def ready(client: redis.Redis) -> None:
+    """Wait until a worker listens (under load a worker takes seconds to start: an event dated
+    now must reach it well before its due time)."""
+    wait_for(lambda: Worker.count(connection=client) >= 1, 60, "a worker")
+
+
 def test_decisions_wait_for_their_time_and_read_the_newest_state(
     redis_client: redis.Redis, redis_url: str, data_dir: Path, hot_store_url: str
 ) -> None:
@@ -51,6 +63,7 @@ def test_decisions_wait_for_their_time_and_read_the_newest_state(
     env = worker_env(data_dir, SGR_HOT_STORE_URL=hot_store_url, SGR_OFFER_DELAY_MINUTES="0.25")
     hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
     with Fleet(1, redis_url, "cart-events", env):
+        ready(redis_client)
         start = datetime.now(UTC)
         ordered = event(event_id="ab-ordered", user="u000001", session="s-ordered", at=start)
         alone = event(event_id="ab-alone", user="u000002", session="s-alone", at=start)
@@ -58,6 +71,13 @@ def test_decisions_wait_for_their_time_and_read_the_newest_state(
         scheduled = wait_for(lambda: hot.get_outcome("ab-alone"), 10, "the schedule")
         assert scheduled.outcome == "scheduled"
         assert scheduled.due_at == start + timedelta(seconds=DELAY_S)
+        shown = subprocess.run(
+            [SGR, "status", "--event", "ab-alone", "--json"], env={**os.environ, **env,
+             "SGR_REDIS_URL": redis_url}, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["outcome"] == "scheduled"
+        assert json.loads(shown.stdout)["due_at"] == to_text(start + timedelta(seconds=DELAY_S))
 
         time.sleep(max(0.0, 5 - (datetime.now(UTC) - start).total_seconds()))
         order = event("order_completed", event_id="order-1", user="u000001", session="s-ordered",
@@ -116,13 +136,14 @@ def test_a_scheduled_decision_survives_worker_death_and_a_redis_that_lost_everyt
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         env = worker_env(
-            data_dir, SGR_HOT_STORE_URL=hot_store_url, SGR_OFFER_DELAY_MINUTES="0.1",
+            data_dir, SGR_HOT_STORE_URL=hot_store_url, SGR_OFFER_DELAY_MINUTES="0.25",
             SGR_REAP_INTERVAL_S="0.5",
         )  # fmt: skip
         hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
-        start = datetime.now(UTC)
         first = Fleet(1, server.url, "cart-events", env).start()
         try:
+            ready(client)
+            start = datetime.now(UTC)
             enqueue_events(
                 Queue("cart-events", connection=client), [event(event_id="ab-x", at=start)]
             )
@@ -141,7 +162,7 @@ def test_a_scheduled_decision_survives_worker_death_and_a_redis_that_lost_everyt
                 45, "the decision after the restart",
             )  # fmt: skip
             assert made.outcome == "offer"
-            assert made.decided_at >= start + timedelta(seconds=6)
+            assert made.decided_at >= start + timedelta(seconds=DELAY_S)
             offers = wait_for(
                 lambda: [e for e in entries(client) if e["type"] == "offer"], 10, "the offer"
             )

@@ -52,6 +52,8 @@ GAUGES = {
     "sgr_lift_carts",
     "sgr_lift_orders",
     "sgr_lift_revenue",
+    "sgr_scheduled_decisions",
+    "sgr_overdue_decisions",
 }
 METRICS = COUNTERS | HISTOGRAMS | GAUGES
 

@@ -128,7 +128,7 @@ def deps_with(data_dir: Path, hot_store_url: str, client: fakeredis.FakeRedis, c
 def due_run(deps: Deps, event_ids: list[str], claimant: str = "job-1") -> list[object]:
     """What ``worker.jobs.handle_due`` does: claim, then the runner with ``due``."""
     claimed = deps.hot.claim_due(event_ids, claimant, deps.clock(), 180)
-    events = [parse_event(json.loads(p)) for _, p, _ in claimed]
+    events = [parse_event(json.loads(p)) for _, p, _, _ in claimed]
     return list(run(events, deps, JobInfo(job_id=claimant, due=True)))
 
 
@@ -228,3 +228,62 @@ def test_a_lost_due_entry_comes_back_from_the_hot_store(
     clock.advance(seconds=181)
     assert len(deps.hot.undecided_due(clock() + timedelta(days=1), clock(), 180)) == 1
     assert len(deps.hot.claim_due(["ab1"], "job-b", clock(), 180)) == 1
+
+
+def test_a_repeat_abandoner_gets_a_lower_cap_then_none_on_both_stores(
+    data_dir: Path, hot_store_url: str, client: fakeredis.FakeRedis
+) -> None:
+    """The record comes from the hot store (``abandoner_stats``): offers received, other carts
+    abandoned and codes redeemed in the window."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    clock = Clock(start)
+    deps = make_deps(data_dir, client, clock=clock, hot_store_url=hot_store_url,
+                     offer_window_hours=0, repeat_lower_after=2, repeat_refuse_after=4,
+                     repeat_redeem_abandons=3, repeat_cap_factor=0.5)  # fmt: skip
+    caps: list[float | None] = []
+    reasons: list[str | None] = []
+    for i in range(4):
+        clock.advance(minutes=1)
+        got = run([parse_event(event(event_id=f"a{i}", session=f"s{i}", user="u9", at=clock()))], deps)[0]  # fmt: skip
+        reasons.append(got.reason)  # type: ignore[union-attr]
+        offer = deps.hot.get_offer(got.offer_id) if got.offer_id else None  # type: ignore[union-attr]
+        caps.append(offer.cap_pct if offer else None)
+        if offer is not None:  # the customer uses every code (so none stays live)
+            assert deps.hot.redeem(offer.code, clock(), "u9")
+    assert caps[0] is not None and caps[1] == caps[0]
+    assert caps[2] == pytest.approx(caps[0] / 2, abs=0.1)  # two offers received: halved
+    assert (caps[3], reasons[3]) == (None, "repeat_abandoner")  # redeemed after 3 abandonments
+    assert deps.hot.abandoner_stats("u9", start, "a3") == (3, 3, 3)
+
+
+def test_quiet_hours_defer_a_decision_and_a_late_due_run_waits_again(
+    data_dir: Path, hot_store_url: str, client: fakeredis.FakeRedis
+) -> None:
+    """A fixed clock: an abandonment at 18:00 UTC with a 4-hour delay is due at 22:00, inside
+    21:00-09:00: it is scheduled for 09:00. One at 15:00 is due at 19:00, but its due run comes
+    late (22:30, the fleet was down): it waits again until 09:00, then gets its offer."""
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(
+        hour=15, minute=0, second=0, microsecond=0
+    )
+    clock = Clock(day)
+    deps = make_deps(data_dir, client, clock=clock, hot_store_url=hot_store_url)
+    deps = replace(deps, recovery=RecoveryConfig(timedelta(hours=4), NIGHT, "UTC"))
+    morning = (day + timedelta(days=1)).replace(hour=9)
+    early = run([parse_event(event(event_id="early", session="s1", user="u1", at=day))], deps)[0]
+    assert (early.outcome, early.due_at) == ("scheduled", day + timedelta(hours=4))  # type: ignore[union-attr]
+    clock.now = day.replace(hour=18)
+    late = run([parse_event(event(event_id="late", session="s2", user="u2", at=clock()))], deps)[0]
+    assert (late.outcome, late.reason, late.due_at) == ("scheduled", "quiet_hours", morning)  # type: ignore[union-attr]
+
+    clock.now = day.replace(hour=22, minute=30)  # the due run of "early" comes late
+    again = due_run(deps, ["early"])
+    assert [(o.outcome, o.reason, o.due_at) for o in again] == [
+        ("scheduled", "quiet_hours", morning)
+    ]  # type: ignore[attr-defined]
+    recorded = deps.hot.get_outcome("early")
+    assert recorded is not None and recorded.outcome == "scheduled" and recorded.due_at == morning
+    assert stream(client) == []
+    clock.now = morning
+    done = due_run(deps, ["early", "late"])
+    assert [o.outcome for o in done] == ["offer", "offer"]  # type: ignore[attr-defined]
+    assert all(deps.hot.get_offer(o.offer_id).created_at == morning for o in done)  # type: ignore[attr-defined, union-attr]

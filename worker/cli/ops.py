@@ -175,6 +175,11 @@ def offers_tail(
                     seen += 1
                     if as_json:
                         print(json.dumps(offer))
+                    elif offer.get("type") == "void":  # an order closed this offer
+                        out(
+                            f"void {offer.get('user_id', '')} {offer.get('code', '')} "
+                            f"({offer.get('reason', '')})"
+                        )
                     else:
                         cap = f" (cap {offer['cap_pct']}%)" if offer.get("cap_pct") else ""
                         out(

@@ -204,9 +204,10 @@ def record_experiment(
     cart counts whether or not its offer was committed), recorded with its cap; an order
     attributed to the customer's latest eligible cart within the attribution window."""
     if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
-        given = event.order.value if event.order is not None else None
-        value = given if given is not None else event.cart.total if event.cart is not None else None
-        value = float(value) if value is not None else (observed.cart_value or 0.0)
+        if event.order is not None and event.order.value is not None:
+            value = event.order.value  # the order block says what was paid
+        else:
+            value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
         deps.hot.attribute_order(
             event.user_id, event.event_id, value, event.occurred_at, deps.attribution
         )
@@ -247,8 +248,8 @@ class CartPlan:
     checked: Checked = field(default_factory=lambda: Checked(None, None))
     decision: rules.Decision | None = None
     request: OfferRequest | None = None
-    group: Group | None = None  # the experiment's group of an abandonment in it
     due: bool = False  # the scheduled decision of an abandonment, taken at its due time
+    group: Group | None = None  # the experiment's group of an abandonment in it
 
     @property
     def needs_engine(self) -> bool:
@@ -272,7 +273,7 @@ class CartPlan:
         if self.due:  # the session was applied at arrival: read its newest state, committed
             moved_on = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
             late = moved_on or recheck(deps, facts, facts, offer)
-            observed = facts if moved_on is None else replace(facts, stale=True)
+            observed = replace(facts, stale=True) if moved_on else facts  # moved on: not eligible
         else:
             applied = deps.hot.apply_event(state_params(event), facts.now)
             observed = replace(
@@ -286,9 +287,9 @@ class CartPlan:
         record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
-        record_experiment(deps, event, self.group, self.decision, observed, offer)
         if self.due:
             deps.hot.mark_decided(event.event_id, deps.clock())
+        record_experiment(deps, event, self.group, self.decision, observed, offer)
         voids = close_offers(deps, event) if event.type is EventType.ORDER_COMPLETED else ()
         self.checked = Checked(offer, reason, self.checked.problems)
         return Written(outcome_of(event, self.checked, watch), offer=offer, voids=voids)
@@ -348,6 +349,7 @@ class SchedulePlan:
     due_at: datetime
     deferred: str | None
     watch: Stopwatch
+    again: bool = False  # a due decision that came due inside quiet hours: it waits again
 
     @property
     def needs_engine(self) -> bool:
@@ -358,6 +360,14 @@ class SchedulePlan:
 
     def write(self, deps: Deps, job: JobInfo, watch: Stopwatch) -> Written:
         event, facts = self.event, self.facts
+        outcome = Outcome(
+            event.event_id, "scheduled", self.deferred, timings=watch.ms, due_at=self.due_at
+        )
+        if self.again:
+            if not deps.hot.reschedule_decision(event.event_id, self.due_at, self.deferred):
+                raise AlreadyRecorded(event.event_id)
+            log.info("decision_deferred", event_id=event.event_id, due_at=self.due_at.isoformat())
+            return Written(outcome, due=(event.event_id, self.due_at))
         applied = deps.hot.apply_event(state_params(event), facts.now)
         if applied is None:  # a newer event of the session was committed meanwhile
             reason = rules.gate(replace(facts, stale=True), deps.rules)
@@ -371,9 +381,6 @@ class SchedulePlan:
             raise AlreadyRecorded(event.event_id)
         log.info("decision_scheduled", event_id=event.event_id, due_at=self.due_at.isoformat(),
                  deferred=self.deferred)  # fmt: skip
-        outcome = Outcome(
-            event.event_id, "scheduled", self.deferred, timings=watch.ms, due_at=self.due_at
-        )
         return Written(outcome, due=(event.event_id, self.due_at))
 
 
@@ -391,47 +398,57 @@ def plan(
     now = deps.clock()
     if ctx.outcome is not None and ctx.outcome.outcome == "scheduled":
         return due_plan(deps, event, ctx, watch, now)
-    group = experiment_group(deps, event)
     facts = rules.facts_for(event, ctx, now)
-    if group == "holdout":
-        facts = held_out_facts(deps, event, facts)
-    watch.lap("state")
     reason = gate(deps, facts)
     if event.type is EventType.CART_ABANDONED and reason in WAITABLE and deps.recovery.active:
         due, deferred = recovery.due_at(event.occurred_at, deps.recovery, event.timezone)
-        if due > now:
+        if due > now:  # the experiment's group too is decided at due time
+            watch.lap("state")
             watch.lap("checks")
             return SchedulePlan(event, facts, due, deferred, watch)
+    group = experiment_group(deps, event)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
+        reason = gate(deps, facts)
+    watch.lap("state")
     return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), group=group))
 
 
 def due_plan(
     deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch, now: datetime
-) -> CartPlan:
+) -> CartPlan | SchedulePlan:
     """A scheduled abandonment at its due time: no offer if the session moved on (an order, a
-    newer event); else the rules as at arrival, on the facts of now."""
+    newer event); else the rules as at arrival, on the facts of now. Run late, inside the
+    customer's quiet hours (the fleet was down): it waits again until their end."""
     verdict = recovery.at_due(event.event_id, ctx.session)
     # the session as the abandonment left it (its own state is applied already)
     facts = rules.facts_for(event, replace(ctx, outcome=None, session=None), now)
+    quiet = deps.recovery.quiet
+    if verdict is None and quiet is not None:
+        end = recovery.quiet_end(
+            now, quiet, recovery.zone(event.timezone or deps.recovery.timezone)
+        )
+        if end is not None:
+            watch.lap("state")
+            return SchedulePlan(event, facts, end, "quiet_hours", watch, again=True)
     group = experiment_group(deps, event)
     if group == "holdout":
         facts = held_out_facts(deps, event, facts)
     watch.lap("state")
     reason = verdict or gate(deps, facts)
-    out = CartPlan(event, facts, watch, Checked(None, reason), group=group, due=True)
-    return decide(deps, out)
+    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), due=True, group=group))
 
 
 def decide(deps: Deps, out: CartPlan) -> CartPlan:
     """The stages after the gate: history, cap, the engine's request."""
-    event, facts, watch = out.event, out.facts, out.watch
+    event, facts, watch, group = out.event, out.facts, out.watch, out.group
     if out.checked.reason is None:
         out.facts = facts = history(deps, event, facts)
         watch.lap("history")
         out.decision = decision = cap(deps, facts)
         if not decision.allowed:
             out.checked = Checked(None, decision.reason)
-        elif out.group == "holdout":
+        elif group == "holdout":
             out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
             out.request = offer_request(event, facts, decision, deps.rules)

@@ -8,4 +8,4 @@ WHERE event_id IN (SELECT value FROM json_each(:event_ids))
   AND (claimed_at IS NULL OR claimed_at < :claimed_before OR claimed_by = :claimant)
   AND NOT EXISTS (SELECT 1 FROM processed_events AS p
                   WHERE p.event_id = scheduled_decisions.event_id)
-RETURNING event_id, payload, due_at;
+RETURNING event_id, payload, due_at, claims;
