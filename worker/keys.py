@@ -38,6 +38,16 @@ class Keys:
         return f"{self.offers_stream}:published:{offer_id}"
 
     @property
+    def outcomes_stream(self) -> str:
+        """The stream of every event's outcome (``type`` "outcome", one entry per recorded
+        outcome; offers and replies stay on ``offers_stream``)."""
+        return f"{self.prefix}:outcomes"
+
+    def outcome_mark(self, outcome_id: str) -> str:
+        """Set (with a TTL) when an outcome is on its stream: publication happens once."""
+        return f"{self.outcomes_stream}:published:{outcome_id}"
+
+    @property
     def reaper_lock(self) -> str:
         return f"{self.prefix}:reaper:lock"
 

@@ -205,11 +205,11 @@ class CartPlan:
         late = recheck(deps, facts, observed, offer)
         if late is not None:
             offer, reason = None, late
-        record(deps, event, job, watch, offer, reason, self.checked.problems)
+        notice = record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
         self.checked = Checked(offer, reason, self.checked.problems)
-        return Written(outcome_of(event, self.checked, watch), offer=offer)
+        return Written(outcome_of(event, self.checked, watch), offer=offer, notice=notice)
 
 
 def plan(deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch) -> CartPlan:
