@@ -212,11 +212,12 @@ OUTCOMES = ("offer", "no_offer", "dead_letter", "rejected")
 CONTRACT_ERROR_KINDS = ("invalid_event", "not_json")
 
 
-def outcome_id(event_id: str, at: str) -> str:
-    """The id of one recorded outcome's stream entry (and of its exactly-once marker): the same
-    for every publication of that record, another for the outcome of a requeued dead letter."""
-    digest = hashlib.sha256(f"{event_id}\n{at}".encode()).hexdigest()[:24]
-    return f"out-{digest}"
+def outcome_id(event_id: str, at: str, *what: str | None) -> str:
+    """The id of one recorded outcome's stream entry (and of its exactly-once marker), from the
+    event, the moment and what was recorded: the same for every publication of that record,
+    another for the outcome of a requeued dead letter."""
+    text = "\n".join([event_id, at, *(w or "" for w in what)])
+    return "out-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,8 @@ class OutcomeNotice:
 
     @property
     def outcome_id(self) -> str:
-        return self.key or outcome_id(self.event_id, to_text(self.at))
+        what = (self.outcome, self.reason, self.offer_id, self.error_kind)
+        return self.key or outcome_id(self.event_id, to_text(self.at), *what)
 
     def stream_entry(self) -> dict[str, str]:
         """Text fields, empty where a value does not apply; the error text only for the
