@@ -47,6 +47,11 @@ class Keys:
         """Set (with a TTL) when an outcome is on its stream: publication happens once."""
         return f"{self.outcomes_stream}:published:{outcome_id}"
 
+    def consumer(self, group: str) -> str:
+        """The namespace of the example consumer's own keys (``producers/consumer.py``: its
+        handled markers, records, ledger and dead list), per consumer group."""
+        return f"{self.prefix}:consumer:{group}"
+
     @property
     def reaper_lock(self) -> str:
         return f"{self.prefix}:reaper:lock"
