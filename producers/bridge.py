@@ -37,12 +37,14 @@ from worker.deadletter import (
     quarantine,
     raw_id,
 )
-from worker.domain.events import TimeLimits
+from worker.domain.events import EventType, TimeLimits
 from worker.domain.model import OutcomeNotice
 from worker.keys import Keys
 from worker.publish import Publisher
 from worker.runtime import publisher
 from worker.settings import load_settings
+
+EVENT_TYPES = frozenset(t.value for t in EventType)
 
 
 def rejection(item: bytes, payload: Any, error: str, now: datetime) -> OutcomeNotice:
@@ -62,7 +64,7 @@ def rejection(item: bytes, payload: Any, error: str, now: datetime) -> OutcomeNo
         at=now,
         error_kind=kind,
         error=error,
-        event_type=event_type if isinstance(event_type, str) else None,
+        event_type=event_type if event_type in EVENT_TYPES else None,
         key="rej-" + hashlib.sha256(item).hexdigest()[:24],
     )
 
