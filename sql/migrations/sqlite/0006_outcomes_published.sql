@@ -1,4 +1,4 @@
--- Version 3: every recorded outcome goes to the outcome stream through the outbox, as offers do:
+-- Version 6: every recorded outcome goes to the outcome stream through the outbox, as offers do:
 -- published_at (NULL until it is on the stream; the reaper publishes what a dead worker left)
 -- and error_kind (a dead letter's kind, the part of its error a shop may read). One index on
 -- published_at serves both the outbox's "IS NULL" read and the reaper's "published since" check.
