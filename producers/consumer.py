@@ -209,7 +209,11 @@ class Consumer:
 
     def set_aside(self, stream: str, entry_id: str, fields: Any, error: str) -> None:
         """Put an entry on the dead list with its error, and acknowledge it (in one MULTI)."""
-        raw = {_text("<field name>", k): v.decode("utf-8", "replace") for k, v in fields.items()}
+
+        def text(value: bytes | str) -> str:  # whatever it holds: the letter must be written
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+        raw = {text(k): text(v) for k, v in fields.items()}
         letter = {"stream": stream, "id": entry_id, "error": error, "fields": raw}
         with self.client.pipeline(transaction=True) as pipe:
             pipe.rpush(self.keys.dead, json.dumps(letter))

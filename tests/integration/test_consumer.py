@@ -170,14 +170,16 @@ def test_a_poison_entry_is_set_aside_after_n_deliveries_without_blocking_the_gro
     redis_client: redis.Redis,
 ) -> None:
     add(redis_client, OFFERS, [offer(1), offer(2, discount_pct="abc"), offer(3)])
+    redis_client.xadd(OFFERS, {b"\xff": b"\xfe", b"type": b"offer"})  # not even UTF-8
     err = io.StringIO()
     c1 = consumer(redis_client, "c1", max_deliveries=3, err=err)
     c1.step(block_ms=50)
     assert ids(redis_client) == ["offer:o1", "offer:o3"]  # the one behind it is not held up
     c1.run(until_idle=True, block_ms=50)
-    [letter] = [json.loads(x) for x in redis_client.lrange(KEYS.dead, 0, -1)]  # type: ignore[union-attr]
+    letter, garbled = [json.loads(x) for x in redis_client.lrange(KEYS.dead, 0, -1)]  # type: ignore[union-attr]
     assert letter["error"] == "discount_pct: not a decimal number (got 'abc')"
     assert letter["fields"]["offer_id"] == "o2" and letter["stream"] == OFFERS
+    assert garbled["error"].startswith("<field name>: not UTF-8 text")
     assert "delivery 1 of 3" in err.getvalue() and "delivery 2 of 3" in err.getvalue()
     assert pending(redis_client) == 0 and ids(redis_client) == ["offer:o1", "offer:o3"]
 
