@@ -90,6 +90,7 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
     hot = open_store(s)
     try:
         figures = hot.summary()
+        unpublished = len(hot.unpublished_outcomes(100_000))
     finally:
         hot.close()
     snapshot = snapshot_info(s.history_db)
@@ -100,6 +101,8 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
         "running": queue.started_job_registry.count,
         "failed_jobs": queue.failed_job_registry.count,
         "stream": int(conn.xlen(s.offers_stream)),  # type: ignore[arg-type]
+        "outcome_stream": int(conn.xlen(keys.outcomes_stream)),  # type: ignore[arg-type]
+        "outcomes_unpublished": unpublished,  # recorded, not yet on the outcome stream
         **figures,
         "dead_letter_list": letters.count(),
         "store_failures": letters.store_failures(),
@@ -114,8 +117,9 @@ def status(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Queue depth, outcomes so far, dead letters, the stream length and the snapshot's age.
-    `dead_letter` counts those the hot store recorded; `dead_letter_list` those in the Redis
+    """Queue depth, outcomes so far, dead letters, the streams' lengths and the snapshot's age.
+    `outcomes_unpublished`: outcomes recorded and not yet on the outcome stream (the reaper
+    publishes them); `dead_letter` counts those the hot store recorded; `dead_letter_list` those in the Redis
     list; `store_failures` those that reached only the list because the store failed."""
     figures = status_figures(data_dir)
     print(json.dumps(figures)) if as_json else out(figures)
