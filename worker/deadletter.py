@@ -4,7 +4,8 @@ and replaces them.
 
 ``record`` files the letter under an error kind (``invalid_event``, ``failed``, ``abandoned``,
 ``out_of_attempts``, ``refused_job``, ``foreign_item``: what the outcome stream tells the shop;
-the error text itself stays here) and hands the outcome to the outbox (``OutcomeSink``).
+the error text goes there only for ``invalid_event``, the contract's own words) and hands the
+outcome to the outbox (``OutcomeSink``).
 
 ``record`` keeps the promise that every accepted event ends in one recorded outcome even when the
 hot store cannot be written: the letter still goes to the Redis list (durable with AOF), marked
