@@ -112,7 +112,7 @@ def parse_entry(fields: dict[bytes, bytes] | dict[str, str]) -> Entry:
     if kind == "offer" and entry["discount_pct"] <= 0:
         raise EntryError(f"discount_pct: must be above 0 (got {str(entry['discount_pct'])!r})")
     if kind == "reply" and entry.get("turn"):
-        if not entry["turn"].isdigit():
+        if not (entry["turn"].isascii() and entry["turn"].isdigit()):
             raise EntryError(f"turn: not a whole number (got {entry['turn'][:40]!r})")
         entry["turn"] = int(entry["turn"])
     if kind == "outcome" and entry["outcome"] not in OUTCOMES:

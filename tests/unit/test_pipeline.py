@@ -181,11 +181,11 @@ def test_offers_lost_by_redis_are_published_again_once(
 
 
 def test_outcomes_lost_by_redis_are_published_again_once_and_alike(
-    data_dir: Path, client: fakeredis.FakeRedis
+    data_dir: Path, client: fakeredis.FakeRedis, hot_store_url: str
 ) -> None:
     from datetime import timedelta
 
-    deps = make_deps(data_dir, client)
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
     run(deps, event(event_id="a", session="s1", user="u000001"))
     run(deps, event("item_added", event_id="b", session="s2", user="u000002"))
     since = NOW - timedelta(minutes=15)
