@@ -18,8 +18,8 @@ Delivery is at least once; the effect is once: the effect and the "handled" mark
 write (here one Lua script on Redis, standing for the shop's own database, where it would be one
 transaction with a unique key), so a consumer killed between the effect and the XACK finds the
 entry handled when it is delivered again. Numbers are ``Decimal`` (money), an empty number is None,
-an entry that fails validation names the field and the value. An entry that fails
-``--max-deliveries`` deliveries (XPENDING's delivery count: a consumer that crashes on it counts
+an entry that fails validation names the field and the value. An entry that fails is tried
+again once idle ``--claim-idle`` s; one that fails ``--max-deliveries`` deliveries (XPENDING's delivery count: a consumer that crashes on it counts
 too) is set aside on a dead list with its error and acknowledged, so it never blocks the group.
 An entry taken by a consumer that died stays pending; another consumer claims it after
 ``--claim-idle`` s (XAUTOCLAIM).
@@ -176,6 +176,7 @@ class Consumer:
         self.on_entry = on_entry  # called before the effect (a shop's own check; tests)
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self._apply = client.register_script(APPLY_ONCE)
+        self._recovered = False  # its own pending entries read again (the first round)
         self.handled = 0  # effects applied by this consumer
         self.read = 0  # entries read (handled, duplicates, ignored, set aside, failed)
 
@@ -282,15 +283,42 @@ class Consumer:
                     break
         return done
 
-    def step(self, block_ms: int = 1000, count: int = 100) -> int:
-        """One round: this consumer's own pending entries (after a restart, or a failure),
-        claims, then new ones; how many entries were read."""
+    def recover(self, count: int = 100) -> int:
+        """This consumer's own pending entries, read again once at start (it died or was stopped
+        before their XACK); how many were read. Later failures wait for ``claim``: an entry that
+        failed is tried again once it has been idle ``claim_idle_s``, not at once."""
         done = 0
-        own: Any = self.client.xreadgroup(
-            self.group, self.name, dict.fromkeys(self.streams, "0"), count=count
-        )
-        for stream, entries in own or []:
-            done += self._process(_text("stream", stream), entries, redelivered=True)
+        for stream in self.streams:
+            cursor = "0"
+            while True:
+                own: Any = self.client.xreadgroup(
+                    self.group, self.name, {stream: cursor}, count=count
+                )
+                entries = own[0][1] if own else []
+                if not entries:
+                    break
+                done += self._process(stream, entries, redelivered=True)
+                cursor = _text("id", entries[-1][0])
+        return done
+
+    def own_pending(self) -> int:
+        """How many entries this consumer has taken and not acknowledged."""
+        total = 0
+        for stream in self.streams:
+            rows: Any = self.client.xpending_range(
+                stream, self.group, min="-", max="+", count=1, consumername=self.name
+            )
+            total += len(rows)
+        return total
+
+    def step(self, block_ms: int = 1000, count: int = 100) -> int:
+        """One round: this consumer's own pending entries (the first round: after a restart),
+        claims (a dead consumer's entries, and this one's that failed, once idle), then new
+        ones; how many entries were read."""
+        done = 0
+        if not self._recovered:
+            done += self.recover(count)
+            self._recovered = True
         done += self.claim()
         new: Any = self.client.xreadgroup(
             self.group, self.name, dict.fromkeys(self.streams, ">"), count=count, block=block_ms
@@ -301,10 +329,10 @@ class Consumer:
 
     def run(self, limit: int = 0, until_idle: bool = False, block_ms: int = 1000) -> int:
         """Consume until ``limit`` effects (0: no limit), or with ``until_idle`` until a round
-        reads nothing; returns the effects applied."""
+        reads nothing while this consumer holds no pending entry; returns the effects applied."""
         self.ensure_group()
         while limit == 0 or self.handled < limit:
-            if self.step(block_ms=block_ms) == 0 and until_idle:
+            if self.step(block_ms=block_ms) == 0 and until_idle and self.own_pending() == 0:
                 break
         return self.handled
 

@@ -172,7 +172,7 @@ def test_a_poison_entry_is_set_aside_after_n_deliveries_without_blocking_the_gro
     add(redis_client, OFFERS, [offer(1), offer(2, discount_pct="abc"), offer(3)])
     redis_client.xadd(OFFERS, {b"\xff": b"\xfe", b"type": b"offer"})  # not even UTF-8
     err = io.StringIO()
-    c1 = consumer(redis_client, "c1", max_deliveries=3, err=err)
+    c1 = consumer(redis_client, "c1", max_deliveries=3, err=err, claim_idle_s=0.05)
     c1.step(block_ms=50)
     assert ids(redis_client) == ["offer:o1", "offer:o3"]  # the one behind it is not held up
     c1.run(until_idle=True, block_ms=50)
@@ -233,7 +233,7 @@ def test_the_example_program_killed_mid_stream_and_restarted_takes_each_effect_o
     env = {**os.environ, "SGR_REDIS_URL": redis_url}
     command = [
         sys.executable, "-m", "producers.consumer", "--group", "shop", "--consumer", "c1",
-        "--max-deliveries", "2", "--until-idle",
+        "--max-deliveries", "2", "--until-idle", "--claim-idle", "0.1",
     ]  # fmt: skip
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
