@@ -4,7 +4,10 @@ event per element: ``redis-cli RPUSH sgr:events:in '{"event_id": ...}'``) become
 rejected list as ``{"payload": <text>, "error": <one line naming the field and value>}``. A poison
 element (bytes that are not UTF-8, JSON nested deeper than any event) cannot be kept as text: it
 becomes a dead letter holding its raw bytes (base64) and is counted (``poison_items`` in the
-queue-alerts hash); the elements behind it are enqueued as usual.
+queue-alerts hash); the elements behind it are enqueued as usual. Each refused element also
+gets its one entry on the outcome stream (``outcome`` "rejected", the contract's error naming
+the field and value), keyed by its event id (``raw:<digest>`` when it has none) and published
+once per element's bytes (a marker, as for every outcome).
 
 Nothing is lost when the bridge dies: each round first moves elements (LMOVE) onto the bridge's
 own processing list, enqueues them, then deletes that list; a restarted bridge of the same name
@@ -16,6 +19,7 @@ Run it with ``sgr bridge`` (``--once`` to stop when the list is empty).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from datetime import UTC, datetime
@@ -25,10 +29,44 @@ import redis
 from rq import Queue
 
 from producers.enqueue import enqueue_events
-from worker.deadletter import DeadLetters, PoisonItem, parse_item, quarantine
-from worker.domain.events import TimeLimits
+from worker.deadletter import (
+    DeadLetters,
+    PoisonItem,
+    parse_item,
+    payload_event_id,
+    quarantine,
+    raw_id,
+)
+from worker.domain.events import EventType, TimeLimits
+from worker.domain.model import OutcomeNotice
 from worker.keys import Keys
+from worker.publish import Publisher
+from worker.runtime import publisher
 from worker.settings import load_settings
+
+EVENT_TYPES = frozenset(t.value for t in EventType)
+
+
+def rejection(item: bytes, payload: Any, error: str, now: datetime) -> OutcomeNotice:
+    """The outcome stream's entry of an element the bridge refused: under the event's own id when
+    it has a usable one (else ``raw:<digest>`` of its bytes); its entry id is a digest of the
+    bytes, so the same element refused again (a restarted bridge) is published once, and a fixed
+    event sent under the same id is an outcome of its own."""
+    event_id = payload_event_id(payload, None) if isinstance(payload, dict) else ""
+    if not event_id or event_id.startswith("job:"):
+        event_id = raw_id(item)
+    kind = "not_json" if error.startswith("not JSON") else "invalid_event"
+    fields = payload if isinstance(payload, dict) else {}
+    event_type = fields.get("type")
+    return OutcomeNotice(
+        event_id=event_id,
+        outcome="rejected",
+        at=now,
+        error_kind=kind,
+        error=error,
+        event_type=event_type if event_type in EVENT_TYPES else None,
+        key="rej-" + hashlib.sha256(item).hexdigest()[:24],
+    )
 
 
 class Bridge:
@@ -44,14 +82,18 @@ class Bridge:
         block_s: int = 1,
         dead_letters: str | None = None,
         alerts: str | None = None,
+        outcomes: Publisher | None = None,
     ) -> None:
         self.client, self.key, self.rejected = client, key, rejected
-        if dead_letters is None or alerts is None:
-            keys = Keys.from_settings(load_settings())
+        if dead_letters is None or alerts is None or outcomes is None:
+            settings = load_settings()
+            keys = Keys.from_settings(settings)
             dead_letters = dead_letters or keys.dead_letters
             alerts = alerts or keys.queue_alerts
+            outcomes = outcomes or publisher(client, settings, keys)
         self.letters = DeadLetters(client, dead_letters)
         self.alerts = alerts
+        self.outcomes = outcomes
         self.queue = Queue(queue, connection=client)
         self.processing = f"{key}:processing:{name or socket.gethostname()}"
         self.time_limits = time_limits
@@ -82,6 +124,7 @@ class Bridge:
             return 0
         events: list[tuple[int, bytes, Any]] = []
         refused: list[tuple[int, bytes, str]] = []
+        payloads: dict[int, Any] = {}
         poison: list[tuple[bytes, str]] = []
         for index, item in enumerate(raw):
             try:
@@ -95,8 +138,9 @@ class Bridge:
             self.queue, [payload for _, _, payload in events], time_limits=self.time_limits
         )
         for position, error in report.rejected:
-            index, item, _ = events[position]
+            index, item, payload = events[position]
             refused.append((index, item, error))
+            payloads[index] = payload
         refused.sort()  # in the order they were pushed
         pipe = self.client.pipeline(transaction=True)
         for _, item, error in refused:
@@ -104,6 +148,10 @@ class Bridge:
             pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
         pipe.execute()
         now = datetime.now(UTC)
+        # before the processing list goes: a crash re-reads them, the markers keep them once
+        self.outcomes.publish_outcomes(
+            [rejection(item, payloads.get(index), error, now) for index, item, error in refused]
+        )
         for item, error in poison:  # before the processing list goes: a crash re-reads them
             quarantine(self.letters, self.alerts, item, self.key, error, now)
         self.client.delete(self.processing)

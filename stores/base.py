@@ -14,7 +14,14 @@ from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import CartRow
-from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState, VoidNotice
+from worker.domain.model import (
+    EventContext,
+    Offer,
+    OutcomeNotice,
+    RecordedOutcome,
+    SessionState,
+    VoidNotice,
+)
 
 
 class StoreUnavailable(RuntimeError):
@@ -47,6 +54,11 @@ class HotStore(Protocol):
     def get_outcome(self, event_id: str) -> RecordedOutcome | None: ...
     def record_outcome(self, **fields: Any) -> bool: ...
     def outcome_counts(self) -> list[tuple[str, str, int]]: ...
+    # the outcome stream's outbox (every recorded outcome is published once)
+    def unpublished_outcomes(self, limit: int = 100) -> list[OutcomeNotice]: ...
+    def unpublished_outcomes_of(self, event_ids: list[str]) -> list[OutcomeNotice]: ...
+    def recently_published_outcomes(self, since: datetime) -> list[OutcomeNotice]: ...
+    def mark_outcomes_published(self, event_ids: list[str], now: datetime) -> None: ...
     def forget_dead_letter(self, event_id: str) -> bool: ...
 
     def lock_customer(self, user_id: str) -> None:

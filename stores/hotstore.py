@@ -25,7 +25,14 @@ from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import CartRow
-from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState, VoidNotice
+from worker.domain.model import (
+    EventContext,
+    Offer,
+    OutcomeNotice,
+    RecordedOutcome,
+    SessionState,
+    VoidNotice,
+)
 
 _OUTCOME = ("outcome", "reason", "offer_id", "error", "attempts")
 _OUTCOME_TIMES = ("occurred_at", "enqueued_at", "started_at", "finished_at")
@@ -183,13 +190,36 @@ class SqlHotStore(ABC):
     def record_outcome(self, **fields: Any) -> bool:
         """Record an event's one outcome; False if it already had one (nothing is overwritten)."""
         fields.setdefault("attempts", 1)
-        for key in ("reason", "offer_id", "error", "session_id", "user_id", "type"):
+        for key in ("reason", "offer_id", "error", "error_kind", "session_id", "user_id", "type"):
             fields.setdefault(key, None)
         for key in _OUTCOME_TIMES:
             fields[key] = self._time_in(fields.get(key))
         timings = fields.get("timings")
         fields["timings"] = json.dumps(timings) if timings is not None else None
         return self._w("record_outcome", self._clean(fields)) == 1
+
+    def _notice(self, row: dict[str, Any]) -> OutcomeNotice:
+        return OutcomeNotice.from_row(row | {"finished_at": self._time_out(row["finished_at"])})
+
+    def unpublished_outcomes(self, limit: int = 100) -> list[OutcomeNotice]:
+        """Recorded outcomes not yet on the outcome stream, oldest first (the outbox's flush)."""
+        return [self._notice(r) for r in self._q("unpublished_outcomes", {"limit": limit})]
+
+    def unpublished_outcomes_of(self, event_ids: list[str]) -> list[OutcomeNotice]:
+        """The outcomes of these events that are not yet on the outcome stream."""
+        if not event_ids:
+            return []
+        rows = self._q("unpublished_outcomes_of", {"event_ids": self._list_in(list(event_ids))})
+        return [self._notice(r) for r in rows]
+
+    def recently_published_outcomes(self, since: datetime) -> list[OutcomeNotice]:
+        rows = self._q("recently_published_outcomes", {"since": self._time_in(since)})
+        return [self._notice(r) for r in rows]
+
+    def mark_outcomes_published(self, event_ids: list[str], now: datetime) -> None:
+        if event_ids:
+            params = {"event_ids": self._list_in(list(event_ids)), "now": self._time_in(now)}
+            self._w("mark_outcomes_published", params)
 
     def outcome_counts(self) -> list[tuple[str, str, int]]:
         return [(r["outcome"], r["reason"], int(r["n"])) for r in self._q("outcome_counts")]

@@ -20,13 +20,13 @@ def noop(payload: Any) -> None:
 def essentials(payload: Any) -> dict[str, Any]:
     """A reference job between the floor and the pipeline: what any pipeline has to do for an
     offer, with the project's own stores and publisher (wired as for ``handle_event``): parse the
-    event, read its context, commit state + outcome + offer in one transaction, publish, mark it
-    published, log one line. No rules, engine, checks or code signing: its rate is a ceiling for
+    event, read its context, commit state + outcome + offer in one transaction, publish the offer
+    and the outcome, mark them published, log one line. No rules, engine, checks or code signing: its rate is a ceiling for
     the pipeline on the machine measured."""
     from datetime import timedelta
 
     from worker.domain.events import parse_event
-    from worker.domain.model import Offer
+    from worker.domain.model import Offer, OutcomeNotice
     from worker.handlers.cart import state_params
     from worker.jobs import for_job
 
@@ -61,7 +61,8 @@ def essentials(payload: Any) -> dict[str, Any]:
             event_id=event.event_id, outcome="offer", offer_id=offer_id, finished_at=now
         )
         deps.hot.insert_offer(offer)
-    deps.outbox.publish(offer)
+    notice = OutcomeNotice(event.event_id, "offer", now, offer_id=offer_id)
+    deps.outbox.publish_many([offer], [notice])  # the offer and the event's outcome, as the runner
     import structlog
 
     structlog.get_logger("sgr.bench").info("offer_made", offer_id=offer_id)

@@ -67,6 +67,7 @@ log = structlog.get_logger("sgr.chaos")
 
 QUEUE = "cart-events"
 STREAM = "sgr:offers"
+OUTCOMES = "sgr:outcomes"
 DEAD_LETTERS = "sgr:dead-letters"
 RESEND_WINDOW_S = 3.0  # after a Redis crash the producer sends again what it sent this recently
 FAULT_KINDS = (
@@ -545,6 +546,9 @@ class Chaos:
                     and not self.hot.unpublished_offers(1)
                     # offers a crash took off the stream are back (the reaper re-publishes them)
                     and int(cast(int, q.connection.xlen(STREAM))) >= self._offers()
+                    # and so is every event's outcome
+                    and not self.hot.unpublished_outcomes(1)
+                    and int(cast(int, q.connection.xlen(OUTCOMES))) >= self._done()
                 ),
             )
         )
@@ -563,6 +567,15 @@ class Chaos:
             for _id, fields in entries
             if fields.get(b"type", b"offer") == b"offer"
         ]
+
+        told = self._retry("xrange", lambda: self.client.xrange(OUTCOMES))
+        told_by = Counter(fields[b"event_id"].decode() for _id, fields in told)
+        told_as = {f[b"event_id"].decode(): f[b"outcome"].decode() for _id, f in told}
+        outcome_mismatch = (  # each recorded outcome on the outcome stream once, as recorded
+            sum(1 for e in outcomes if told_by.get(e) != 1)
+            + sum(1 for e, o in outcomes.items() if told_as.get(e, o["outcome"]) != o["outcome"])
+            + len(self.hot.unpublished_outcomes(1000))
+        )
 
         lost = sorted(e for e in self.accepted if e not in outcomes)
         counts = Counter(o["outcome"] for e, o in outcomes.items() if e in self.accepted)
@@ -600,6 +613,8 @@ class Chaos:
             "lost": len(lost),
             "duplicate_offers": duplicate_offers,
             "published_mismatch": published_mismatch,
+            "outcome_mismatch": outcome_mismatch,
+            "outcome_entries": len(told),
             "state_mismatch": state_mismatch,
             "over_cap": over_cap,
             "two_live_codes": two_live_codes,  # customers with more than one usable code
@@ -624,6 +639,7 @@ class Chaos:
             not lost
             and duplicate_offers == 0
             and published_mismatch == 0
+            and outcome_mismatch == 0
             and state_mismatch == 0
             and over_cap == 0
             and two_live_codes == 0

@@ -2,6 +2,11 @@
 list and recorded as the event's outcome in the hot store. ``sgr dead-letters`` lists, requeues
 and replaces them.
 
+``record`` files the letter under an error kind (``invalid_event``, ``failed``, ``abandoned``,
+``out_of_attempts``, ``refused_job``, ``foreign_item``: what the outcome stream tells the shop;
+the error text goes there only for ``invalid_event``, the contract's own words) and hands the
+outcome to the outbox (``OutcomeSink``).
+
 ``record`` keeps the promise that every accepted event ends in one recorded outcome even when the
 hot store cannot be written: the letter still goes to the Redis list (durable with AOF), marked
 ``store_failed``, and is counted under the store-failures key that ``sgr status`` reads.
@@ -17,14 +22,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import structlog
 
 from stores.base import HotStore
+from worker.domain.model import OutcomeNotice
 
 MAX_PAYLOAD_CHARS = 4096
 MAX_DEPTH = 32  # an event nests 4 levels deep (cart.items[].field); anything near 32 is hostile
@@ -192,6 +199,23 @@ class DeadLetters:
         return int(self.client.get(self.failures_key) or 0)  # type: ignore[arg-type]
 
 
+# The kinds of dead letter (``processed_events.error_kind``, the outcome stream's ``error_kind``).
+ERROR_KINDS = (
+    "invalid_event",  # the contract refused it (its error names the field and value: published)
+    "failed",  # its processing raised on the job's last attempt
+    "abandoned",  # its worker died and the job is out of attempts
+    "out_of_attempts",  # the job failed (e.g. its timeout) on its last attempt
+    "refused_job",  # a job naming a function that is not one of the project's
+    "foreign_item",  # something other than RQ pushed it onto the queue's list
+)
+
+
+class OutcomeSink(Protocol):
+    """Where a recorded outcome goes next: the outbox (``worker/outbox.py``)."""
+
+    def publish_outcomes(self, notices: Sequence[OutcomeNotice], stored: bool = True) -> None: ...
+
+
 def record(
     hot: HotStore,
     letters: DeadLetters,
@@ -202,29 +226,46 @@ def record(
     attempts: int,
     now: datetime,
     index: int | None = None,
+    kind: str = "failed",
+    sink: OutcomeSink | None = None,
 ) -> bool:
     """Record a dead letter as the event's one outcome; False if the event already had one.
 
     The hot store first (the outcome's home); if it cannot be written, the Redis list still gets
-    the letter, marked ``store_failed``, so the outcome is never lost.
+    the letter, marked ``store_failed``, so the outcome is never lost. Then ``sink`` publishes
+    the outcome (if Redis fails here, the outbox's next flush does: the record stays unmarked).
     """
+    assert kind in ERROR_KINDS, kind
     event_id = payload_event_id(payload, job_id, index)
     error = error[:2000]
+    notice = OutcomeNotice(event_id, "dead_letter", now, error_kind=kind, error=error)
     try:
         recorded = hot.record_outcome(
             event_id=event_id,
             outcome="dead_letter",
             error=error,
+            error_kind=kind,
             finished_at=now,
             attempts=attempts,
         )
     except Exception as exc:  # the store is unwritable: the list is the durable place left
         log.error("dead_letter_store_failed", event_id=event_id, store_error=str(exc)[:300])
         letters.push(event_id, error, job_id, now, payload, store_failed=True)
+        _publish(sink, notice, stored=False)
         return True
     if not recorded:  # the event already has its one outcome (e.g. committed, then Redis failed)
         log.warning("dead_letter_skipped", event_id=event_id, error=error[:500])
         return False
     letters.push(event_id, error, job_id, now, payload)
     log.error("dead_letter", event_id=event_id, error=error[:500])
+    _publish(sink, notice, stored=True)
     return True
+
+
+def _publish(sink: OutcomeSink | None, notice: OutcomeNotice, stored: bool) -> None:
+    if sink is None:
+        return
+    try:
+        sink.publish_outcomes([notice], stored=stored)
+    except Exception as exc:  # Redis or the store: the outbox's flush publishes a stored one
+        log.warning("outcome_publish_deferred", event_id=notice.event_id, error=repr(exc)[:200])

@@ -100,9 +100,15 @@ def job_info(job: Job | None, max_attempts: int) -> JobInfo:
 
 
 def dead_letter(
-    runtime: Runtime, payload: Any, error: str, job: Job | None, index: int | None = None
+    runtime: Runtime,
+    payload: Any,
+    error: str,
+    job: Job | None,
+    index: int | None = None,
+    kind: str = "failed",
 ) -> bool:
-    """Record the event's outcome as a dead letter (hot store and the Redis list)."""
+    """Record the event's outcome as a dead letter (hot store and the Redis list) and publish it
+    on the outcome stream."""
     return deadletter.record(
         runtime.deps.hot,
         runtime.dead_letters,
@@ -112,6 +118,8 @@ def dead_letter(
         attempts=job_info(job, runtime.settings.max_attempts).attempt,
         now=runtime.deps.clock(),
         index=index,
+        kind=kind,
+        sink=runtime.deps.outbox,
     )
 
 
@@ -182,7 +190,7 @@ def refuse(
         )
     else:
         payload = {"function": func_name, "args": list(args), "kwargs": kwargs}
-        dead_letter(runtime, payload, f"refused: {reason}", job)
+        dead_letter(runtime, payload, f"refused: {reason}", job, kind="refused_job")
         event_id = deadletter.payload_event_id(payload, job.id if job else None)
     runtime.client.hincrby(runtime.keys.queue_alerts, "refused_jobs", 1)
     log.error("job_refused", reason=reason, function=func_name, event_id=event_id)
@@ -210,7 +218,7 @@ def handle_event(payload: Any) -> dict[str, Any]:
     try:
         event = parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
     except InvalidEvent as exc:
-        dead_letter(runtime, payload, redact_text(str(exc)), job)
+        dead_letter(runtime, payload, redact_text(str(exc)), job, kind="invalid_event")
         if job is not None:
             job.retries_left = 0  # bad input does not get better by retrying
         raise
@@ -237,7 +245,9 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
     job = get_current_job()
     _bind(job)
     if not isinstance(payloads, list):
-        dead_letter(runtime, payloads, "batch job: expected a list of events", job)
+        dead_letter(
+            runtime, payloads, "batch job: expected a list of events", job, kind="invalid_event"
+        )
         return {"events": 0, "outcomes": {}, "failed": 0}
     return _batch(runtime, job, payloads)
 
@@ -292,7 +302,7 @@ def _batch(
             events.append(parse_event(payload, now, limits))
             places.append(index)
         except InvalidEvent as exc:
-            if dead_letter(runtime, payload, str(exc), job, index):
+            if dead_letter(runtime, payload, redact_text(str(exc)), job, index, "invalid_event"):
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1
     results = _run(runtime, job, events, due)
     failed: list[str] = []

@@ -38,6 +38,21 @@ class Keys:
         return f"{self.offers_stream}:published:{offer_id}"
 
     @property
+    def outcomes_stream(self) -> str:
+        """The stream of every event's outcome (``type`` "outcome", one entry per recorded
+        outcome; offers and replies stay on ``offers_stream``)."""
+        return f"{self.prefix}:outcomes"
+
+    def outcome_mark(self, outcome_id: str) -> str:
+        """Set (with a TTL) when an outcome is on its stream: publication happens once."""
+        return f"{self.outcomes_stream}:published:{outcome_id}"
+
+    def consumer(self, group: str) -> str:
+        """The namespace of the example consumer's own keys (``producers/consumer.py``: its
+        handled markers, records, ledger and dead list), per consumer group."""
+        return f"{self.prefix}:consumer:{group}"
+
+    @property
     def reaper_lock(self) -> str:
         return f"{self.prefix}:reaper:lock"
 

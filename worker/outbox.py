@@ -1,7 +1,10 @@
 """The outbox: the one owner of publication. An offer is committed to the hot store first, then
 put on the result stream, then marked published; whatever is committed and not yet marked is
 published again later (by the worker at start, the reaper, or a replayed event), and the stream
-keeps one entry per offer id however often that happens."""
+keeps one entry per offer id however often that happens. Every event's recorded outcome goes the
+same way to the outcome stream: committed with the event, published, marked published
+(``processed_events.published_at``), published again by whoever finds it unmarked, one entry per
+``outcome_id``."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import structlog
 
 from stores.base import HotStore
 from worker.domain.conversation import Turn
-from worker.domain.model import Offer, VoidNotice
+from worker.domain.model import Offer, OutcomeNotice, VoidNotice
 from worker.publish import Publisher
 from worker.schedule import DueSet
 
@@ -31,12 +34,16 @@ class Outbox:
         self.publisher.publish(offer)
         self.hot.mark_published(offer.offer_id, self.clock())
 
-    def publish_many(self, offers: Sequence[Offer]) -> None:
-        """Put a batch's committed offers on the stream in one round trip, then mark them all
-        published in one statement."""
-        if offers:
-            self.publisher.publish_many(offers)
-            self.hot.mark_published_many([o.offer_id for o in offers], self.clock())
+    def publish_many(self, offers: Sequence[Offer], outcomes: Sequence[OutcomeNotice] = ()) -> None:
+        """Put a batch's committed offers (and the outcomes of its events) on their streams in
+        one round trip, then mark them published (one statement each)."""
+        if offers or outcomes:
+            self.publisher.publish_many(offers, outcomes)
+            now = self.clock()
+            if offers:
+                self.hot.mark_published_many([o.offer_id for o in offers], now)
+            if outcomes:
+                self.hot.mark_outcomes_published([n.event_id for n in outcomes], now)
 
     def publish_pending(self, offer_id: str | None) -> bool:
         """Publish a committed offer if it is not yet marked published."""
@@ -50,7 +57,7 @@ class Outbox:
 
     def flush(self, limit: int = 1000) -> int:
         """Publish every committed offer still waiting (after a crash), then every negotiation
-        turn; returns how many."""
+        turn, then every outcome; returns how many."""
         pending = self.hot.unpublished_offers(limit)
         for offer in pending:
             self.publish(offer)
@@ -59,7 +66,9 @@ class Outbox:
             self.publish_turn(turn)
         voids = self.hot.void_notices(limit)
         self.publish_voids(voids)
-        return len(pending) + len(turns) + len(voids)
+        outcomes = self.hot.unpublished_outcomes(limit)
+        self.publish_outcomes(outcomes)
+        return len(pending) + len(turns) + len(voids) + len(outcomes)
 
     def publish_voids(self, notices: Sequence[VoidNotice]) -> None:
         """Put committed void notices (an order closed an offer) on the stream, once each, then
@@ -73,6 +82,22 @@ class Outbox:
         here the reaper puts back from the hot store)."""
         if items:
             DueSet(self.publisher.client, self.publisher.keys).add(items)
+
+    def publish_outcomes(self, notices: Sequence[OutcomeNotice], stored: bool = True) -> None:
+        """Put recorded outcomes on the outcome stream (once per ``outcome_id``), then mark them
+        published in one statement. ``stored=False``: an outcome no store holds (a dead letter
+        the hot store could not take): published only, the marker keeping it once."""
+        if notices:
+            self.publisher.publish_outcomes(notices)
+            if stored:
+                self.hot.mark_outcomes_published([n.event_id for n in notices], self.clock())
+
+    def publish_pending_outcomes(self, event_ids: Sequence[str]) -> int:
+        """Publish the outcomes of these events that are recorded and not yet marked published
+        (a replayed event's, after a crash between commit and publication); how many."""
+        pending = self.hot.unpublished_outcomes_of(list(event_ids)) if event_ids else []
+        self.publish_outcomes(pending)
+        return len(pending)
 
     def publish_turn(self, turn: Turn) -> None:
         """Put a committed negotiation turn on the stream: its offer (a ``type`` "offer" entry)
@@ -101,3 +126,13 @@ class Outbox:
         if lost:
             log.warning("offers_republished", offers=len(lost))
         return len(lost)
+
+    def republish_lost_outcomes(self, since: datetime) -> int:
+        """Publish again the outcomes published since ``since`` that Redis has lost, as
+        ``republish_lost`` does for offers (read back from the hot store: the same entry)."""
+        outcomes = {n.outcome_id: n for n in self.hot.recently_published_outcomes(since)}
+        gone = self.publisher.missing_outcomes(list(outcomes)) if outcomes else []
+        self.publisher.publish_outcomes([outcomes[o] for o in gone])
+        if gone:
+            log.warning("outcomes_republished", outcomes=len(gone))
+        return len(gone)

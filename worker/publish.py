@@ -1,5 +1,6 @@
 """The way out to Redis: a committed offer goes to a Redis Stream (durable, for consumer groups)
-and is announced on a Pub/Sub channel (for live listeners), exactly once per offer id."""
+and is announced on a Pub/Sub channel (for live listeners), exactly once per offer id; every
+event's outcome goes to the outcome stream, exactly once per recorded outcome (no channel)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,30 @@ from typing import Any
 
 import redis
 
-from worker.domain.model import Offer
+from worker.domain.model import Offer, OutcomeNotice
 from worker.keys import Keys
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
-# One or many offers in one call: for each offer, set its marker (NX) and only then add its entry
-# and announce it. KEYS: the stream, then one marker per offer. ARGV: marker ttl, channel, maxlen
-# (0 = no trim), then per offer: its announcement, its number of field/value items, the items.
-# Returns 1 or 0 per offer (added now, or there already).
+# One or many entries in one call: for each entry, set its marker (NX) and only then add it to
+# its stream and announce it. KEYS: per entry, its stream and its marker. ARGV: marker ttl, maxlen
+# (0 = no trim), then per entry: its channel (empty: no announcement, as on the outcome stream),
+# its announcement, its number of field/value items, the items. Returns 1 or 0 per entry (added
+# now, or there already).
 PUBLISH_ONCE = """
-local ttl, channel, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local pos, added = 4, {}
-for i = 2, #KEYS do
-  local announcement, n = ARGV[pos], tonumber(ARGV[pos + 1])
+local ttl, maxlen = ARGV[1], tonumber(ARGV[2])
+local pos, added = 3, {}
+for i = 1, #KEYS, 2 do
+  local channel, announcement, n = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
   local entry = {}
-  for j = 1, n do entry[j] = ARGV[pos + 1 + j] end
-  pos = pos + 2 + n
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+  for j = 1, n do entry[j] = ARGV[pos + 2 + j] end
+  pos = pos + 3 + n
+  if redis.call('SET', KEYS[i + 1], '1', 'NX', 'EX', ttl) then
     if maxlen > 0 then
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(entry))
+      redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', unpack(entry))
     else
-      redis.call('XADD', KEYS[1], '*', unpack(entry))
+      redis.call('XADD', KEYS[i], '*', unpack(entry))
     end
-    redis.call('PUBLISH', channel, announcement)
+    if channel ~= '' then redis.call('PUBLISH', channel, announcement) end
     added[#added + 1] = 1
   else
     added[#added + 1] = 0
@@ -39,6 +41,8 @@ for i = 2, #KEYS do
 end
 return added
 """
+# One entry to publish: its stream, its exactly-once marker, its channel ("" for none), fields.
+Entry = tuple[str, str, str, dict[str, str]]
 # Offers per script call: a batch job's offers go in one call; a longer list in a few.
 PUBLISH_CHUNK = 200
 # Fields kept off the stream unless asked for: the cap is the most a customer could be given, and
@@ -88,19 +92,48 @@ class Publisher:
         """
         return self.publish_many([offer])[0]
 
-    def publish_many(self, offers: Sequence[Offer]) -> list[bool]:
-        """``publish`` for many offers in one round trip (one script call per ``PUBLISH_CHUNK``
-        offers, so a batch of 50 costs Redis one EVALSHA besides each offer's SET, XADD and
-        PUBLISH). True for each offer this call added."""
+    def publish_many(
+        self, offers: Sequence[Offer], outcomes: Sequence[OutcomeNotice] = ()
+    ) -> list[bool]:
+        """``publish`` for many offers, and the outcomes of their run, in one round trip (one
+        script call per ``PUBLISH_CHUNK`` entries, so a batch of 50 costs Redis one EVALSHA
+        besides each entry's SET and XADD and each offer's PUBLISH). True for each entry this
+        call added (the offers', then the outcomes')."""
+        entries = [self._offer_entry(o) for o in offers]
+        entries += [self._outcome_entry(n) for n in outcomes]
+        return self._once(entries)
+
+    def publish_outcomes(self, notices: Sequence[OutcomeNotice]) -> list[bool]:
+        """Each event's outcome on the outcome stream once per ``outcome_id`` (the same script:
+        marker first, then the entry; no announcement). True for each one this call added."""
+        return self._once([self._outcome_entry(n) for n in notices])
+
+    def missing_outcomes(self, outcome_ids: list[str]) -> list[str]:
+        """The outcomes among these whose marker Redis lost (and their entry with it)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for outcome_id in outcome_ids:
+                pipe.exists(self.keys.outcome_mark(outcome_id))
+            found = pipe.execute()
+        return [o for o, there in zip(outcome_ids, found, strict=True) if not there]
+
+    def _offer_entry(self, offer: Offer) -> Entry:
+        keys = self.keys
+        entry = self.public(offer.stream_entry())
+        return keys.offers_stream, keys.published_mark(offer.offer_id), keys.offers_channel, entry
+
+    def _outcome_entry(self, notice: OutcomeNotice) -> Entry:
+        keys = self.keys
+        return keys.outcomes_stream, keys.outcome_mark(notice.outcome_id), "", notice.stream_entry()
+
+    def _once(self, entries: Sequence[Entry]) -> list[bool]:
+        """Entries onto their streams once per marker, one script call per ``PUBLISH_CHUNK``."""
         added: list[bool] = []
-        for start in range(0, len(offers), PUBLISH_CHUNK):
-            chunk = offers[start : start + PUBLISH_CHUNK]
-            keys = [self.keys.offers_stream]
-            args: list[Any] = [self.mark_ttl_s, self.keys.offers_channel, self.maxlen]
-            for offer in chunk:
-                entry = self.public(offer.stream_entry())
-                keys.append(self.keys.published_mark(offer.offer_id))
-                args += [json.dumps(entry), 2 * len(entry)]
+        for start in range(0, len(entries), PUBLISH_CHUNK):
+            keys: list[str] = []
+            args: list[Any] = [self.mark_ttl_s, self.maxlen]
+            for stream, mark, channel, entry in entries[start : start + PUBLISH_CHUNK]:
+                keys += [stream, mark]
+                args += [channel, json.dumps(entry), 2 * len(entry)]
                 args += [item for pair in entry.items() for item in pair]
             flags = self._script(keys=keys, args=args)
             added.extend(bool(flag) for flag in flags)
@@ -109,17 +142,6 @@ class Publisher:
     def publish_entry(self, entry_id: str, entry: dict[str, str]) -> bool:
         """Any entry on the stream once per ``entry_id``, as ``publish`` does for an offer (a
         negotiation reply without a price: ``Turn.stream_entry``). True if this call added it."""
-        entry = self.public(entry)
-        items = [item for pair in entry.items() for item in pair]
-        flags = self._script(
-            keys=[self.keys.offers_stream, self.keys.published_mark(entry_id)],
-            args=[
-                self.mark_ttl_s,
-                self.keys.offers_channel,
-                self.maxlen,
-                json.dumps(entry),
-                len(items),
-                *items,
-            ],
-        )
-        return bool(flags[0])
+        keys = self.keys
+        mark = keys.published_mark(entry_id)
+        return self._once([(keys.offers_stream, mark, keys.offers_channel, self.public(entry))])[0]

@@ -24,8 +24,9 @@ What this module adds, without changing how RQ runs jobs:
 - A job a dead worker took off the queue but never registered (RQ's "intermediate" list) is
   re-enqueued after ``stuck_after_s`` (RQ itself waits a minute and runs that check every 10).
 - Jobs that RQ itself moved to the failed registry as abandoned are swept into dead letters.
-- The outbox is flushed: offers committed but not yet on the stream are published, and offers
-  published in the last 15 minutes whose stream entry Redis lost (a crash) are published again.
+- The outbox is flushed: offers, replies and outcomes committed but not yet on their stream are
+  published, and those published in the last 15 minutes whose stream entry Redis lost (a crash)
+  are published again.
 
 It runs as a daemon thread in each worker process every ``SGR_REAP_INTERVAL_S`` seconds (started
 when the process's runtime is built: at once for ``sgr worker``, at its first job for a stock
@@ -184,7 +185,7 @@ class Reaper:
         return found
 
     # --- acting ----------------------------------------------------------------------------
-    def _dead_letter(self, job: Job, error: str) -> list[str]:
+    def _dead_letter(self, job: Job, error: str, kind: str = "abandoned") -> list[str]:
         """Record a dead letter for each of the job's events (one for an event job, one per
         event with its own payload for a batch job) unless the event already has an outcome;
         returns the event ids dead-lettered. A job whose data cannot be read is moved aside as a
@@ -218,6 +219,8 @@ class Reaper:
                 attempts=self.runtime.settings.max_attempts - (job.retries_left or 0),
                 now=self.deps.clock(),
                 index=index,
+                kind=kind,
+                sink=self.deps.outbox,
             ):
                 done.append(event_id)
         return done
@@ -253,6 +256,7 @@ class Reaper:
                 since = self.deps.clock() - REPUBLISH_WINDOW
                 report.republished = self.deps.outbox.republish_lost(since)
                 report.republished += self._republish_lost_replies(since)
+                report.republished += self.deps.outbox.republish_lost_outcomes(since)
                 self._redis_run_id, self._checked_at = run_id, time.monotonic()
         finally:
             # An expired lock is harmless: the next pass takes it again.
@@ -430,6 +434,8 @@ class Reaper:
             job_id=f"raw:{digest}",
             attempts=1,
             now=self.deps.clock(),
+            kind="foreign_item",
+            sink=self.deps.outbox,
         )
         log.warning("foreign_queue_item", event_id=event_id, item=item[:80])
         return event_id
@@ -452,10 +458,10 @@ class Reaper:
             info = rqcompat.exc_info(job)
             last = info.splitlines()[-1] if info else "failed"
             if "Abandoned" in info or "intermediate queue" in info:
-                error = f"abandoned, out of attempts: {info[:300]}"
+                error, kind = f"abandoned, out of attempts: {info[:300]}", "abandoned"
             else:
-                error = f"out of attempts: {last[:300]}"
-            report.swept.extend(self._dead_letter(job, error))
+                error, kind = f"out of attempts: {last[:300]}", "out_of_attempts"
+            report.swept.extend(self._dead_letter(job, error, kind))
             job.meta[SWEPT_META] = 1
             job.save_meta()
 

@@ -13,9 +13,9 @@ For the events given, in order:
 - one write transaction per wave: the wave's customers locked (sorted, so two runners never wait
   on each other in a cycle), then each plan's ``write`` under a savepoint, so one event failing
   or found already recorded undoes its own writes only;
-- one publication for the run (the outbox): the new offers and turns, void notices (an order
-  closed an offer), decisions scheduled for later (the due set), and whatever a replayed event
-  left unpublished;
+- one publication for the run (the outbox): the new offers and turns, every event's outcome
+  (the outcome stream), void notices (an order closed an offer), decisions scheduled for later
+  (the due set), and whatever a replayed event left unpublished;
 - a scheduled abandonment (docs/recovery.md) replays as ``scheduled`` until a due job
   (``JobInfo.due``, ``worker.jobs.handle_due``) runs it here again: its handler then decides it
   on the session's newest state.
@@ -41,7 +41,7 @@ from stores.base import StoreUnavailable
 from worker.deps import Deps, JobInfo
 from worker.domain.conversation import Turn
 from worker.domain.events import CartEvent
-from worker.domain.model import Offer, Outcome, RecordedOutcome, VoidNotice
+from worker.domain.model import Offer, Outcome, OutcomeNotice, RecordedOutcome, VoidNotice
 from worker.engines.policy import PolicyEngine
 from worker.handlers import handler_for
 from worker.handlers.base import AlreadyRecorded, Plan, Written
@@ -194,13 +194,16 @@ def _wave(
 
 
 def _publish(deps: Deps, items: list[Item]) -> None:
-    """Publication of what ``items`` committed: new offers in one round trip, new turns, and
-    whatever a replayed event left unpublished (after a crash between commit and publication).
-    Each item is published once: by the write that committed it, or at the end as a replay."""
+    """Publication of what ``items`` committed: new offers in one round trip, new turns, the
+    events' outcomes in one round trip, and whatever a replayed event left unpublished (after a
+    crash between commit and publication). Each item is published once: by the write that
+    committed it, or at the end as a replay."""
     offers: list[Offer] = []
     turns: list[Turn] = []
     due: list[tuple[str, datetime]] = []
     voids: list[VoidNotice] = []
+    notices: list[OutcomeNotice] = []
+    unread: list[str] = []  # outcomes to read back: replays, and a write that gave no notice
     for item in items:
         if item.written is not None:
             if item.written.due is not None:
@@ -210,10 +213,16 @@ def _publish(deps: Deps, items: list[Item]) -> None:
                 turns.append(item.written.turn)
             elif item.written.offer is not None:
                 offers.append(item.written.offer)
+            if item.written.notice is not None:
+                notices.append(item.written.notice)
+            else:
+                unread.append(item.event.event_id)
+        elif item.replay_of is not None:
+            unread.append(item.event.event_id)
     pending = [i.replay_of.offer_id for i in items if i.replay_of and i.replay_of.offer_id]
     if pending:
         offers += [o for o in deps.hot.get_offers(pending) if o.published_at is None]
-    deps.outbox.publish_many(offers)
+    deps.outbox.publish_many(offers, notices)
     deps.outbox.schedule(due)
     deps.outbox.publish_voids(voids)
     for turn in turns:
@@ -223,6 +232,8 @@ def _publish(deps: Deps, items: list[Item]) -> None:
             deps.outbox.publish_pending_turn(item.event.event_id)
         if item.written is not None and (item.written.offer or item.written.turn):
             item.watch.lap("publish")
+    deps.outbox.publish_pending_outcomes(unread)
+    for item in items:
         item.published = True
 
 

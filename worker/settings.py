@@ -93,7 +93,8 @@ class Settings(BaseSettings):
         default=100_000,
         ge=0,
         description=(
-            "The offers stream is trimmed to about this many entries (`XADD MAXLEN ~`; 0 = never)"
+            "The offers stream, and the outcome stream, are each trimmed to about this many "
+            "entries (`XADD MAXLEN ~`; 0 = never)"
         ),
     )
     offers_retention_hours: float = Field(

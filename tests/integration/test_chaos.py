@@ -16,6 +16,7 @@ def test_chaos_short_run_loses_and_doubles_nothing() -> None:
     assert report["lost"] == 0, report
     assert report["duplicate_offers"] == 0, report
     assert report["published_mismatch"] == 0, report
+    assert report["outcome_mismatch"] == 0, report
     assert report["state_mismatch"] == 0 and report["over_cap"] == 0, report
     assert report["two_live_codes"] == 0 and report["offers_after_redemption"] == 0, report
     assert all(report["faults"][kind] >= 1 for kind in FAULT_KINDS), report["faults"]
@@ -33,6 +34,7 @@ def test_chaos_with_batch_jobs_loses_and_doubles_nothing() -> None:
     assert report["lost"] == 0, report
     assert report["duplicate_offers"] == 0, report
     assert report["published_mismatch"] == 0, report
+    assert report["outcome_mismatch"] == 0, report
     assert report["state_mismatch"] == 0 and report["over_cap"] == 0, report
     assert report["two_live_codes"] == 0 and report["offers_after_redemption"] == 0, report
     assert report["accepted"] == report["offers"] + report["no_offer"] + report["dead_letter"]

@@ -22,6 +22,7 @@ def test_chaos_two_hosts_on_postgres_lose_and_double_nothing(postgres_url: str) 
     assert report["lost"] == 0, report
     assert report["duplicate_offers"] == 0, report
     assert report["published_mismatch"] == 0, report
+    assert report["outcome_mismatch"] == 0, report
     assert report["state_mismatch"] == 0 and report["over_cap"] == 0, report
     assert report["two_live_codes"] == 0 and report["offers_after_redemption"] == 0, report
     assert all(report["faults"][kind] >= 1 for kind in FAULT_KINDS), report["faults"]

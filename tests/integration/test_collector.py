@@ -84,15 +84,16 @@ def test_report_of_a_small_real_run(
     db = sqlite3.connect(data_dir / "hot.sqlite")
     db.row_factory = sqlite3.Row
     table = db.execute(
-        "SELECT p.*, o.published_at FROM processed_events p LEFT JOIN offers o USING (offer_id)"
+        "SELECT p.*, o.published_at AS offer_published_at"  # p.published_at: the outcome's
+        " FROM processed_events p LEFT JOIN offers o USING (offer_id)"
     ).fetchall()
     waits = [_ms(r["started_at"], r["enqueued_at"]) for r in table]
     stage: dict[str, list[float]] = {"queue_wait": [w for w in waits if w is not None]}
     for r in table:
         for name, ms in json.loads(r["timings"]).items():
             stage.setdefault(name, []).append(ms)
-        if r["published_at"]:  # committed first, published after: the publication stage
-            stage.setdefault("publish", []).append(_ms(r["published_at"], r["finished_at"]))
+        if r["offer_published_at"]:  # committed first, published after: the publication stage
+            stage.setdefault("publish", []).append(_ms(r["offer_published_at"], r["finished_at"]))
     assert set(stage) <= set(STAGES)
     assert len(stage["llm"]) == 10 and len(stage["state"]) == 15 and len(stage["publish"]) == 10
     for name, values in stage.items():
@@ -102,10 +103,14 @@ def test_report_of_a_small_real_run(
             assert got[key] == pytest.approx(want, abs=0.002), (name, key)
     assert report["stages_ms"]["llm"]["p50"] >= 20  # the stand-in's latency is in the llm stage
 
-    published = [_ms(r["published_at"], r["enqueued_at"]) for r in table if r["published_at"]]
+    published = [
+        _ms(r["offer_published_at"], r["enqueued_at"]) for r in table if r["offer_published_at"]
+    ]
     for key, want in _expected([v for v in published if v is not None]).items():
         assert report["latency_ms"]["enqueue_to_publish"][key] == pytest.approx(want, abs=0.002)
-    occurred = [_ms(r["published_at"], r["occurred_at"]) for r in table if r["published_at"]]
+    occurred = [
+        _ms(r["offer_published_at"], r["occurred_at"]) for r in table if r["offer_published_at"]
+    ]
     assert report["latency_ms"]["occurred_to_publish"]["max"] == pytest.approx(
         max(v for v in occurred if v is not None), abs=0.002
     )

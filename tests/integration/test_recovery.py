@@ -199,11 +199,12 @@ def test_offer_committed_but_not_published_leaves_through_the_outbox(
     assert len(deps.hot.unpublished_offers()) == 1
 
     report = Reaper(runtime_for(data_dir, redis_client)).reap()
-    assert report.published == 1
-    assert deps.hot.unpublished_offers() == []
-    assert redis_client.xlen("sgr:offers") == 1
+    assert report.published == 1 + 1  # the offer and the event's outcome
+    assert deps.hot.unpublished_offers() == [] and deps.hot.unpublished_outcomes() == []
+    assert redis_client.xlen("sgr:offers") == 1 and redis_client.xlen("sgr:outcomes") == 1
     again = process(parse_event(abandoned(1)), deps)  # a re-run publishes nothing twice
     assert again.replayed and redis_client.xlen("sgr:offers") == 1
+    assert redis_client.xlen("sgr:outcomes") == 1
 
 
 def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -> None:
@@ -230,11 +231,12 @@ def test_offers_lost_in_a_redis_crash_are_published_again_once(data_dir: Path) -
         server.kill()
         server.start()
         assert client.xlen("sgr:offers") == 0  # the crash took the stream with it
-        assert reaper.reap().republished == 3
+        assert reaper.reap().republished == 3 + 3  # the offers, and their events' outcomes
         assert reaper.reap().republished == 0
-        entries = client.xrange("sgr:offers")
-        assert sorted(f[b"event_id"].decode() for _id, f in entries) == ["e1", "e2", "e3"]
-        assert stats(client, KEYS)["republished"] == 3
+        for stream in ("sgr:offers", "sgr:outcomes"):
+            entries = client.xrange(stream)
+            assert sorted(f[b"event_id"].decode() for _id, f in entries) == ["e1", "e2", "e3"]
+        assert stats(client, KEYS)["republished"] == 3 + 3
 
 
 def test_a_batch_killed_on_its_last_attempt_leaves_a_requeueable_dead_letter_per_event(

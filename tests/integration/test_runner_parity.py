@@ -1,8 +1,8 @@
 """One runner for every path: a mixed stream of every event type (abandonments, cart updates,
 orders, customer messages, replays, out-of-order events, another user's session, bad payloads)
 sent one event per job (``handle_event``) and in batch jobs of 1, 7 and 50 (``handle_batch``)
-leaves the same outcomes, turns, offers and stream entries, field by field, on both hot-store
-backends. Real SQLite files, a real PostgreSQL, a real redis-server; the RQ job functions are
+leaves the same outcomes, turns, offers, stream entries and outcome-stream entries (one per
+recorded outcome), field by field, on both hot-store backends. Real SQLite files, a real PostgreSQL, a real redis-server; the RQ job functions are
 called in this process with its runtime installed."""
 
 from __future__ import annotations
@@ -189,6 +189,12 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         ("job:*" if d.event_id.startswith("job:") else d.event_id, d.error)
         for d in runtime.dead_letters.list(1000)
     )
+    told = []  # the outcome stream: one entry per recorded outcome
+    for _id, fields in runtime.client.xrange(runtime.keys.outcomes_stream):
+        entry = {k.decode(): v.decode() for k, v in fields.items()}
+        for k in ("outcome_id", "at"):  # derived from the moment it was recorded
+            entry.pop(k)
+        told.append(clean(entry))
     return {
         "outcomes": sorted(
             (clean(r) for r in outcomes), key=lambda r: (r["event_id"], r["error"] or "")
@@ -198,6 +204,7 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         "voids": sorted((clean(r) for r in voids), key=lambda r: r["offer_id"]),
         "stream": sorted(stream, key=lambda e: (e.get("event_id", ""), e.get("type", ""))),
         "dead_letters": letters,
+        "outcome_stream": sorted(told, key=lambda e: (e["event_id"], e["error"])),
     }
 
 
@@ -232,6 +239,19 @@ def test_every_path_gives_the_same_outcomes_turns_offers_and_entries(
     assert len(base["dead_letters"]) >= 3
     reasons = {o["reason"] for o in base["outcomes"]}
     assert {"not_a_trigger", "stale_event", "session_of_another_user"} <= reasons, reasons
+    # every recorded outcome is on the outcome stream once, saying what the hot store says
+    told = base["outcome_stream"]
+    assert len(told) == len(base["outcomes"])
+    assert sorted((e["event_id"], e["outcome"], e["reason"] or None) for e in told) == sorted(
+        (o["event_id"], o["outcome"], o["reason"]) for o in base["outcomes"]
+    )
+    assert {e["outcome"] for e in told} == {"offer", "no_offer", "dead_letter"}
+    for entry in told:
+        assert entry["type"] == "outcome"
+        assert bool(entry["offer_id"]) == (entry["outcome"] == "offer")
+        assert bool(entry["error_kind"]) == (entry["outcome"] == "dead_letter")
+        if entry["outcome"] == "dead_letter":  # the contract's error names the field
+            assert entry["error_kind"] == "invalid_event" and entry["error"], entry
     for name, got in seen.items():
         for part in base:
             assert got[part] == base[part], f"{name}: {part} differs from one event per job"

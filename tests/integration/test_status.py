@@ -49,3 +49,5 @@ def test_status_json_agrees_with_dead_letters(
     letters = [json.loads(line) for line in listed.output.splitlines() if line.strip()]
     assert figures["dead_letter"] == figures["dead_letter_list"] == len(letters) == 3
     assert figures["store_failures"] == 0
+    # each dead letter is on the outcome stream, none left for the reaper
+    assert figures["outcome_stream"] == 3 and figures["outcomes_unpublished"] == 0

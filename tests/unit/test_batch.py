@@ -108,7 +108,12 @@ def test_each_event_gets_its_outcome_with_one_read_one_transaction_one_publicati
     after = client.info("commandstats")
     calls = {k: after[k]["calls"] - before.get(k, {}).get("calls", 0) for k in after}
     assert calls.get("cmdstat_evalsha", 0) + calls.get("cmdstat_eval", 0) == 1
-    assert calls["cmdstat_xadd"] == 3 and calls["cmdstat_publish"] == 3
+    # 3 offers and the 5 events' outcomes, in that one script call; only offers are announced
+    assert calls["cmdstat_xadd"] == 3 + 5 and calls["cmdstat_publish"] == 3
+    outcomes_stream = [e[1] for e in client.xrange("sgr:outcomes")]
+    assert [(e[b"event_id"], e[b"outcome"]) for e in outcomes_stream] == [
+        (r.event_id.encode(), r.outcome.encode()) for r in results
+    ]
 
 
 def test_a_failing_event_fails_alone(

@@ -127,6 +127,11 @@ def test_five_turns_pushing_past_the_cap(data_dir: Path, client: fakeredis.FakeR
     assert not deps.hot.redeem(codes[0], deps.clock())
     assert deps.hot.redeem(codes[-1], deps.clock())
     assert deps.hot.summary()["over_cap"] == 0
+    # on the stream, each counter-offer names the offer it replaces (the first replaces none)
+    made = [r.offer.offer_id for r in results if r.offer]
+    on_stream = [e for e in entries(client) if e["type"] == "offer"]
+    assert [e["offer_id"] for e in on_stream] == made
+    assert [e["supersedes"] for e in on_stream] == ["", *made[:-1]]
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,25 @@ def test_offers_lost_by_redis_are_published_again_once(
     assert sorted(ids) == sorted(set(ids)) and kept.offer_id in ids
 
 
+def test_outcomes_lost_by_redis_are_published_again_once_and_alike(
+    data_dir: Path, client: fakeredis.FakeRedis, hot_store_url: str
+) -> None:
+    from datetime import timedelta
+
+    deps = make_deps(data_dir, client, hot_store_url=hot_store_url)
+    run(deps, event(event_id="a", session="s1", user="u000001"))
+    run(deps, event("item_added", event_id="b", session="s2", user="u000002"))
+    since = NOW - timedelta(minutes=15)
+    first = [fields for _id, fields in client.xrange("sgr:outcomes")]
+    assert [f[b"outcome"] for f in first] == [b"offer", b"no_offer"]
+    assert deps.outbox.republish_lost_outcomes(since) == 0
+    client.flushall()  # Redis crashed and came back without its last writes
+    assert deps.outbox.republish_lost_outcomes(since) == 2
+    assert deps.outbox.republish_lost_outcomes(since) == 0
+    # read back from the hot store, each entry is the one first published from memory
+    assert [fields for _id, fields in client.xrange("sgr:outcomes")] == first
+
+
 def test_republished_entry_is_identical_to_the_first(
     data_dir: Path, client: fakeredis.FakeRedis
 ) -> None:

@@ -43,7 +43,8 @@ def test_lost_replies_and_offers_are_published_again_once(
     redis_client.flushdb()  # Redis restarted without its last writes: stream and markers gone
     reaper = Reaper(runtime)
     report = reaper.reap()
-    assert report.republished == 2
+    assert report.republished == 2 + 2  # the reply and the offer, and the two turns' outcomes
+    assert redis_client.xlen("sgr:outcomes") == 2
     after = stream(redis_client)
     assert sorted(e["type"] for e in after) == ["offer", "reply"]
     reply = next(e for e in after if e["type"] == "reply")
@@ -51,4 +52,4 @@ def test_lost_replies_and_offers_are_published_again_once(
 
     reaper._checked_at = float("-inf")  # check again at once: nothing is doubled
     assert reaper.reap().republished == 0
-    assert len(stream(redis_client)) == 2
+    assert len(stream(redis_client)) == 2 and redis_client.xlen("sgr:outcomes") == 2

@@ -1,8 +1,11 @@
 """``sgr docs``: documents made from the code. ``sgr docs config`` prints (or writes, or checks)
-docs/configuration.md from the settings' field descriptions (``worker/settingsdoc.py``)."""
+docs/configuration.md from the settings' field descriptions (``worker/settingsdoc.py``);
+``sgr docs schemas`` writes (or checks) docs/schemas/event.schema.json from the event contract
+(``worker.domain.events.event_json_schema``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -41,3 +44,35 @@ def config(
         print(text, end="")
     else:
         output.write_text(text, encoding="utf-8")
+
+
+EVENT_SCHEMA = "event.schema.json"
+
+
+def event_schema_text() -> str:
+    """docs/schemas/event.schema.json as ``sgr docs schemas`` writes it."""
+    from worker.domain.events import event_json_schema
+
+    return json.dumps(event_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@docs_app.command("schemas")
+def schemas(
+    output: Annotated[
+        Path, typer.Option(help="The folder of the JSON Schemas (docs/schemas).")
+    ] = Path("docs/schemas"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when the event schema there differs.")
+    ] = False,
+) -> None:
+    """The event contract as a JSON Schema (event.schema.json), made from the pydantic model
+    (worker/domain/events.py). The stream entries' schemas in the same folder are written by
+    hand and tested against the published entries."""
+    text = event_schema_text()
+    target = output / EVENT_SCHEMA
+    if check:
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            fail(f"{target} is out of date: run `uv run sgr docs schemas --output {output}`")
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")

@@ -141,6 +141,7 @@ def bridge(
     their error."""
     from producers.bridge import Bridge
     from worker.keys import Keys
+    from worker.runtime import publisher
 
     s = settings()
     keys = Keys.from_settings(s)
@@ -152,6 +153,9 @@ def bridge(
         key or keys.events_in,
         rejected or keys.events_rejected,
         time_limits=s.time_limits(),
+        dead_letters=keys.dead_letters,
+        alerts=keys.queue_alerts,
+        outcomes=publisher(conn, s, keys),
     )
     try:
         totals = run.run(batch=batch, once=once)

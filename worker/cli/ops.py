@@ -88,6 +88,7 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
     hot = open_store(s)  # first: a data folder that is not there is said before Redis is asked
     try:
         figures = hot.summary()
+        unpublished = len(hot.unpublished_outcomes(100_000))
     finally:
         hot.close()
     keys = Keys.from_settings(s)
@@ -104,6 +105,8 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
         "running": queue.started_job_registry.count,
         "failed_jobs": queue.failed_job_registry.count,
         "stream": int(conn.xlen(s.offers_stream)),  # type: ignore[arg-type]
+        "outcome_stream": int(conn.xlen(keys.outcomes_stream)),  # type: ignore[arg-type]
+        "outcomes_unpublished": unpublished,  # recorded, not yet on the outcome stream
         **figures,
         "due_set": due.size(),  # scheduled decisions waiting in Redis (the hot store: scheduled)
         "next_due": None if soonest is None else to_text(datetime.fromtimestamp(soonest, UTC)),
@@ -141,9 +144,11 @@ def status(
     ] = None,
 ) -> None:
     """Queue depth, outcomes so far (`scheduled`: decisions waiting, docs/recovery.md), dead
-    letters, the stream length and the snapshot's age. `dead_letter` counts those the hot store
-    recorded; `dead_letter_list` those in the Redis list; `store_failures` those that reached
-    only the list because the store failed. `--event ID`: that event's outcome alone."""
+    letters, the streams' lengths and the snapshot's age. `outcomes_unpublished`: outcomes
+    recorded and not yet on the outcome stream (the reaper publishes them); `dead_letter` counts
+    those the hot store recorded; `dead_letter_list` those in the Redis list; `store_failures`
+    those that reached only the list because the store failed. `--event ID`: that event's outcome
+    alone."""
     if event is not None:
         found = event_outcome(event, data_dir)
         if found is None:

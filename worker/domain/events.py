@@ -303,3 +303,64 @@ def parse_event(
                 [f"occurred_at: is older than {limits.max_age} (got {got!r})"], event_id
             )
     return event
+
+
+# The JSON Schema keywords pydantic leaves under its own names when a constraint follows a
+# validator (``Annotated[float, Number, Field(le=...)]``), by their JSON Schema names.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+NO_CART_TYPES = (EventType.ORDER_COMPLETED.value, EventType.CUSTOMER_MESSAGE.value)
+
+
+def _standard(node: Any) -> Any:
+    """pydantic's schema in standard JSON Schema: bounds by their names, a ``Decimal`` (which the
+    contract takes as a JSON number only) as a number, decimal places in words."""
+    if isinstance(node, list):
+        return [_standard(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _standard(v) for k, v in node.items()}
+    branches = out.get("anyOf")
+    if branches in (
+        [{"type": "number"}, {"type": "string"}],
+        [{"type": "string"}, {"type": "number"}],
+    ):
+        del out["anyOf"]
+        out["type"] = "number"
+    for name, standard in _BOUNDS.items():
+        if name in out and not isinstance(out[name], dict):
+            out[standard] = out.pop(name)
+    places = out.pop("decimal_places", None)
+    if places is not None:
+        out["description"] = f"at most {places} decimal places"
+    return out
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The event contract as a JSON Schema (draft 2020-12), made from ``CartEvent``: what a JSON
+    Schema can say of it (types, bounds, lengths, enums, the fields each type needs). The
+    contract checks more (``describe`` names each problem): ids' characters, a cart's items
+    agreeing with its value and margin, ``occurred_at``'s age; docs/contract.md lists it all.
+    ``sgr docs schemas`` writes it to docs/schemas/event.schema.json (a test keeps them equal)."""
+    schema = _standard(CartEvent.model_json_schema())
+    cart = schema["$defs"]["Cart"]
+    cart["anyOf"] = [
+        {"required": ["value", "margin"]},
+        {"required": ["items"], "properties": {"items": {"minItems": 1}}},
+    ]
+    cart["properties"]["value"]["description"] = (
+        f"at most {MAX_CART_VALUE:,}; a value derived from the items is held to the same limit"
+    )
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"type": {"not": {"enum": list(NO_CART_TYPES)}}}},
+            "then": {"required": ["cart"], "properties": {"cart": {"type": "object"}}},
+        },
+        {
+            "if": {"properties": {"type": {"const": EventType.CUSTOMER_MESSAGE.value}}},
+            "then": {"required": ["message"], "properties": {"message": {"minLength": 1}}},
+        },
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }

@@ -3,6 +3,7 @@ and an event's outcome. Their stored and published forms are derived here, once 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -79,6 +80,7 @@ STREAM_FIELDS = (
     "message",
     "engine",
     "model",
+    "supersedes",
     "created_at",
 )
 _JSON_FIELDS = ("reasoning", "guardrail")
@@ -141,12 +143,19 @@ class Offer:
                 data[name] = from_text(data[name])
         return cls(**data)  # type: ignore[arg-type]
 
+    @property
+    def supersedes(self) -> str | None:
+        """The offer this one replaces (a counter-offer voids the customer's live offer; the
+        negotiation handler records its id in the reasoning), else None."""
+        value = self.reasoning.get("supersedes") if isinstance(self.reasoning, dict) else None
+        return value if isinstance(value, str) and value else None
+
     def stream_entry(self) -> dict[str, str]:
         """The entry the result stream carries: text fields, times as ISO-8601 UTC, numbers as
-        decimal text, an absent model as an empty string."""
+        decimal text, an absent model or ``supersedes`` as an empty string."""
         entry = {}
         for name in STREAM_FIELDS:
-            value = getattr(self, name)
+            value = self.supersedes if name == "supersedes" else getattr(self, name)
             if value is None:
                 entry[name] = ""
             elif isinstance(value, datetime):
@@ -211,3 +220,93 @@ class VoidNotice:
         entry = {name: getattr(self, name, "") for name in VOID_STREAM_FIELDS if name != "type"}
         entry["voided_at"] = to_text(self.voided_at)
         return {"type": "void", **{k: str(v) for k, v in entry.items()}}
+
+
+# The outcome stream's entry (``OutcomeNotice.stream_entry``), in this order (docs/contract.md).
+OUTCOME_STREAM_FIELDS = (
+    "type",
+    "outcome_id",
+    "event_id",
+    "event_type",
+    "session_id",
+    "user_id",
+    "outcome",
+    "reason",
+    "offer_id",
+    "error_kind",
+    "error",
+    "at",
+)
+# What a shop reads in ``outcome``: the three recorded outcomes, and an event the bridge refused.
+OUTCOMES = ("offer", "no_offer", "dead_letter", "rejected")
+# Dead letters and refusals whose ``error`` is the contract's own lines (the field and the value
+# the shop sent): published; every other kind's error text stays in the hot store.
+CONTRACT_ERROR_KINDS = ("invalid_event", "not_json")
+
+
+def outcome_id(event_id: str, at: str, *what: str | None) -> str:
+    """The id of one recorded outcome's stream entry (and of its exactly-once marker), from the
+    event, the moment and what was recorded: the same for every publication of that record,
+    another for the outcome of a requeued dead letter."""
+    text = "\n".join([event_id, at, *(w or "" for w in what)])
+    return "out-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class OutcomeNotice:
+    """What the outcome stream says of one event: its one recorded outcome (``offer`` with its
+    offer id, ``no_offer`` with its reason, ``dead_letter`` with its error kind) or, for an event
+    the bridge refused before it was queued, ``rejected``. ``at`` is when it was decided."""
+
+    event_id: str
+    outcome: str
+    at: datetime
+    reason: str | None = None
+    offer_id: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    event_type: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    key: str | None = None  # the entry's id when not derived from the record (a refusal's)
+
+    @property
+    def outcome_id(self) -> str:
+        what = (self.outcome, self.reason, self.offer_id, self.error_kind)
+        return self.key or outcome_id(self.event_id, to_text(self.at), *what)
+
+    def stream_entry(self) -> dict[str, str]:
+        """Text fields, empty where a value does not apply; the error text only for the
+        contract's own errors (never an exception's text, a path or a traceback)."""
+        public_error = self.error if self.error_kind in CONTRACT_ERROR_KINDS else None
+        values: dict[str, str | None] = {
+            "type": "outcome",
+            "outcome_id": self.outcome_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "offer_id": self.offer_id,
+            "error_kind": self.error_kind,
+            "error": public_error[:2000] if public_error else None,
+            "at": to_text(self.at),
+        }
+        return {name: values[name] or "" for name in OUTCOME_STREAM_FIELDS}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OutcomeNotice:
+        """From a ``processed_events`` row (times already crossed to ``datetime``)."""
+        return cls(
+            event_id=row["event_id"],
+            outcome=row["outcome"],
+            at=row["finished_at"],
+            reason=row.get("reason"),
+            offer_id=row.get("offer_id"),
+            error_kind=row.get("error_kind"),
+            error=row.get("error"),
+            event_type=row.get("type"),
+            session_id=row.get("session_id"),
+            user_id=row.get("user_id"),
+        )

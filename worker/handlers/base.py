@@ -15,19 +15,21 @@ from worker.domain import rules
 from worker.domain.codes import new_offer_id
 from worker.domain.conversation import Turn
 from worker.domain.events import CartEvent
-from worker.domain.model import EventContext, Offer, Outcome, VoidNotice
+from worker.domain.model import EventContext, Offer, Outcome, OutcomeNotice, VoidNotice
 from worker.stopwatch import Stopwatch
 
 
 @dataclass(frozen=True)
 class Written:
-    """What a plan committed: the event's outcome, and the offer or turn to publish."""
+    """What a plan committed: the event's outcome, the offer or turn to publish, and the outcome
+    stream's entry (``record``'s; None: the runner reads it back from the store)."""
 
     outcome: Outcome
     offer: Offer | None = None
     turn: Turn | None = None
     due: tuple[str, datetime] | None = None  # a decision scheduled: (event id, due time)
     voids: tuple[VoidNotice, ...] = ()  # offers an order closed
+    notice: OutcomeNotice | None = None
 
 
 class AlreadyRecorded(Exception):
@@ -55,9 +57,11 @@ def record(
     offer: Offer | None,
     reason: str | None,
     problems: tuple[str, ...] = (),
-) -> None:
-    """Record the event's one outcome (inside the runner's transaction); raises
-    ``AlreadyRecorded`` when another run of the event recorded one first."""
+) -> OutcomeNotice:
+    """Record the event's one outcome (inside the runner's transaction) and return what the
+    outcome stream will say of it; raises ``AlreadyRecorded`` when another run of the event
+    recorded one first."""
+    finished = deps.clock()
     recorded = deps.hot.record_outcome(
         event_id=event.event_id,
         session_id=event.session_id,
@@ -71,11 +75,21 @@ def record(
         occurred_at=event.occurred_at,
         enqueued_at=job.enqueued_at,
         started_at=job.started_at,
-        finished_at=deps.clock(),
+        finished_at=finished,
         timings=watch.ms,
     )
     if not recorded:
         raise AlreadyRecorded(event.event_id)
+    return OutcomeNotice(
+        event_id=event.event_id,
+        outcome="offer" if offer else "no_offer",
+        at=finished,
+        reason=None if offer else reason,
+        offer_id=offer.offer_id if offer else None,
+        event_type=event.type.value,
+        session_id=event.session_id,
+        user_id=event.user_id,
+    )
 
 
 def new_offer(

@@ -284,7 +284,7 @@ class CartPlan:
             late = recheck(deps, facts, observed, offer)
         if late is not None:
             offer, reason = None, late
-        record(deps, event, job, watch, offer, reason, self.checked.problems)
+        notice = record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
         if self.due:
@@ -292,7 +292,9 @@ class CartPlan:
         record_experiment(deps, event, self.group, self.decision, observed, offer)
         voids = close_offers(deps, event) if event.type is EventType.ORDER_COMPLETED else ()
         self.checked = Checked(offer, reason, self.checked.problems)
-        return Written(outcome_of(event, self.checked, watch), offer=offer, voids=voids)
+        return Written(
+            outcome_of(event, self.checked, watch), offer=offer, voids=voids, notice=notice
+        )
 
 
 def close_offers(deps: Deps, event: CartEvent) -> tuple[VoidNotice, ...]:

@@ -308,8 +308,9 @@ class MessagePlan:
         live offer it replaces), all or nothing (the runner's transaction)."""
         event, facts = self.event, self.facts
         if self.routed is None or self.priced is None:  # another customer's session: no turn
-            record(deps, event, job, watch, None, FOREIGN)
-            return Written(Outcome(event.event_id, "no_offer", FOREIGN, timings=watch.ms))
+            notice = record(deps, event, job, watch, None, FOREIGN)
+            outcome = Outcome(event.event_id, "no_offer", FOREIGN, timings=watch.ms)
+            return Written(outcome, notice=notice)
         deps.hot.apply_event(session_row(event), facts.now)
         priced, current = recheck(deps, event, facts, self.convo, self.priced)
         offer = priced.offer
@@ -320,7 +321,7 @@ class MessagePlan:
         if offer is not None:
             offer = replace(offer, reasoning=trail)
             priced = replace(priced, offer=offer)
-        record(deps, event, job, watch, offer, priced.reason, priced.problems)
+        notice = record(deps, event, job, watch, offer, priced.reason, priced.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
             if supersedes is not None:
@@ -369,7 +370,7 @@ class MessagePlan:
             guardrail=priced.problems,
             timings=watch.ms,
         )
-        return Written(outcome, offer=offer, turn=turn)
+        return Written(outcome, offer=offer, turn=turn, notice=notice)
 
 
 def plan(deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch) -> MessagePlan:
