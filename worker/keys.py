@@ -77,3 +77,13 @@ class Keys:
         function that is not one of the project's job functions), ``poison_items`` (undecodable
         or unparsable items moved aside), by source (``poison_items:<list>``)."""
         return f"{self.prefix}:metrics:queue-alerts"
+
+    @property
+    def api_keys(self) -> str:
+        """A hash API key id -> its record (JSON: scope, name, sha256 of the key, times); the
+        keys themselves are never stored (worker/api/apikeys.py)."""
+        return f"{self.prefix}:api:keys"
+
+    def api_rate(self, key_id: str, window: int) -> str:
+        """One API key's request counter in one rate-limit window (expires with it)."""
+        return f"{self.prefix}:api:rate:{key_id}:{window}"

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import redis
 import structlog
+from rq import Queue
 
 from stores.base import HotStore
 from stores.history import HistorySnapshot, HistorySource
@@ -147,3 +150,63 @@ def install(runtime: Runtime) -> Runtime:
 def installed() -> Runtime | None:
     """This process's runtime, if one was installed (no side effects)."""
     return _process[1] if _process is not None and _process[0] == os.getpid() else None
+
+
+class StorePerThread:
+    """One hot store per thread (a SQLite connection serves one transaction at a time; a
+    PostgreSQL store's transaction is its thread's), opened on a thread's first call."""
+
+    def __init__(self, opener: Callable[[], HotStore]) -> None:
+        self.opener = opener
+        self._local = threading.local()
+        self._all: list[HotStore] = []
+        self._guard = threading.Lock()
+
+    def __call__(self) -> HotStore:
+        store: HotStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self.opener()
+            self._local.store = store
+            with self._guard:
+                self._all.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._guard:
+            stores, self._all = self._all, []
+        for store in stores:
+            store.close()
+
+
+@dataclass(frozen=True)
+class ApiRuntime:
+    """What one ``sgr api`` process holds: the settings, Redis, the queue events go onto (as
+    ``enqueue_events`` fills it for ``sgr produce`` and the bridge), the hot store per thread and
+    the clock. No engine and no history: the API enqueues, the workers' runner decides."""
+
+    settings: Settings
+    keys: Keys
+    client: redis.Redis
+    queue: Queue
+    hot: StorePerThread
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def close(self) -> None:
+        self.hot.close()
+        self.client.close()
+
+
+def build_api_runtime(settings: Settings, client: redis.Redis | None = None) -> ApiRuntime:
+    """The API's wiring (the same settings, keys, Redis and hot store as a worker's); the schema
+    is migrated once here, before the first request."""
+    client = client if client is not None else redis_client(settings)
+    open_store(settings).close()  # migrations run now, and a store that cannot open says so
+    return ApiRuntime(
+        settings,
+        Keys.from_settings(settings),
+        client,
+        Queue(settings.queue, connection=client),
+        StorePerThread(lambda: open_hot_store(
+            settings.hot_store_url.get_secret_value(), settings.hot_db, migrate=False
+        )),
+    )  # fmt: skip
