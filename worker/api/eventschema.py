@@ -9,13 +9,32 @@ runs corpora of valid and invalid events through both."""
 from __future__ import annotations
 
 import copy
+import unicodedata
 from typing import Any
 
 from worker.domain.events import CartEvent, EventType
 
 SCHEMA_ID = "https://github.com/sgr-discount-manager/schemas/event.schema.json"
-# ids as sent: no whitespace at either end, no control characters
-IDENT_PATTERN = r"^(?!\s)[^\x00-\x1f\x7f]*(?<!\s)$"
+REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+
+
+def _refused_class() -> str:
+    """A regex class of the BMP characters the contract refuses in ids (control, format,
+    surrogate, private use, line and paragraph separators), as \\uXXXX ranges that ECMA-262 and
+    Python read alike. Unassigned code points and characters beyond the BMP are judged by the
+    contract only (they depend on its Unicode version)."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(0x10000):
+        if unicodedata.category(chr(point)) in REFUSED_CATEGORIES:
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1] = (ranges[-1][0], point)
+            else:
+                ranges.append((point, point))
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+# ids as sent: no whitespace at either end, none of the refused characters
+IDENT_PATTERN = rf"^(?!\s)[^{_refused_class()}]*(?<!\s)$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})$"
 
 
@@ -80,3 +99,17 @@ def event_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
         "$id": SCHEMA_ID,
         **schema,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m worker.api.eventschema PATH``: write the schema (``make docs``)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    Path(args[0]).write_text(json.dumps(event_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
