@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from worker.keys import Keys
 
@@ -55,8 +56,10 @@ def digest(key: str) -> str:
 class KeyRing:
     """The API keys of one Redis namespace."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self.client, self.hash = client, keys.api_keys
+    def __init__(
+        self, client: redis.Redis, keys: Keys, aclient: redis.asyncio.Redis | None = None
+    ) -> None:
+        self.client, self.hash, self.aclient = client, keys.api_keys, aclient
 
     def create(self, scope: str, name: str, now: datetime) -> tuple[str, ApiKey]:
         """A new key (returned once, never stored) and its record."""
@@ -89,9 +92,18 @@ class KeyRing:
     def check(self, presented: str) -> ApiKey | None:
         """The record of a presented key if it is one of ours and not revoked, else None."""
         match = _KEY.match(presented)
-        if match is None:
+        return _verified(presented, self.get(match["id"])) if match else None
+
+    async def acheck(self, presented: str) -> ApiKey | None:
+        """``check`` on the async client (the API's event loop waits on no socket)."""
+        match = _KEY.match(presented)
+        if match is None or self.aclient is None:
             return None
-        record = self.get(match["id"])
-        if record is None or not hmac.compare_digest(record.digest, digest(presented)):
-            return None
-        return record if record.revoked_at is None else None
+        raw: Any = await self.aclient.hget(self.hash, match["id"])  # type: ignore[misc]
+        return _verified(presented, ApiKey(**json.loads(raw)) if raw else None)
+
+
+def _verified(presented: str, record: ApiKey | None) -> ApiKey | None:
+    if record is None or not hmac.compare_digest(record.digest, digest(presented)):
+        return None
+    return record if record.revoked_at is None else None

@@ -5,7 +5,7 @@ of it before the route runs, so a refused request never reaches the hot store or
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -23,10 +23,11 @@ bearer = HTTPBearer(
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sgr"'}
 
 
-def require(scope: str) -> Callable[..., ApiKey]:
-    """A dependency that lets through only a live key of ``scope`` (or admin) within its limit."""
+def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that lets through only a live key of ``scope`` (or admin) within its limit
+    (async, on the async Redis client: no thread is taken before the route's own)."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> ApiKey:
@@ -36,7 +37,7 @@ def require(scope: str) -> Callable[..., ApiKey]:
                 headers=CHALLENGE,
             )  # fmt: skip
         st = state_of(request)
-        key = st.ring.check(credentials.credentials)
+        key = await st.ring.acheck(credentials.credentials)
         if key is None:  # never says which part was wrong, never echoes the key
             raise ApiProblem(
                 401, "the API key is unknown or revoked", kind="bad_key", headers=CHALLENGE
@@ -47,7 +48,7 @@ def require(scope: str) -> Callable[..., ApiKey]:
                 f"API key {key.key_id} has scope {key.scope!r}; this route needs {scope!r}",
                 kind="wrong_scope",
             )
-        retry = st.limit.hit(key.key_id, time.time())
+        retry = await st.limit.hit(key.key_id, time.time())
         if retry is not None:
             raise ApiProblem(
                 429,

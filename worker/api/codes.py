@@ -103,7 +103,8 @@ def verify(
 ) -> JSONResponse:
     given = given or VerifyIn()
     text = _canonical(code, given)
-    return reply(*answer("verify", st.runtime.hot(), text, given, st))
+    with st.runtime.stores.use() as hot:
+        return reply(*answer("verify", hot, text, given, st))
 
 
 @router.post(
@@ -120,7 +121,18 @@ def redeem(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     text = _canonical(code, given)
-    hot = st.runtime.hot()
+    with st.runtime.stores.use() as hot:
+        return _redeem(hot, text, given, key.key_id, idempotency_key, st)
+
+
+def _redeem(
+    hot: HotStore,
+    text: str,
+    given: RedeemIn,
+    key_id: str,
+    idempotency_key: str | None,
+    st: ApiState,
+) -> JSONResponse:
     if idempotency_key is None:
         if given.order is not None and given.order.order_id is not None:
             with hot.transaction():  # the order's lock and the one UPDATE
@@ -130,7 +142,7 @@ def redeem(
     retention = timedelta(hours=st.runtime.settings.api_idempotency_hours)
     status, body, replayed = once(
         hot,
-        key.key_id,
+        key_id,
         check_key(idempotency_key),
         fingerprint,
         st.runtime.clock(),

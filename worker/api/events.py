@@ -136,7 +136,8 @@ async def post_events(
 def get_event(
     event_id: EventId, key: Producer, st: Annotated[ApiState, Depends(state)]
 ) -> EventOutcome:
-    record = st.runtime.hot().event_record(event_id)
+    with st.runtime.stores.use() as hot:
+        record = hot.event_record(event_id)
     if record is None:
         raise ApiProblem(
             404,

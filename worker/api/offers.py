@@ -44,16 +44,17 @@ def status_of(hot: HotStore, offer: Offer, now: datetime) -> OfferStatus:
     summary="One offer, with its status (live, redeemed, expired, voided)",
 )
 def get_offer(offer_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(state)]) -> OfferOut:
-    hot = st.runtime.hot()
-    offer = hot.get_offer(offer_id)
-    if offer is None:
+    with st.runtime.stores.use() as hot:
+        offer = hot.get_offer(offer_id)
+        status = status_of(hot, offer, datetime.now(UTC)) if offer is not None else None
+    if offer is None or status is None:
         raise ApiProblem(
             404,
             f"no offer {short(offer_id, 60)}",
             kind="unknown_offer",
             errors=[FieldProblem(field="offer_id", value=short(offer_id), message="unknown")],
         )
-    return offer_out(offer, status_of(hot, offer, datetime.now(UTC)))
+    return offer_out(offer, status)
 
 
 @router.get(
@@ -65,5 +66,6 @@ def get_offer(offer_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(st
 def customer_offers(
     user_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(state)]
 ) -> CustomerOffers:
-    offers = st.runtime.hot().live_offers(user_id, datetime.now(UTC))
+    with st.runtime.stores.use() as hot:
+        offers = hot.live_offers(user_id, datetime.now(UTC))
     return CustomerOffers(user_id=user_id, offers=[offer_out(o, "live") for o in offers])

@@ -7,18 +7,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import redis
+import redis.asyncio
 
 from worker.keys import Keys
 
 
 class RateLimit:
-    def __init__(self, client: redis.Redis, keys: Keys, limit: int, window_s: int) -> None:
+    def __init__(self, client: redis.asyncio.Redis, keys: Keys, limit: int, window_s: int) -> None:
         self.client, self.keys, self.limit, self.window_s = client, keys, limit, window_s
 
-    def hit(self, key_id: str, now: float) -> int | None:
+    async def hit(self, key_id: str, now: float) -> int | None:
         """Count one request of ``key_id`` at ``now`` (Unix time): None if allowed, else the
-        seconds until the window ends (Retry-After)."""
+        seconds until the window ends (Retry-After). One round trip (INCR and EXPIRE)."""
         if self.limit <= 0:
             return None
         window = int(now // self.window_s)
@@ -26,7 +26,7 @@ class RateLimit:
         pipe = self.client.pipeline(transaction=False)
         pipe.incr(counter)
         pipe.expire(counter, self.window_s + 1)
-        count: Any = pipe.execute()[0]
+        count: Any = (await pipe.execute())[0]
         if int(count) <= self.limit:
             return None
         return max(1, math.ceil((window + 1) * self.window_s - now))

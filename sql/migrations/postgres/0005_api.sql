@@ -1,4 +1,5 @@
--- Version 5 (number reserved for the HTTP API, worker/api/; the runner allows gaps, worker/api/): the answers given under an Idempotency-Key (one row per
+-- Version 5 (the HTTP API, worker/api/; its number reserved, the runner allows gaps): the
+-- answers given under an Idempotency-Key (one row per
 -- API key and idempotency key: the same key with the same request gives the same answer, with
 -- another request 409), and the order a code was redeemed for (audit; one discount per order).
 CREATE TABLE IF NOT EXISTS api_idempotency (
