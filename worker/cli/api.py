@@ -28,8 +28,26 @@ def api(
     bench_floor: Annotated[
         bool, typer.Option(hidden=True, help="Add the bench's bare endpoint.")
     ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Probe: exit 0 if the API at --host/--port answers /healthz, else 1."
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (events, outcomes, offers, codes; docs/api.md) with uvicorn."""
+    if check:
+        import httpx
+
+        where = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/healthz"
+        try:
+            answer = httpx.get(where, timeout=3)
+        except httpx.HTTPError as exc:
+            fail(f"the API at {where} does not answer: {exc}")
+        if answer.status_code != 200:
+            fail(f"the API at {where} answered {answer.status_code}")
+        print(f"ok: {where}")
+        return
     if openapi is not None:
         from worker.api.server import openapi_text
 
