@@ -110,9 +110,9 @@ def api_phase(
     chunk: int = 100,
 ) -> dict[str, Any]:
     """One backend's figures: ``api_redeem_per_s``, ``api_floor_per_s``, ``api_vs_floor``,
-    ``api_redeem_p99_ms``. Floor and redemptions take turns by ``chunk`` requests, so that both
-    see the same machine (the 2 cores the bench shares); each rate is its requests over the
-    summed time of its turns."""
+    ``api_redeem_p99_ms``. Floor and redemptions take turns by ``chunk`` requests (each first
+    every other time), so that both see the same machine (the 2 cores the bench shares); each
+    rate is its requests over the summed time of its turns."""
     from stores.hot import open_hot_store
     from worker.api.apikeys import KeyRing
     from worker.keys import Keys
@@ -156,10 +156,10 @@ def api_phase(
 
             turn("redeem", warm)  # threads, connections, caches
             spent["redeem"], latencies[:] = 0.0, []
-            for start in range(0, len(codes), chunk):
+            for n, start in enumerate(range(0, len(codes), chunk)):
                 batch = codes[start : start + chunk]
-                turn("floor", batch)
-                turn("redeem", batch)
+                for kind in ("floor", "redeem") if n % 2 == 0 else ("redeem", "floor"):
+                    turn(kind, batch)  # each goes first every other time
     floor, rate = len(codes) / spent["floor"], len(codes) / spent["redeem"]
     ordered = sorted(latencies)
     return {
@@ -172,3 +172,38 @@ def api_phase(
         "api_redeems": len(codes),
         "api_not_ok": wrong,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m testbench.benchapi [--backends sqlite,postgres] [--redeems N]``: the API phase
+    alone, on a throwaway Redis (``sgr bench`` runs it among the others); one JSON object."""
+    import argparse
+    import shutil
+    import tempfile
+
+    import redis
+
+    from testbench.redisproc import RedisServer
+
+    parser = argparse.ArgumentParser(prog="python -m testbench.benchapi")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--redeems", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="sgr-benchapi-"))
+    found: dict[str, Any] = {}
+    try:
+        with RedisServer() as server:
+            conn = redis.Redis.from_url(server.url)
+            for backend in args.backends.split(","):
+                found[backend] = api_phase(
+                    server.url, conn, root, backend, clients=args.clients, redeems=args.redeems
+                )
+                conn.flushdb()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(found))
+
+
+if __name__ == "__main__":
+    main()

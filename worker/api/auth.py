@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from worker.api.apikeys import ApiKey
+from worker.api.apikeys import ApiKey, key_id
 from worker.api.problems import ApiProblem
 from worker.api.state import state_of
 
@@ -25,7 +25,9 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sgr"'}
 
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that lets through only a live key of ``scope`` (or admin) within its limit
-    (async, on the async Redis client: no thread is taken before the route's own)."""
+        (async, on the async Redis client: no thread is taken before the route's own; one round
+    trip that reads the key's record and counts the request, so a request with a well-formed but
+    wrong key is counted against that id too)."""
 
     async def check(
         request: Request,
@@ -37,7 +39,16 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
                 headers=CHALLENGE,
             )  # fmt: skip
         st = state_of(request)
-        key = await st.ring.acheck(credentials.credentials)
+        presented, now = credentials.credentials, time.time()
+        found = key_id(presented)
+        key, retry = None, None
+        if found is not None:  # one round trip: the key's record and this request's count
+            pipe = st.runtime.aclient.pipeline(transaction=False)
+            pipe.hget(st.ring.hash, found)
+            counted = st.limit.count(pipe, found, now)
+            answers = await pipe.execute()
+            key = st.ring.verify(presented, answers[0])
+            retry = st.limit.verdict(answers[1], now) if counted else None
         if key is None:  # never says which part was wrong, never echoes the key
             raise ApiProblem(
                 401, "the API key is unknown or revoked", kind="bad_key", headers=CHALLENGE
@@ -48,7 +59,6 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
                 f"API key {key.key_id} has scope {key.scope!r}; this route needs {scope!r}",
                 kind="wrong_scope",
             )
-        retry = await st.limit.hit(key.key_id, time.time())
         if retry is not None:
             raise ApiProblem(
                 429,

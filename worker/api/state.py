@@ -25,8 +25,8 @@ class ApiState:
         s = runtime.settings
         return cls(
             runtime,
-            KeyRing(runtime.client, runtime.keys, runtime.aclient),
-            RateLimit(runtime.aclient, runtime.keys, s.api_rate_limit, s.api_rate_window_s),
+            KeyRing(runtime.client, runtime.keys),
+            RateLimit(runtime.keys, s.api_rate_limit, s.api_rate_window_s),
             metrics,
         )
 
