@@ -59,6 +59,14 @@ class HotStore(Protocol):
     def redeem(
         self, code: str, now: datetime, user_id: str | None = None, order_id: str | None = None
     ) -> bool: ...
+    def redeem_state(
+        self,
+        code: str,
+        now: datetime,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        currency: str | None = None,
+    ) -> CodeState | None: ...
     def order_redeemed(self, order_id: str) -> str | None: ...
     def live_offers(self, user_id: str, now: datetime) -> list[Offer]: ...
 

@@ -249,14 +249,15 @@ class SqlHotStore(ABC):
 
     def code_state(self, code: str) -> CodeState | None:
         row = self._one("get_code", {"code": code})
-        if row is None:
-            return None
+        return self._code_state(row) if row is not None else None
+
+    def _code_state(self, row: dict[str, Any]) -> CodeState:
         expires = self._time_out(row["expires_at"])
         assert expires is not None  # NOT NULL
         return CodeState(
             row["offer_id"], row["discount_pct"], row["currency"], expires,
-            self._time_out(row["redeemed_at"]), self._time_out(row["voided_at"]),
-            row["superseded_by"], row["user_id"], row["redeemed_order_id"],
+            self._time_out(row["redeemed_at"]), self._time_out(row.get("voided_at")),
+            row.get("superseded_by"), row["user_id"], row["redeemed_order_id"],
         )  # fmt: skip
 
     def redeem(
@@ -264,12 +265,25 @@ class SqlHotStore(ABC):
     ) -> bool:
         """Mark the offer of ``code`` redeemed; False if it is unknown, redeemed, expired, void,
         (with ``user_id``) another customer's, or (with ``order_id``) for an order another code
-        was redeemed for: checked in the one UPDATE, so atomically. Inside a transaction the
-        order is locked first (two codes racing for one order: the second sees the first)."""
+        was redeemed for: checked in the one UPDATE, so atomically."""
+        return self.redeem_state(code, now, user_id, order_id) is not None
+
+    def redeem_state(
+        self,
+        code: str,
+        now: datetime,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        currency: str | None = None,
+    ) -> CodeState | None:
+        """``redeem`` (and, with ``currency``, only an offer in it), in one statement that
+        returns the offer as redeemed; None if nothing was. Inside a transaction the order is
+        locked first (two codes racing for one order: the second sees the first)."""
         if order_id is not None and self._in_transaction():
             self._lock(f"order:{order_id}")
         params = {"code": code, "now": self._time_in(now), "user_id": user_id}
-        return self._w("redeem_offer", params | {"order_id": order_id}) == 1
+        row = self._one("redeem_offer", params | {"order_id": order_id, "currency": currency})
+        return self._code_state(row) if row is not None else None
 
     def order_redeemed(self, order_id: str) -> str | None:
         """The code redeemed for ``order_id``, if any (one discount per order)."""

@@ -4,8 +4,10 @@ the HTTP API (``POST /v1/codes/{code}/verify|redeem``) get their answers from.
 An answer is a ``CodeAnswer`` (its ``as_json`` is what ``sgr codes --json`` prints and the API
 sends) or an ``InvalidCode`` whose ``kind`` says why (``failure_json``). Redemption is single-use
 across processes and hosts because it is one UPDATE (``sql/hot/redeem_offer.sql``) that checks the
-code is unredeemed, unexpired, not void, the customer's and, with an order, that the order has no
-other discount; a redemption with an order runs in a transaction holding the order's lock.
+code is unredeemed, unexpired, not void, the customer's, in the order's currency and, with an
+order id, that the order has no other discount, and returns the offer: one statement when it
+succeeds; the reasons are read only when it does not. A redemption with an order id runs in a
+transaction holding the order's lock.
 """
 
 from __future__ import annotations
@@ -119,17 +121,16 @@ def redeem_code(
     when another redemption won the race. ``own_transaction=False``: the caller's transaction is
     open already (the API's, with its Idempotency-Key)."""
     order_id = order.order_id if order is not None else None
-    state = usable(code, hot.code_state(code), now)
-    _check(code, state, user, order)
+    currency = order.currency if order is not None else None
     if order_id is not None and own_transaction:
         with hot.transaction():  # the order's lock, then the one UPDATE
-            done = hot.redeem(code, now, user_id=user, order_id=order_id)
-            taken = None if done else hot.order_redeemed(order_id)
+            done = hot.redeem_state(code, now, user, order_id, currency)
     else:
-        done = hot.redeem(code, now, user_id=user, order_id=order_id)
-        taken = None if done or order_id is None else hot.order_redeemed(order_id)
-    if done:
-        return CodeAnswer("redeemed", code, state, user, order, now)
+        done = hot.redeem_state(code, now, user, order_id, currency)
+    if done is not None:  # one statement on the way that succeeds
+        return CodeAnswer("redeemed", code, done, user, order, now)
+    # not redeemed: say why (unknown, expired, voided, another's, the currency, the order, a race)
+    taken = hot.order_redeemed(order_id) if order_id is not None else None
     state = usable(code, hot.code_state(code), now)  # raises if it changed meanwhile
     _check(code, state, user, order)
     if taken is not None:
