@@ -1,11 +1,12 @@
 """schemathesis against a live `sgr api` (a real Redis, a SQLite hot store): every route of the
-committed OpenAPI document, with an admin key, then with none; no 5xx, no status, content type or
+committed OpenAPI document, on both hot stores, with an admin key, then with a bad one; no 5xx, no status, content type or
 body outside the document. Bounded: a few examples per route (seconds, not minutes)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from schemathesis.checks import (
 )
 
 from testbench.apiproc import ApiServer
+from testbench.pgproc import fresh_database
 from worker.api.apikeys import KeyRing
 from worker.keys import Keys
 from worker.settings import Settings
@@ -38,24 +40,32 @@ CHECKS = [
 KEY: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module")
-def live_api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live_api(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
     client = redis.Redis.from_url(redis_url)
     KEY["admin"], _ = KeyRing(client, Keys.from_settings(Settings())).create(
         "admin", "schemathesis", datetime.now(UTC)
     )
     client.close()
     data = tmp_path_factory.mktemp("api-fuzz")
-    env = {
+    with ExitStack() as stack:
+        store = ""
+        if request.param == "postgres":
+            store = stack.enter_context(fresh_database(request.getfixturevalue("postgres_url")))
+        yield stack.enter_context(ApiServer(_env(redis_url, data, store)))
+
+
+def _env(redis_url: str, data: Path, store: str) -> dict[str, str]:
+    return {
         "SGR_REDIS_URL": redis_url,
         "SGR_DATA_DIR": str(data),
-        "SGR_HOT_STORE_URL": "",
+        "SGR_HOT_STORE_URL": store,
         "SGR_API_RATE_LIMIT": "0",
         "SGR_LOG_LEVEL": "WARNING",
         "SGR_QUEUE": "fuzz-events",  # nothing drains it
     }
-    with ApiServer(env) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
