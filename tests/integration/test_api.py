@@ -1,11 +1,13 @@
-"""The HTTP API over real HTTP: `sgr api` subprocesses (testbench/apiproc.py) on a real Redis and
-both hot stores, stock `rq worker` subprocesses turning the events into outcomes, clients in
+"""The HTTP API over real HTTP: `sgr api` subprocesses (testbench/apiproc.py; two per hot store,
+shared by the module's tests) on a real Redis and both hot stores, stock `rq worker` subprocesses turning the events into outcomes, clients in
 separate processes racing for one code."""
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import redis
 from stores.hot import open_hot_store
 from testbench.apiproc import ApiServer
 from testbench.fleet import Fleet
+from testbench.pgproc import fresh_database
 from tests.conftest import event, worker_env
 from worker.api.apikeys import KeyRing
 from worker.domain.codes import new_code
@@ -68,21 +71,49 @@ def redeemed_at(data_dir: Path, hot_store_url: str, code: str) -> datetime | Non
         hot.close()
 
 
+@dataclass(frozen=True)
+class Served:
+    """Two `sgr api` processes on one data folder and hot store (one module's, per backend)."""
+
+    first: ApiServer
+    second: ApiServer
+    data_dir: Path
+    hot_store_url: str
+
+    @property
+    def url(self) -> str:
+        return self.first.url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    cold_db: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    data = tmp_path_factory.mktemp(f"api-{request.param}")
+    (data / "cold.duckdb").symlink_to(cold_db)
+    (data / "history.sqlite").symlink_to(cold_db.with_name("history.sqlite"))
+    with ExitStack() as stack:
+        url = ""
+        if request.param == "postgres":
+            url = stack.enter_context(fresh_database(request.getfixturevalue("postgres_url")))
+        env = api_env(data, redis_url, url)
+        first = stack.enter_context(ApiServer(env))
+        second = stack.enter_context(ApiServer(env))
+        yield Served(first, second, data, url)
+
+
 @pytest.fixture
-def api(
-    data_dir: Path, redis_url: str, redis_client: redis.Redis, hot_store_url: str
-) -> Iterator[ApiServer]:
-    with ApiServer(api_env(data_dir, redis_url, hot_store_url)) as server:
-        yield server
+def api(served: Served, redis_client: redis.Redis) -> Served:
+    return served  # redis_client: a flushed Redis for each test
 
 
 def test_a_shop_sends_an_event_reads_its_outcome_and_redeems_its_code(
-    api: ApiServer,
-    redis_client: redis.Redis,
-    redis_url: str,
-    data_dir: Path,
-    hot_store_url: str,
+    api: Served, redis_client: redis.Redis, redis_url: str
 ) -> None:
+    data_dir, hot_store_url = api.data_dir, api.hot_store_url
     producer, _ = keyring(redis_client).create("producer", "shop backend", datetime.now(UTC))
     checkout, _ = keyring(redis_client).create("checkout", "checkout", datetime.now(UTC))
     now = datetime.now(UTC).replace(microsecond=0)
@@ -159,33 +190,32 @@ def _redeem(url: str, key: str, code: str, user: str, start: Any, out: Any) -> N
 
 
 def test_twenty_racing_redeems_from_separate_processes_give_one_success(
-    data_dir: Path, redis_url: str, redis_client: redis.Redis, hot_store_url: str
+    api: Served, redis_client: redis.Redis
 ) -> None:
-    offer = store_offer(data_dir, hot_store_url, "u-race")
+    offer = store_offer(api.data_dir, api.hot_store_url, "u-race")
     key, _ = keyring(redis_client).create("checkout", "race", datetime.now(UTC))
-    env = api_env(data_dir, redis_url, hot_store_url)
-    with ApiServer(env) as first, ApiServer(env) as second:
-        ctx = multiprocessing.get_context("fork")
-        start, out = ctx.Barrier(20), ctx.Queue()
-        clients = [
-            ctx.Process(
-                target=_redeem,
-                args=((first, second)[n % 2].url, key, offer.code, "u-race", start, out),
-            )
-            for n in range(20)
-        ]
-        for client in clients:
-            client.start()
-        answers = [out.get(timeout=60) for _ in clients]
-        for client in clients:
-            client.join(10)
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Barrier(20), ctx.Queue()
+    servers = (api.first, api.second)  # two processes, one store
+    clients = [
+        ctx.Process(
+            target=_redeem, args=(servers[n % 2].url, key, offer.code, "u-race", start, out)
+        )
+        for n in range(20)
+    ]
+    for client in clients:
+        client.start()
+    answers = [out.get(timeout=60) for _ in clients]
+    for client in clients:
+        client.join(10)
     assert sorted(answers) == [(200, "redeemed")] + [(409, "redeemed")] * 19
-    assert redeemed_at(data_dir, hot_store_url, offer.code) is not None
+    assert redeemed_at(api.data_dir, api.hot_store_url, offer.code) is not None
 
 
 def test_an_idempotency_key_gives_the_same_answer_and_refuses_another_body(
-    api: ApiServer, redis_client: redis.Redis, data_dir: Path, hot_store_url: str
+    api: Served, redis_client: redis.Redis
 ) -> None:
+    data_dir, hot_store_url = api.data_dir, api.hot_store_url
     offer = store_offer(data_dir, hot_store_url, "u-idem")
     key, _ = keyring(redis_client).create("checkout", "idem", datetime.now(UTC))
     url = f"{api.url}/v1/codes/{offer.code}/redeem"
