@@ -119,10 +119,14 @@ def test_a_shop_sends_an_event_reads_its_outcome_and_redeems_its_code(
     now = datetime.now(UTC).replace(microsecond=0)
     abandoned = event(event_id="api-1", user="u000001", session="api-s1", at=now, value=180.0)
     no_offer = event("cart_updated", event_id="api-2", user="u000002", session="api-s2", at=now)
+    talk = event(
+        "customer_message", event_id="api-3", user="u000003", session="api-s3", at=now,
+        message="Is there any discount on my cart?",
+    )  # fmt: skip
     with httpx.Client(base_url=api.url, timeout=10) as http:
-        sent = http.post("/v1/events", json=[abandoned, no_offer], headers=bearer(producer))
+        sent = http.post("/v1/events", json=[abandoned, no_offer, talk], headers=bearer(producer))
         assert sent.status_code == 202, sent.text
-        assert sent.json() == {"accepted": ["api-1", "api-2"], "count": 2}
+        assert sent.json() == {"accepted": ["api-1", "api-2", "api-3"], "count": 3}
         again = http.post("/v1/events", json=abandoned, headers=bearer(producer))  # twice: once
         assert again.status_code == 202
         unknown = http.get("/v1/events/api-1", headers=bearer(producer))
@@ -137,6 +141,8 @@ def test_a_shop_sends_an_event_reads_its_outcome_and_redeems_its_code(
         assert outcome["finished_at"] and outcome["occurred_at"]
         other = http.get("/v1/events/api-2", headers=bearer(producer)).json()
         assert other["outcome"] == "no_offer" and other["reason"] and other["offer_id"] is None
+        turn = http.get("/v1/events/api-3", headers=bearer(producer)).json()
+        assert turn["reply"] and turn["route"] and turn["turn"] == 1, turn  # the turn's reply
 
         offer = http.get(f"/v1/offers/{outcome['offer_id']}", headers=bearer(checkout)).json()
         assert offer["status"] == "live" and offer["user_id"] == "u000001"
@@ -173,7 +179,7 @@ def test_a_shop_sends_an_event_reads_its_outcome_and_redeems_its_code(
         }  # fmt: skip
     hot = open_hot_store(hot_store_url, data_dir / "hot.sqlite")
     try:
-        assert hot.summary()["events"] == 2  # the event sent twice took effect once
+        assert hot.summary()["events"] == 3  # the event sent twice took effect once
     finally:
         hot.close()
 
