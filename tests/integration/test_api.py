@@ -283,3 +283,20 @@ def test_keys_scopes_and_the_rate_limit(
         metrics = http.get("/metrics").text
         assert 'route="/v1/codes/{code}/redeem",status="401"' in metrics
         assert offer.code not in metrics
+
+
+def test_a_redis_that_is_down_is_a_503_problem_not_a_traceback(data_dir: Path) -> None:
+    from testbench.redisproc import free_port
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with ApiServer(api_env(data_dir, nowhere, "")) as api:
+        got = httpx.post(
+            f"{api.url}/v1/codes/SGR-2345-6789-ABCD/redeem",
+            json={"user_id": "u1"},
+            headers=bearer("sgrk_0123456789ab_" + "x" * 43),
+        )
+        assert got.status_code == 503, got.text
+        assert got.headers["content-type"] == "application/problem+json"
+        problem = got.json()
+        assert problem["kind"] == "redis_unavailable" and "Traceback" not in got.text
+        assert httpx.get(f"{api.url}/healthz").status_code == 200  # liveness needs no Redis
