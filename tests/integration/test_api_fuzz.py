@@ -100,3 +100,10 @@ def test_every_route_answers_within_its_contract(api_schema: Any) -> None:
             case.call_and_validate(headers=bad, checks=CHECKS)
 
         route()
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(live_api: ApiServer) -> None:
+    headers = {"Authorization": f"Bearer {KEY['admin']}", "Content-Type": "application/json"}
+    big = b"[" + b"1," * (4 * 1024 * 1024) + b"1]"  # 8 MiB and more
+    got = httpx.post(f"{live_api.url}/v1/events", content=big, headers=headers, timeout=30)
+    assert got.status_code == 413 and got.json()["kind"] == "too_large"

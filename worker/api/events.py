@@ -94,6 +94,21 @@ def _enqueue(st: ApiState, events: list[Any]) -> EventsAccepted:
     return EventsAccepted(accepted=report.accepted, count=len(report.accepted))
 
 
+async def _body(request: Request) -> bytes:
+    """The body, read no further than MAX_BODY_BYTES (413 beyond, said before it is all in)."""
+    too_big = ApiProblem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", kind="too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post(
     "/v1/events",
     status_code=202,
@@ -105,9 +120,7 @@ def _enqueue(st: ApiState, events: list[Any]) -> EventsAccepted:
 async def post_events(
     request: Request, key: Producer, st: Annotated[ApiState, Depends(state)]
 ) -> EventsAccepted:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiProblem(413, f"the body has {len(raw)} bytes, at most {MAX_BODY_BYTES}")
+    raw = await _body(request)
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError) as exc:
