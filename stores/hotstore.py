@@ -324,6 +324,10 @@ class SqlHotStore(ABC):
         assert created is not None  # NOT NULL
         return StoredAnswer(row["request_hash"], int(row["status"]), row["body"], created)
 
+    def purge_idempotency(self, before: datetime) -> int:
+        """Drop every answer given before ``before``; how many."""
+        return self._w("purge_idempotency", {"before": self._time_in(before)})
+
     def forget_idempotency(self, key_id: str, idem_key: str, before: datetime) -> bool:
         """Drop the key's answer if it was given before ``before`` (its retention is over)."""
         params = {"key_id": key_id, "idem_key": idem_key, "before": self._time_in(before)}

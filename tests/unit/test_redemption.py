@@ -86,3 +86,11 @@ def test_an_idempotency_key_is_claimed_once_and_forgotten_after_its_retention(
     assert not hot.forget_idempotency("k1", "idem", NOW)
     assert hot.forget_idempotency("k1", "idem", NOW + timedelta(seconds=1))
     assert hot.stored_answer("k1", "idem") is None
+
+
+def test_answers_past_their_retention_are_purged(hot: HotStore) -> None:
+    with hot.transaction():
+        assert hot.claim_idempotency("k", "old", "h", NOW - timedelta(hours=30))
+        assert hot.claim_idempotency("k", "new", "h", NOW)
+    assert hot.purge_idempotency(NOW - timedelta(hours=24)) == 1
+    assert hot.stored_answer("k", "old") is None and hot.stored_answer("k", "new") is not None

@@ -1,7 +1,7 @@
 """``Idempotency-Key`` (Stripe's convention) for redemptions: the first request under a key is
 run and its answer kept in the hot store (``api_idempotency``, migration 0005); the same key with
 the same request gets that answer again, with another request 409. Keys are per API key, kept for
-``SGR_API_IDEMPOTENCY_HOURS``.
+``SGR_API_IDEMPOTENCY_HOURS`` (one request in a thousand purges those older, by an index).
 
 The claim, the redemption and the kept answer are one transaction: a second request under the same
 key waits for the first one's commit (PostgreSQL: the primary key; SQLite: the write lock) and then
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from stores.base import HotStore
 from worker.api.problems import ApiProblem, short
 
 MAX_KEY_CHARS = 255
+PURGE_CHANCE = 0.001  # one idempotent request in a thousand also purges the expired answers
 
 
 def request_hash(route: str, code: str, body: Any) -> str:
@@ -50,6 +52,8 @@ def once(
     """The answer ``(status, body, replayed)`` of the request under ``idem_key``: ``run()``'s (in
     the claim's transaction) for the first, the kept one for a repeat; ApiProblem 409 for another
     request under the same key."""
+    if random.random() < PURGE_CHANCE:  # the answers past their retention, now and then
+        hot.purge_idempotency(now - retention)
     with hot.transaction():
         hot.forget_idempotency(key_id, idem_key, now - retention)
         if hot.claim_idempotency(key_id, idem_key, fingerprint, now):

@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS api_idempotency (
     created_at    TEXT NOT NULL,
     PRIMARY KEY (key_id, idem_key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS api_idempotency_by_age ON api_idempotency (created_at);
 
 ALTER TABLE offers ADD COLUMN redeemed_order_id TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS offers_by_redeemed_order ON offers (redeemed_order_id)
