@@ -8,13 +8,14 @@ is there). ``clients`` keep-alive connections (a small asyncio HTTP/1.1 client, 
 client costs little of the machine the server shares) send, round after round, first the floor's
 requests, then as many redemptions of distinct live codes (each a key check in Redis, a rate-limit
 count, the code's read and the one UPDATE). ``api_vs_floor`` = redeems/s over floor requests/s
-(medians of the rounds); ``api_redeem_p99_ms`` from every redemption's latency.
+(the median of the turns' ratios); ``api_redeem_p99_ms`` from every redemption's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,7 +113,8 @@ def api_phase(
     """One backend's figures: ``api_redeem_per_s``, ``api_floor_per_s``, ``api_vs_floor``,
     ``api_redeem_p99_ms``. Floor and redemptions take turns by ``chunk`` requests (each first
     every other time), so that both see the same machine (the 2 cores the bench shares); each
-    rate is its requests over the summed time of its turns."""
+    rate is its requests over the summed time of its turns, and ``api_vs_floor`` the median of
+    the turns' ratios (a burst of other load on the machine moves one pair, not the figure)."""
     from stores.hot import open_hot_store
     from worker.api.apikeys import KeyRing
     from worker.keys import Keys
@@ -132,10 +134,12 @@ def api_phase(
             "SGR_REDIS_URL": redis_url,
             "SGR_HOT_STORE_URL": url,
             "SGR_DATA_DIR": str(root),
-            "SGR_API_RATE_LIMIT": "0",
+            "SGR_API_RATE_LIMIT": "10000000",  # counted as in production, never reached
             "SGR_LOG_LEVEL": "WARNING",
         }
         spent = {"floor": 0.0, "redeem": 0.0}
+        pair: dict[str, float] = {}
+        ratios: list[float] = []
         latencies: list[float] = []
         wrong: dict[str, int] = {}
         with ApiServer(env, floor=True) as server:
@@ -148,6 +152,7 @@ def api_phase(
                 ]
                 rate, lat, statuses = asyncio.run(_drive(server.port, key, requests, clients))
                 spent[kind] += len(requests) / rate
+                pair[kind] = rate
                 if kind == "redeem":
                     latencies.extend(lat)
                 for status, n in statuses.items():
@@ -160,12 +165,14 @@ def api_phase(
                 batch = codes[start : start + chunk]
                 for kind in ("floor", "redeem") if n % 2 == 0 else ("redeem", "floor"):
                     turn(kind, batch)  # each goes first every other time
+                ratios.append(pair["redeem"] / pair["floor"])
     floor, rate = len(codes) / spent["floor"], len(codes) / spent["redeem"]
     ordered = sorted(latencies)
     return {
         "api_redeem_per_s": round(rate, 1),
         "api_floor_per_s": round(floor, 1),
-        "api_vs_floor": round(rate / floor, 3),
+        "api_vs_floor": round(statistics.median(ratios), 3),
+        "api_vs_floor_of_totals": round(rate / floor, 3),
         "api_redeem_p99_ms": round(percentile(ordered, 99) * 1000, 1),
         "api_redeem_p50_ms": round(percentile(ordered, 50) * 1000, 1),
         "api_clients": clients,

@@ -87,7 +87,8 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
     assert result["machine"]["nproc"] >= 1
     api = result["api_by_backend"]["sqlite"]  # every redemption over HTTP succeeded
     assert api["api_redeems"] == 200 and api["api_not_ok"] == {}
-    assert result["api_vs_floor"] == pytest.approx(
+    assert api["api_vs_floor_of_totals"] == pytest.approx(
         api["api_redeem_per_s"] / api["api_floor_per_s"], rel=0.01
     )
+    assert result["api_vs_floor"] == api["api_vs_floor"] > 0  # the headline is SQLite's
     assert result["api_redeem_p99_ms"] > 0
