@@ -68,6 +68,8 @@ alerts:
 # docs/configuration.md is generated from worker/settings.py (every field's description=).
 docs: sync
 	$(UV) run sgr docs config --output docs/configuration.md
+	$(UV) run sgr api --openapi docs/openapi.json
+	$(UV) run python -m worker.api.eventschema docs/schemas/event.schema.json
 
 docs-check: sync
 	$(UV) run sgr docs config --output docs/configuration.md --check

@@ -33,6 +33,7 @@ from worker.domain.model import (
     SessionState,
     VoidNotice,
 )
+from worker.domain.records import EventRecord, StoredAnswer
 
 _OUTCOME = ("outcome", "reason", "offer_id", "error", "attempts")
 _OUTCOME_TIMES = ("occurred_at", "enqueued_at", "started_at", "finished_at")
@@ -282,21 +283,89 @@ class SqlHotStore(ABC):
 
     def code_state(self, code: str) -> CodeState | None:
         row = self._one("get_code", {"code": code})
-        if row is None:
-            return None
+        return self._code_state(row) if row is not None else None
+
+    def _code_state(self, row: dict[str, Any]) -> CodeState:
         expires = self._time_out(row["expires_at"])
         assert expires is not None  # NOT NULL
         return CodeState(
             row["offer_id"], row["discount_pct"], row["currency"], expires,
-            self._time_out(row["redeemed_at"]), self._time_out(row["voided_at"]),
-            row["superseded_by"],
+            self._time_out(row["redeemed_at"]), self._time_out(row.get("voided_at")),
+            row.get("superseded_by"), row["user_id"], row["redeemed_order_id"],
         )  # fmt: skip
 
-    def redeem(self, code: str, now: datetime, user_id: str | None = None) -> bool:
+    def redeem(
+        self, code: str, now: datetime, user_id: str | None = None, order_id: str | None = None
+    ) -> bool:
         """Mark the offer of ``code`` redeemed; False if it is unknown, redeemed, expired, void,
-        or (with ``user_id``) another customer's: checked in the one UPDATE, so atomically."""
+        (with ``user_id``) another customer's, or (with ``order_id``) for an order another code
+        was redeemed for: checked in the one UPDATE, so atomically."""
+        return self.redeem_state(code, now, user_id, order_id) is not None
+
+    def redeem_state(
+        self,
+        code: str,
+        now: datetime,
+        user_id: str | None = None,
+        order_id: str | None = None,
+        currency: str | None = None,
+    ) -> CodeState | None:
+        """``redeem`` (and, with ``currency``, only an offer in it), in one statement that
+        returns the offer as redeemed; None if nothing was. Inside a transaction the order is
+        locked first (two codes racing for one order: the second sees the first)."""
+        if order_id is not None and self._in_transaction():
+            self._lock(f"order:{order_id}")
         params = {"code": code, "now": self._time_in(now), "user_id": user_id}
-        return self._w("redeem_offer", params) == 1
+        row = self._one("redeem_offer", params | {"order_id": order_id, "currency": currency})
+        return self._code_state(row) if row is not None else None
+
+    def order_redeemed(self, order_id: str) -> str | None:
+        """The code redeemed for ``order_id``, if any (one discount per order)."""
+        row = self._one("order_redeemed", {"order_id": order_id})
+        return row["code"] if row else None
+
+    def live_offers(self, user_id: str, now: datetime) -> list[Offer]:
+        """The customer's offers that may still be redeemed (newest first)."""
+        rows = self._q("live_offers_for_user", {"user_id": user_id, "now": self._time_in(now)})
+        return [self._offer(r) for r in rows]
+
+    # the HTTP API's reads and Idempotency-Key answers --------------------------------------------
+    def event_record(self, event_id: str) -> EventRecord | None:
+        """An event's recorded outcome with its times and its turn's reply (None: unknown)."""
+        row = self._one("event_outcome", {"event_id": event_id})
+        if row is None:
+            return None
+        times = {k: self._time_out(row[k]) for k in _OUTCOME_TIMES}
+        return EventRecord(**(row | times))
+
+    def claim_idempotency(
+        self, key_id: str, idem_key: str, request_hash: str, now: datetime
+    ) -> bool:
+        """Inside ``transaction()``: claim the key (False: another request holds or held it;
+        a concurrent holder is waited for)."""
+        params = {"key_id": key_id, "idem_key": idem_key, "request_hash": request_hash}
+        return self._w("claim_idempotency", params | {"now": self._time_in(now)}) == 1
+
+    def finish_idempotency(self, key_id: str, idem_key: str, status: int, body: str) -> None:
+        params = {"key_id": key_id, "idem_key": idem_key, "status": status, "body": body}
+        self._w("finish_idempotency", params)
+
+    def stored_answer(self, key_id: str, idem_key: str) -> StoredAnswer | None:
+        row = self._one("get_idempotency", {"key_id": key_id, "idem_key": idem_key})
+        if row is None:
+            return None
+        created = self._time_out(row["created_at"])
+        assert created is not None  # NOT NULL
+        return StoredAnswer(row["request_hash"], int(row["status"]), row["body"], created)
+
+    def purge_idempotency(self, before: datetime) -> int:
+        """Drop every answer given before ``before``; how many."""
+        return self._w("purge_idempotency", {"before": self._time_in(before)})
+
+    def forget_idempotency(self, key_id: str, idem_key: str, before: datetime) -> bool:
+        """Drop the key's answer if it was given before ``before`` (its retention is over)."""
+        params = {"key_id": key_id, "idem_key": idem_key, "before": self._time_in(before)}
+        return self._w("forget_idempotency", params) == 1
 
     # conversations (negotiation) ---------------------------------------------------------------
     def conversation(self, session_id: str, user_id: str, limit: int = 20) -> Conversation:

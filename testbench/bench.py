@@ -67,6 +67,7 @@ TARGETS = {
     "llm_edge_efficiency_at_16": 0.85,
     "vllm_vs_direct": 0.9,
     "worker_rss_mb": 120,
+    "api_vs_floor": 0.5,
 }
 
 
@@ -356,6 +357,30 @@ def llm_inflight(cfg: BenchConfig, url: str, conn: Any, phase: Phase) -> dict[st
     }
 
 
+def api_phases(cfg: BenchConfig, url: str, conn: Any, root: Path) -> dict[str, Any]:
+    """The HTTP API's redemptions beside its bare endpoint, per hot-store backend; the headline
+    figures are SQLite's (PostgreSQL's beside them: ``api_by_backend``)."""
+    from testbench.benchapi import api_phase
+
+    found: dict[str, Any] = {}
+    for backend in cfg.api_backends:
+        _log().info("bench_phase", phase="api", backend=backend, clients=cfg.api_clients)
+        try:
+            found[backend] = api_phase(
+                url, conn, root, backend, clients=cfg.api_clients, redeems=cfg.api_redeems
+            )
+        except RuntimeError as exc:  # no PostgreSQL to start: said, not fatal
+            found[backend] = {"skipped": str(exc)[:300]}
+        conn.flushdb()
+    head: dict[str, Any] = next((v for v in found.values() if "skipped" not in v), {})
+    return {
+        "api_redeem_per_s": head.get("api_redeem_per_s"),
+        "api_redeem_p99_ms": head.get("api_redeem_p99_ms"),
+        "api_vs_floor": head.get("api_vs_floor"),
+        "api_by_backend": found,
+    }
+
+
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """All phases, in one run on one throwaway Redis; one JSON-ready dict."""
     import redis
@@ -408,6 +433,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             conn.flushdb()
             _log().info("bench_phase", phase="llm in flight", inflight=cfg.inflight)
             inflight = llm_inflight(cfg, server.url, conn, Phase(root, "inflight", cold_db))
+            conn.flushdb()
+            result.update(api_phases(cfg, server.url, conn, root))
             conn.flushdb()
             vllm = None
             result["vllm_skipped"] = None
@@ -543,6 +570,18 @@ def _table(result: dict[str, Any]) -> Any:
     else:
         why = result.get("vllm_skipped") or "no vLLM answering"
         table.add_row(f"pipeline + vLLM ({why})", "-", "", "null", ">= 0.9")
+    for backend, api in (result.get("api_by_backend") or {}).items():
+        if "skipped" in api:
+            table.add_row(f"API redeem, {backend} ({api['skipped'][:40]})", "-", "", "", ">= 0.5")
+            continue
+        table.add_row(
+            f"API redeem, {backend}, {api['api_clients']} clients, p99 "
+            f"{api['api_redeem_p99_ms']:g} ms",
+            f"{api['api_redeem_per_s']:g}",
+            f"bare endpoint {api['api_floor_per_s']:g}",
+            f"{api['api_vs_floor']:.3f}",
+            ">= 0.5",
+        )
     table.add_row(
         "worker RSS MiB (largest)",
         f"{result['worker_rss_mb']}",
@@ -583,6 +622,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         inflight_jobs: int | None = typer.Option(None, help="Batch jobs per worker there."),
         vllm_requests: int | None = typer.Option(None, help="Requests against vLLM."),
         no_vllm: bool = typer.Option(False, help="Skip the vLLM comparison."),
+        api_backends: str | None = typer.Option(
+            None, help="Hot stores of the API phase: sqlite,postgres ('' = skip it)."
+        ),
+        api_redeems: int | None = typer.Option(None, help="Redemptions per API backend."),
         no_duckdb: bool = typer.Option(
             False, help="Skip the rules batches that read history from DuckDB."
         ),
@@ -628,6 +671,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 overrides[name] = value
         if vllm_requests is not None:
             overrides["vllm_requests"] = vllm_requests
+        if api_backends is not None:
+            overrides["api_backends"] = tuple(b for b in api_backends.split(",") if b)
+        if api_redeems is not None:
+            overrides["api_redeems"] = api_redeems
         cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
         result = run_bench(cfg)
         Console(stderr=as_json).print(_table(result))

@@ -299,6 +299,9 @@ class BenchConfig:
     inflight_workers: int = 2
     inflight_latency_ms: float = 500.0
     inflight_jobs: int = 4  # batch jobs per worker in the in-flight phase
+    api_clients: int = 32  # concurrent HTTP clients of the API phase
+    api_redeems: int = 2000  # redemptions (and as many floor requests) per hot-store backend
+    api_backends: tuple[str, ...] = ("sqlite", "postgres")  # () = skip the API phase
     seed: int = 5
 
     @classmethod
@@ -312,6 +315,7 @@ class BenchConfig:
             "llm_seconds": 2.0,
             "vllm_requests": 32,
             "inflight_jobs": 2,
+            "api_redeems": 400,
             "customers": 3000,
         }
         return cls(**(base | overrides))

@@ -108,3 +108,13 @@ class Keys:
     def due_rebuild_requested(self) -> str:
         """Set (briefly) by the worker that asked for a rebuild of the due set, so one does."""
         return f"{self.prefix}:due-decisions:rebuild-requested"
+
+    @property
+    def api_keys(self) -> str:
+        """A hash API key id -> its record (JSON: scope, name, sha256 of the key, times); the
+        keys themselves are never stored (worker/api/apikeys.py)."""
+        return f"{self.prefix}:api:keys"
+
+    def api_rate(self, key_id: str, window: int) -> str:
+        """One API key's request counter in one rate-limit window (expires with it)."""
+        return f"{self.prefix}:api:rate:{key_id}:{window}"

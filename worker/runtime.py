@@ -12,11 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import redis
+import redis.asyncio
 import structlog
+from rq import Queue
 
 from stores.base import HotStore, StoreMissing
 from stores.history import HistorySnapshot, HistorySource
@@ -176,3 +181,83 @@ def install(runtime: Runtime) -> Runtime:
 def installed() -> Runtime | None:
     """This process's runtime, if one was installed (no side effects)."""
     return _process[1] if _process is not None and _process[0] == os.getpid() else None
+
+
+class ApiStores:
+    """The API's hot-store connections. PostgreSQL: one store per thread (each thread's
+    transaction its own), used side by side. SQLite: one store for the process, one request at a
+    time on it (``use`` holds the process's lock): SQLite has one writer per file anyway, and
+    threads queueing on a lock cost less than connections sleeping in SQLite's busy handler."""
+
+    def __init__(self, opener: Callable[[], HotStore], shared: bool) -> None:
+        self.opener, self.shared = opener, shared
+        self._local = threading.local()
+        self._all: list[HotStore] = []
+        self._guard = threading.Lock()
+        self._one = threading.Lock()  # the shared store's user
+
+    def _store(self) -> HotStore:
+        if self.shared:
+            with self._guard:
+                if not self._all:
+                    self._all.append(self.opener())
+                return self._all[0]
+        store: HotStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self.opener()
+            self._local.store = store
+            with self._guard:
+                self._all.append(store)
+        return store
+
+    @contextmanager
+    def use(self) -> Iterator[HotStore]:
+        """This request's store (with SQLite: the process's, held until the block ends)."""
+        if not self.shared:
+            yield self._store()
+            return
+        with self._one:
+            yield self._store()
+
+    def close(self) -> None:
+        with self._guard:
+            stores, self._all = self._all, []
+        for store in stores:
+            store.close()
+
+
+@dataclass(frozen=True)
+class ApiRuntime:
+    """What one ``sgr api`` process holds: the settings, Redis, the queue events go onto (as
+    ``enqueue_events`` fills it for ``sgr produce`` and the bridge), the hot store per thread and
+    the clock. No engine and no history: the API enqueues, the workers' runner decides."""
+
+    settings: Settings
+    keys: Keys
+    client: redis.Redis
+    aclient: redis.asyncio.Redis  # the event loop's (API keys, rate limit)
+    queue: Queue
+    stores: ApiStores
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def close(self) -> None:
+        self.stores.close()
+        self.client.close()
+
+
+def build_api_runtime(settings: Settings, client: redis.Redis | None = None) -> ApiRuntime:
+    """The API's wiring (the same settings, keys, Redis and hot store as a worker's); the schema
+    is migrated once here, before the first request."""
+    client = client if client is not None else redis_client(settings)
+    url = settings.hot_store_url.get_secret_value()
+    first = open_hot_store(url, settings.hot_db)  # migrations run now; a bad store says so
+    sqlite = first.dialect == "sqlite"
+    first.close()
+    return ApiRuntime(
+        settings,
+        Keys.from_settings(settings),
+        client,
+        redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30),
+        Queue(settings.queue, connection=client),
+        ApiStores(lambda: open_hot_store(url, settings.hot_db, migrate=False), shared=sqlite),
+    )

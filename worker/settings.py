@@ -542,6 +542,47 @@ class Settings(BaseSettings):
             )
         return self
 
+    # The HTTP API (sgr api; docs/api.md)
+    api_rate_limit: int = Field(
+        default=1200,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "Requests one API key may make per window (`SGR_API_RATE_WINDOW_S`); more are "
+            "answered 429 with Retry-After (0 = no limit)"
+        ),
+    )
+    api_rate_window_s: int = Field(
+        default=60,
+        ge=1,
+        le=86_400,
+        description="The API's rate-limit window (fixed windows, counted in Redis), seconds",
+    )
+    api_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=(
+            "Requests one `sgr api` process serves at once (its threads, each with its own "
+            "hot-store connection)"
+        ),
+    )
+    api_max_events: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Events one `POST /v1/events` may carry",
+    )
+    api_idempotency_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 90,
+        description=(
+            "How long an Idempotency-Key's answer is kept: the same key after that is a new "
+            "request, hours"
+        ),
+    )
+
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:
         worst = (

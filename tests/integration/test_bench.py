@@ -23,6 +23,9 @@ KEYS = (
     "batch_vs_floor",
     "redis_commands_per_event",
     "llm_inflight_efficiency",
+    "api_redeem_per_s",
+    "api_redeem_p99_ms",
+    "api_vs_floor",
 )
 
 
@@ -47,6 +50,10 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
                 llm.url,
                 "--vllm-requests",
                 "4",
+                "--api-backends",
+                "sqlite",
+                "--api-redeems",
+                "200",
             ]
         )
     assert done.value.code == 0
@@ -78,3 +85,10 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
     assert all(v["workers_ms"] > 0 and v["total_ms"] >= v["workers_ms"] for v in cpu.values())
     assert len(result["vllm"]["vllm_rounds"]["direct_per_s"]) >= 1
     assert result["machine"]["nproc"] >= 1
+    api = result["api_by_backend"]["sqlite"]  # every redemption over HTTP succeeded
+    assert api["api_redeems"] == 200 and api["api_not_ok"] == {}
+    assert api["api_vs_floor_of_totals"] == pytest.approx(
+        api["api_redeem_per_s"] / api["api_floor_per_s"], rel=0.01
+    )
+    assert result["api_vs_floor"] == api["api_vs_floor"] > 0  # the headline is SQLite's
+    assert result["api_redeem_p99_ms"] > 0

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from stores.hot import open_hot_store
 from worker.cli import app
-from worker.cli.ops import redeem_code
 from worker.domain.codes import (
     ALPHABET,
     LENGTH,
@@ -26,6 +25,7 @@ from worker.domain.codes import (
     usable,
 )
 from worker.domain.model import Offer
+from worker.redemption import redeem_code
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -210,14 +210,20 @@ def test_redeem_json_on_success_and_on_another_customers_code(
     assert status == 6 and json.loads(said)["status"] == "not_yours"
     status, said = codes_cli("redeem", code, "--user", "u1", "--json")
     assert status == 0
-    assert json.loads(said) == {
+    answer = json.loads(said)
+    assert answer.pop("expires_at") and answer.pop("redeemed_at")  # ISO-8601 times
+    assert answer == {
         "status": "redeemed",
         "code": code,
         "offer_id": f"o-{code[-4:]}",
         "discount_pct": 6.0,
         "currency": "EUR",
         "user_id": "u1",
+        "order_id": None,
+        "discount_amount": None,
     }
+    status, said = codes_cli("verify", code, "--user", "u1", "--json")  # now redeemed
+    assert status == 3 and json.loads(said)["status"] == "redeemed"
     status, said = codes_cli("redeem", "x", "--json")
     assert status == 1 and json.loads(said)["status"] == "usage"
 
@@ -230,7 +236,7 @@ def test_a_redemption_race_is_won_once(tmp_path: Path) -> None:
     second = open_hot_store("", tmp_path / "hot.sqlite")
     now = datetime.now(UTC)
     try:
-        assert redeem_code(first, code, "u1", now).offer_id == f"o-{code[-4:]}"
+        assert redeem_code(first, code, "u1", now).state.offer_id == f"o-{code[-4:]}"
         with pytest.raises(InvalidCode) as info:
             redeem_code(second, code, "u1", now)
         assert info.value.kind == "redeemed"

@@ -102,10 +102,12 @@ def test_a_store_of_the_release_before_is_upgraded_with_every_row_kept(raw: Raw)
         assert report.before == 0 and report.after == LATEST
         assert report.applied == tuple(m.name for m in known_migrations(raw.dialect))
         after = raw.everything()
-        # every row, every value; columns added since (version 3: offer_voids.reason and
-        # published_at) are empty on the old rows, come after the old ones
+        # every row, every value; columns added since come after the old ones (version 3:
+        # offer_voids.reason and published_at; 0005: offers.redeemed_order_id, empty on old rows)
         kept = {k: [r[: len(before[k][0])] for r in rows] for k, rows in after.items()}
         assert kept == before
+        added = {t: len(after[t][0]) - len(before[t][0]) for t in TABLES}
+        assert added["offers"] == 1 and all(r[-1] is None for r in after["offers"])
         # version 6: the outcomes recorded before the outcome stream existed are never sent
         old = raw.rows("SELECT published_at, error_kind FROM processed_events")
         assert {(str(p)[:4], k) for p, k in old} == {("1970", None)}

@@ -6,6 +6,7 @@ more than typer."""
 from __future__ import annotations
 
 from worker.cli import (  # noqa: F401  (they register their commands)
+    api,
     bench,
     data,
     docs,

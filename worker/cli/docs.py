@@ -1,7 +1,7 @@
 """``sgr docs``: documents made from the code. ``sgr docs config`` prints (or writes, or checks)
 docs/configuration.md from the settings' field descriptions (``worker/settingsdoc.py``);
 ``sgr docs schemas`` writes (or checks) docs/schemas/event.schema.json from the event contract
-(``worker.domain.events.event_json_schema``)."""
+(``worker.api.eventschema.event_schema``, which the OpenAPI document uses too)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ EVENT_SCHEMA = "event.schema.json"
 
 def event_schema_text() -> str:
     """docs/schemas/event.schema.json as ``sgr docs schemas`` writes it."""
-    from worker.domain.events import event_json_schema
+    from worker.api.eventschema import event_schema  # the one generator (the OpenAPI's too)
 
-    return json.dumps(event_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(event_schema(), indent=2) + "\n"
 
 
 @docs_app.command("schemas")

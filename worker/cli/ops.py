@@ -279,93 +279,90 @@ def dead_letters_requeue(
     out(f"requeued {done} event(s) onto {s.queue}")
 
 
-# Exit statuses of `sgr codes`: 1 malformed code (or a usage error), then one per InvalidCode kind.
-CODE_EXIT = {"malformed": 1, "unknown": 2, "redeemed": 3, "expired": 4, "voided": 5, "not_yours": 6}
+# Exit statuses of `sgr codes`: 1 malformed code (or a usage error), then one per InvalidCode kind
+# (worker/redemption.py's KINDS: 2 unknown, 3 redeemed, 4 expired, 5 voided, 6 not_yours, ...).
+CODE_EXIT = {kind: n for n, kind in enumerate(
+    ("malformed", "unknown", "redeemed", "expired", "voided", "not_yours", "currency_mismatch",
+     "order_used"), start=1)}  # fmt: skip
+
+UserOption = Annotated[
+    str | None,
+    typer.Option("--user", help="The customer redeeming: another customer's code is refused."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 
 
 def _code_failed(exc: Any, as_json: bool = False, code: str | None = None) -> NoReturn:
     """End a `sgr codes` command on an InvalidCode: one line on stderr (or one JSON object on
-    stdout with ``--json``) and the exit status of its kind."""
+    stdout with ``--json``, as the HTTP API's answer) and the exit status of its kind."""
+    from worker.redemption import failure_json
+
     if as_json:
-        print(json.dumps({"status": exc.kind, "code": code, "error": str(exc)}))
+        print(json.dumps(failure_json(exc, code)))
         raise typer.Exit(CODE_EXIT[exc.kind])
     fail(f"{'invalid' if exc.kind == 'malformed' else exc.kind}: {exc}", code=CODE_EXIT[exc.kind])
 
 
-def _code_state(code: str, data_dir: Path | None, as_json: bool = False) -> tuple[str, Any, Any]:
+def _code_answer(
+    action: str, code: str, user: str | None, as_json: bool, data_dir: Path | None
+) -> Any:
+    """The answer of worker/redemption.py's verify_code or redeem_code (the API's too), or the
+    command ended on its refusal."""
     from datetime import UTC, datetime
 
-    from worker.domain.codes import InvalidCode, normalize, usable
-    from worker.runtime import open_store
+    from worker.domain.codes import InvalidCode
+    from worker.redemption import canonical, redeem_code, verify_code
 
+    if user is not None and (not user or user != user.strip()):
+        _code_failed(InvalidCode(f"--user must be a customer id as sent, got {user!r}"), as_json)
     try:
-        canonical = normalize(code)
+        text = canonical(code)
     except InvalidCode as exc:
         _code_failed(exc, as_json)
-    s = settings(data_dir)
-    hot = open_store(s)
-    now = datetime.now(UTC)
+    from worker.runtime import open_store
+
+    hot = open_store(settings(data_dir))
+    run = redeem_code if action == "redeem" else verify_code
     try:
-        state = usable(canonical, hot.code_state(canonical), now)
+        return run(hot, text, user, datetime.now(UTC))
     except InvalidCode as exc:
+        _code_failed(exc, as_json, text)
+    finally:
         hot.close()
-        _code_failed(exc, as_json, canonical)
-    return canonical, state, hot
 
 
 @codes_app.command("verify")
-def codes_verify(code: str, data_dir: DataDir = None) -> None:
-    """Check that a code belongs to a stored offer that is neither redeemed nor expired. Exit 0
-    valid, 1 malformed, 2 unknown, 3 redeemed, 4 expired, 5 voided (a counter-offer replaced it)."""
-    canonical, state, hot = _code_state(code, data_dir)
-    hot.close()
+def codes_verify(
+    code: str, user: UserOption = None, as_json: JsonOption = False, data_dir: DataDir = None
+) -> None:
+    """Check that a code belongs to a stored offer that is neither redeemed nor expired (with
+    --user: and that it is that customer's). Exit 0 valid, 1 malformed, 2 unknown, 3 redeemed,
+    4 expired, 5 voided (a counter-offer replaced it), 6 another customer's."""
+    answer = _code_answer("verify", code, user, as_json, data_dir)
+    if as_json:
+        print(json.dumps(answer.as_json()))
+        return
+    state = answer.state
     out(
-        f"valid: {canonical} is offer {state.offer_id}, {state.discount_pct:g}% off until "
+        f"valid: {answer.code} is offer {state.offer_id}, {state.discount_pct:g}% off until "
         f"{state.expires_at.isoformat()}"
     )
-
-
-def redeem_code(hot: Any, canonical: str, user: str | None, now: Any) -> Any:
-    """Redeem ``canonical`` once, for ``user`` only (None: any customer's); the stored offer's
-    CodeState, or InvalidCode: ``not_yours`` when the code is live but another customer's (the
-    hot store's one UPDATE checks the owner, so no other redemption can come in between), else
-    why it is not usable (another redemption won the race, it expired meanwhile, ...)."""
-    from worker.domain.codes import InvalidCode, usable
-
-    state = usable(canonical, hot.code_state(canonical), now)
-    if hot.redeem(canonical, now, user_id=user):
-        return state
-    state = usable(canonical, hot.code_state(canonical), now)  # raises if it changed meanwhile
-    if user is not None:  # still usable, yet not redeemed: it is another customer's code
-        raise InvalidCode(
-            f"code {canonical} is not an offer to customer {user!r}: only the customer it was "
-            "made for can redeem it",
-            "not_yours",
-        )
-    raise InvalidCode(f"code {canonical} was redeemed meanwhile", "redeemed")
 
 
 @codes_app.command("redeem")
 def codes_redeem(
     code: str,
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="The customer redeeming: another customer's code is refused."),
-    ] = None,
+    user: UserOption = None,
     any_user: Annotated[
         bool,
         typer.Option("--any-user", help="Redeem whoever the code was made for (no owner check)."),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
     """Redeem a code once, for the customer it was made for: the discount is the stored offer's.
     Give the customer (--user U; another customer's code is refused) or say --any-user. Exit
     codes as for verify, and 6 for another customer's code (1 also for a usage error)."""
-    from datetime import UTC, datetime
-
-    from worker.domain.codes import InvalidCode, normalize
-
     if (user is None) == (not any_user):
         why = "both --user and --any-user" if any_user else "neither --user nor --any-user"
         message = (
@@ -376,35 +373,10 @@ def codes_redeem(
             print(json.dumps({"status": "usage", "code": code, "error": message}))
             raise typer.Exit(1)
         fail(message)
-    if user is not None and (not user or user != user.strip()):
-        _code_failed(InvalidCode(f"--user must be a customer id as sent, got {user!r}"), as_json)
-    try:
-        canonical = normalize(code)
-    except InvalidCode as exc:
-        _code_failed(exc, as_json)
-    s = settings(data_dir)
-    from worker.runtime import open_store
-
-    hot = open_store(s)
-    try:
-        state = redeem_code(hot, canonical, user, datetime.now(UTC))
-    except InvalidCode as exc:
-        _code_failed(exc, as_json, canonical)
-    finally:
-        hot.close()
+    answer = _code_answer("redeem", code, user, as_json, data_dir)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "status": "redeemed",
-                    "code": canonical,
-                    "offer_id": state.offer_id,
-                    "discount_pct": state.discount_pct,
-                    "currency": state.currency,
-                    "user_id": user,
-                }
-            )
-        )
+        print(json.dumps(answer.as_json()))
         return
     whose = f" for customer {user}" if user is not None else ""
-    out(f"redeemed {canonical}{whose}: offer {state.offer_id}, {state.discount_pct:g}% off")
+    state = answer.state
+    out(f"redeemed {answer.code}{whose}: offer {state.offer_id}, {state.discount_pct:g}% off")

@@ -30,7 +30,7 @@ class InvalidCode(ValueError):
 
     def __init__(self, message: str, kind: str = "malformed") -> None:
         super().__init__(message)
-        self.kind = kind  # malformed | unknown | redeemed | expired | voided
+        self.kind = kind  # malformed | unknown | redeemed | expired | voided | not_yours | ...
 
 
 def new_offer_id() -> str:
@@ -75,6 +75,8 @@ class CodeState:
     redeemed_at: datetime | None
     voided_at: datetime | None = None  # a counter-offer replaced this offer (negotiation)
     superseded_by: str | None = None  # the offer that replaced it
+    user_id: str | None = None  # the customer it was made for
+    redeemed_order_id: str | None = None  # the order it was redeemed for (the HTTP API's)
 
 
 def usable(code: str, state: CodeState | None, now: datetime) -> CodeState:

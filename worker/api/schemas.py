@@ -1,0 +1,110 @@
+"""The API's request and response bodies (their JSON Schemas are the OpenAPI document's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.domain.events import MAX_CART_VALUE, Ident
+
+
+class EventsAccepted(BaseModel):
+    """Events put on the queue: each ends in exactly one outcome (``GET /v1/events/{id}``); an
+    event sent again takes effect once."""
+
+    accepted: list[str] = Field(description="The event ids accepted, in the order sent")
+    count: int
+
+
+class EventOutcome(BaseModel):
+    """An event's one recorded outcome."""
+
+    event_id: str
+    type: str | None
+    user_id: str | None
+    session_id: str | None
+    outcome: Literal["offer", "no_offer", "dead_letter"]
+    reason: str | None = Field(description="Why no offer, or the kind of failure")
+    offer_id: str | None
+    error: str | None = Field(description="A dead letter's error (field and value)")
+    attempts: int
+    reply: str | None = Field(description="The reply of a customer_message turn")
+    route: str | None = Field(description="The route a customer_message turn took")
+    turn: int | None
+    occurred_at: datetime | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+OfferStatus = Literal["live", "redeemed", "expired", "voided"]
+
+
+class OfferOut(BaseModel):
+    """An offer as the shop sends it to the customer (the cap and the reasoning stay inside)."""
+
+    offer_id: str
+    event_id: str
+    session_id: str
+    user_id: str
+    status: OfferStatus
+    code: str
+    discount_pct: float
+    currency: str
+    cart_value: float
+    message: str
+    expires_at: datetime
+    created_at: datetime
+    published_at: datetime | None
+    redeemed_at: datetime | None
+
+
+class CustomerOffers(BaseModel):
+    user_id: str
+    offers: list[OfferOut] = Field(description="Live offers, newest first")
+
+
+class OrderIn(BaseModel):
+    """The order a code is used for: another currency than the offer's is refused; an order id
+    takes one discount."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Ident | None = None
+    cart_value: Annotated[float, Field(gt=0, le=MAX_CART_VALUE, allow_inf_nan=False)] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Ident | None = Field(default=None, description="The customer: another's is refused")
+    order: OrderIn | None = None
+
+
+class RedeemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Ident = Field(description="The customer redeeming: another customer's code is refused")
+    order: OrderIn | None = None
+
+
+class CodeOut(BaseModel):
+    """A valid code (verify) or one just redeemed (redeem): what ``sgr codes ... --json`` says."""
+
+    status: Literal["valid", "redeemed"]
+    code: str
+    offer_id: str
+    discount_pct: float
+    currency: str
+    user_id: str | None
+    expires_at: datetime
+    redeemed_at: datetime | None
+    order_id: str | None
+    discount_amount: float | None = Field(description="cart_value x discount_pct, when given")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
