@@ -300,3 +300,27 @@ def test_a_redis_that_is_down_is_a_503_problem_not_a_traceback(data_dir: Path) -
         problem = got.json()
         assert problem["kind"] == "redis_unavailable" and "Traceback" not in got.text
         assert httpx.get(f"{api.url}/healthz").status_code == 200  # liveness needs no Redis
+
+
+def test_the_lift_report_over_http_is_the_cli_s_and_needs_an_admin_key(
+    data_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """GET /v1/reports/lift: the running experiment's report (the same as `sgr report lift
+    --json`), for an admin key only; a `since` that is no time is a 422 naming it."""
+    ring = keyring(redis_client)
+    now = datetime.now(UTC)
+    admin, _ = ring.create("admin", "", now)
+    checkout, _ = ring.create("checkout", "", now)
+    env = api_env(
+        data_dir, redis_url, "", SGR_HOLDOUT_PCT="20", SGR_EXPERIMENT_SALT="api-test-salt"
+    )
+    with ApiServer(env) as api, httpx.Client(base_url=api.url) as http:
+        assert http.get("/v1/reports/lift", headers=bearer(checkout)).status_code == 403
+        got = http.get("/v1/reports/lift", headers=bearer(admin))
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["holdout_share"] == 0.2 and body["experiment"]
+        assert set(body["groups"]) == {"treatment", "holdout"}
+        assert {"lift", "ci_low", "ci_high", "srm_p", "segments", "verdict"} <= set(body)
+        bad = http.get("/v1/reports/lift", params={"since": "yesterday"}, headers=bearer(admin))
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"

@@ -12,7 +12,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from worker.api import codes, events, health, offers, problems
+from worker.api import codes, events, health, offers, problems, reports
 from worker.api.eventschema import event_schema
 from worker.api.metrics import ApiMetrics, MetricsMiddleware
 from worker.api.state import ApiState
@@ -50,7 +50,7 @@ def create_app(runtime: ApiRuntime | None, *, floor: bool = False) -> FastAPI:
     if runtime is not None:
         app.state.sgr = ApiState.of(runtime, metrics)
     problems.install(app)
-    for module in (events, offers, codes, health):
+    for module in (events, offers, codes, reports, health):
         app.include_router(module.router)
     if floor:
         app.include_router(health.floor)

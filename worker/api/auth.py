@@ -74,3 +74,4 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
 
 Producer = Annotated[ApiKey, Depends(require("producer"))]
 Checkout = Annotated[ApiKey, Depends(require("checkout"))]
+Admin = Annotated[ApiKey, Depends(require("admin"))]
