@@ -335,7 +335,7 @@ class SqlHotStore(ABC):
         row = self._one("event_outcome", {"event_id": event_id})
         if row is None:
             return None
-        times = {k: self._time_out(row[k]) for k in _OUTCOME_TIMES}
+        times = {k: self._time_out(row[k]) for k in (*_OUTCOME_TIMES, "due_at")}
         return EventRecord(**(row | times))
 
     def claim_idempotency(

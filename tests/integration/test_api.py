@@ -324,3 +324,27 @@ def test_the_lift_report_over_http_is_the_cli_s_and_needs_an_admin_key(
         assert {"lift", "ci_low", "ci_high", "srm_p", "segments", "verdict"} <= set(body)
         bad = http.get("/v1/reports/lift", params={"since": "yesterday"}, headers=bearer(admin))
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"
+
+
+def test_a_delayed_decision_reads_scheduled_with_its_due_time(
+    api: Served, redis_client: redis.Redis
+) -> None:
+    """An abandonment whose decision waits (SGR_OFFER_DELAY_MINUTES) is `scheduled` with its
+    `due_at` over HTTP, as in `sgr status --event` (docs/recovery.md)."""
+    producer, _ = keyring(redis_client).create("producer", "", datetime.now(UTC))
+    now = datetime.now(UTC).replace(microsecond=0)
+    due = now + timedelta(hours=4)
+    hot = open_hot_store(api.hot_store_url, api.data_dir / "hot.sqlite")
+    try:
+        with hot.transaction():
+            assert hot.schedule_decision(
+                "api-later", "s-later", "u000005", "{}", now, due, None, now
+            )
+    finally:
+        hot.close()
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        got = http.get("/v1/events/api-later", headers=bearer(producer))
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["outcome"] == "scheduled" and body["user_id"] == "u000005"
+    assert datetime.fromisoformat(body["due_at"]) == due

@@ -25,7 +25,9 @@ class EventOutcome(BaseModel):
     type: str | None
     user_id: str | None
     session_id: str | None
-    outcome: Literal["offer", "no_offer", "dead_letter"]
+    outcome: Literal["offer", "no_offer", "dead_letter", "scheduled"] = Field(
+        description="`scheduled`: the abandonment's decision waits until `due_at`"
+    )
     reason: str | None = Field(description="Why no offer, or the kind of failure")
     offer_id: str | None
     error: str | None = Field(description="A dead letter's error (field and value)")
@@ -37,6 +39,10 @@ class EventOutcome(BaseModel):
     enqueued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    due_at: datetime | None = Field(
+        default=None,
+        description="A delayed decision's due time (SGR_OFFER_DELAY_MINUTES, quiet hours)",
+    )
 
 
 OfferStatus = Literal["live", "redeemed", "expired", "voided"]

@@ -16,7 +16,7 @@ class EventRecord:
     type: str | None
     user_id: str | None
     session_id: str | None
-    outcome: str  # offer | no_offer | dead_letter
+    outcome: str  # offer | no_offer | dead_letter | scheduled (a decision waiting)
     reason: str | None  # why no offer (no_offer), or the kind of failure
     offer_id: str | None
     error: str | None
@@ -28,6 +28,7 @@ class EventRecord:
     reply: str | None = None  # a negotiation turn's reply
     route: str | None = None
     turn: int | None = None
+    due_at: datetime | None = None  # a delayed decision's due time (docs/recovery.md)
 
 
 @dataclass(frozen=True)
