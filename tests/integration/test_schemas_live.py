@@ -54,7 +54,9 @@ def test_every_published_entry_validates_against_its_schema(
         for _id, fields in redis_client.xrange(stream):  # type: ignore[union-attr]
             entry = {k.decode(): v.decode() for k, v in fields.items()}
             seen.setdefault(entry["type"], []).append(entry)
-    assert set(seen) == {"offer", "reply", "outcome"}, set(seen)
+    assert set(seen) == {"offer", "reply", "outcome", "void"}, set(
+        seen
+    )  # void: an order closed one
     for kind, entries in seen.items():
         check = validator(kind)
         for entry in entries:
@@ -95,13 +97,15 @@ def test_every_published_entry_validates_against_its_schema(
 
 
 def test_a_void_notice_as_documented_validates() -> None:
-    """Void notices are published by the order_completed path (issue 22): the documented entry."""
-    notice = {
-        "type": "void",
-        "offer_id": "8e288a94f211dca5",
-        "user_id": "u1",
-        "reason": "order_completed",
-        "at": "2026-12-01T11:00:00.000000+00:00",
-    }
+    """A void notice as ``VoidNotice.stream_entry`` writes it (an order closed an offer)."""
+    from datetime import UTC, datetime
+
+    from worker.domain.model import VoidNotice
+
+    notice = VoidNotice(
+        offer_id="8e288a94f211dca5", code="SGR-7KQX-M4TZ-W9HC", user_id="u1", session_id="s1",
+        reason="order_completed", order_event_id="e-order-1",
+        voided_at=datetime(2026, 12, 1, 11, tzinfo=UTC),
+    ).stream_entry()  # fmt: skip
     validator("void").validate(notice)
     assert list(validator("void").iter_errors({**notice, "offer_id": ""}))

@@ -20,7 +20,7 @@ from worker.cli.docs import event_schema_text
 from worker.domain import events
 from worker.domain.conversation import REPLY_STREAM_FIELDS
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
-from worker.domain.model import OUTCOME_STREAM_FIELDS, STREAM_FIELDS
+from worker.domain.model import OUTCOME_STREAM_FIELDS, STREAM_FIELDS, VOID_STREAM_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -54,7 +54,8 @@ def test_each_entry_schema_names_exactly_the_published_fields() -> None:
     assert set(schema("reply")["properties"]) == set(REPLY_STREAM_FIELDS)
     assert set(schema("outcome")["properties"]) == set(OUTCOME_STREAM_FIELDS)
     assert set(schema("outcome")["required"]) == set(OUTCOME_STREAM_FIELDS)
-    assert set(schema("void")["properties"]) == {"type", "offer_id", "user_id", "reason", "at"}
+    assert set(schema("void")["properties"]) == set(VOID_STREAM_FIELDS)
+    assert set(schema("void")["required"]) == set(VOID_STREAM_FIELDS)
     assert set(schema("event")["properties"]) == set(CartEvent.model_fields)
     # cap_pct only with SGR_PUBLISH_CAP=1; type absent on entries of older releases
     assert set(schema("offer")["required"]) == set(STREAM_FIELDS) - {"cap_pct"}

@@ -78,6 +78,11 @@ def event_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
         CartEvent.model_json_schema(mode="validation", ref_template=ref_template)
     )
     _visit(schema)
+    cart = schema["$defs"]["Cart"]  # value and margin, or line items to derive them from
+    cart["anyOf"] = [
+        {"required": ["value", "margin"]},
+        {"required": ["items"], "properties": {"items": {"minItems": 1}}},
+    ]
     needs_cart = [
         t.value for t in EventType if t.value not in ("order_completed", "customer_message")
     ]
