@@ -5,14 +5,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stores.base import HotStore
 from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
+from worker.domain.copy import Catalogue
 from worker.engines.base import Engine
+from worker.engines.catalogue import load_catalogue
 from worker.outbox import Outbox
 
 
@@ -30,6 +32,10 @@ class Deps:
     offer_ttl: timedelta
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
+    catalogue: Catalogue = field(
+        default_factory=load_catalogue
+    )  # approved copy (SGR_COPY_CATALOGUE)
+    message_mode: str = "catalogue"  # SGR_MESSAGE_MODE
 
 
 @dataclass(frozen=True)

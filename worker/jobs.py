@@ -27,7 +27,7 @@ from worker.logs import configure
 from worker.reaper import start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
-from worker.runtime import Runtime, build_runtime, install, installed
+from worker.runtime import Runtime, build_runtime, install, installed, size_llm_timeout
 from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
@@ -40,6 +40,7 @@ def start_process(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     configure(json_logs=True, level=settings.log_level)
     runtime = install(build_runtime(settings))
+    size_llm_timeout(runtime)  # SGR_LLM_WARMUP: the deadline from the server's measured speed
     published = runtime.deps.outbox.flush()
     if published:
         log.warning("outbox_flushed_at_start", offers=published)

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from worker.domain.model import Offer
+from worker.domain.rules import public_reasoning
 from worker.keys import Keys
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
@@ -56,12 +57,14 @@ class Publisher:
         mark_ttl_s: int = PUBLISHED_MARK_TTL_S,
         maxlen: int = 0,
         publish_cap: bool = False,
+        publish_reasoning: bool = False,
     ) -> None:
         self.client = client
         self.keys = keys
         self.mark_ttl_s = mark_ttl_s
         self.maxlen = maxlen
         self.publish_cap = publish_cap
+        self.publish_reasoning = publish_reasoning  # SGR_PUBLISH_REASONING: off by default
         self._script = client.register_script(PUBLISH_ONCE)
 
     def public(self, entry: dict[str, str]) -> dict[str, str]:
@@ -99,6 +102,8 @@ class Publisher:
             args: list[Any] = [self.mark_ttl_s, self.keys.offers_channel, self.maxlen]
             for offer in chunk:
                 entry = self.public(offer.stream_entry())
+                if self.publish_reasoning:  # its texts the message checks refuse are withheld
+                    entry["reasoning"] = json.dumps(public_reasoning(offer.reasoning))
                 keys.append(self.keys.published_mark(offer.offer_id))
                 args += [json.dumps(entry), 2 * len(entry)]
                 args += [item for pair in entry.items() for item in pair]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
@@ -23,13 +24,16 @@ from stores.history import HistorySnapshot, HistorySource
 from stores.hot import open_hot_store
 from worker.deadletter import DeadLetters
 from worker.deps import Deps
+from worker.domain.copy import Catalogue, CatalogueError
+from worker.engines.base import EngineError, OfferRequest
+from worker.engines.catalogue import load_catalogue
 from worker.engines.policy import PolicyEngine
 from worker.engines.select import build_engine
 from worker.keys import Keys
 from worker.metrics import LlmFigures
 from worker.outbox import Outbox
 from worker.publish import Publisher
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 log = structlog.get_logger("sgr.runtime")
 SNAPSHOT_SYNC_TIMEOUT_S = 600.0
@@ -70,6 +74,7 @@ def publisher(client: redis.Redis, settings: Settings, keys: Keys) -> Publisher:
         mark_ttl_s=int(settings.offers_retention_hours * 3600),
         maxlen=settings.offers_stream_maxlen,
         publish_cap=settings.publish_cap,
+        publish_reasoning=settings.publish_reasoning,
     )
 
 
@@ -108,6 +113,14 @@ def open_history(settings: Settings) -> HistorySource:
     return HistorySnapshot(settings.history_db)
 
 
+def catalogue(settings: Settings) -> Catalogue:
+    """The approved copy (``SGR_COPY_CATALOGUE``), or one line naming the setting and the fault."""
+    try:
+        return load_catalogue(settings.copy_catalogue)
+    except CatalogueError as exc:
+        raise SettingsError(f"SGR_COPY_CATALOGUE: {exc}") from None
+
+
 def build_runtime(
     settings: Settings, client: redis.Redis | None = None, history: HistorySource | None = None
 ) -> Runtime:
@@ -128,10 +141,77 @@ def build_runtime(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,
+        catalogue=catalogue(settings),
+        message_mode=settings.message_mode,
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)
     )
+
+
+# The deadline sized from a warm-up answer: this many times the one answer it measured (eight
+# answers at once on two cores take about twice as long each, and a loaded machine twice again).
+WARMUP_SAFETY = 4.0
+
+
+def llm_timeout_ceiling(settings: Settings) -> float:
+    """The longest deadline of an answer the job timeout leaves room for (the settings' own rule:
+    (retries + 1) x timeout + backoff under ``SGR_JOB_TIMEOUT_S``), a second to spare."""
+    backoff = settings.llm_backoff_s * 2**settings.llm_retries
+    return max(1.0, (settings.job_timeout_s - backoff) / (settings.llm_retries + 1) - 1.0)
+
+
+def sized_timeout(measured_s: float, configured_s: float, ceiling_s: float) -> float:
+    """``WARMUP_SAFETY`` x the measured answer, never below the configured deadline, never above
+    the ceiling (rounded up to a tenth of a second)."""
+    return round(
+        min(max(ceiling_s, configured_s), max(configured_s, measured_s * WARMUP_SAFETY)), 1
+    )
+
+
+def warmup_request(catalogue: Catalogue, message_mode: str) -> OfferRequest:
+    """A typical offer request (a new customer's cart of 120 EUR, cap 5 %), for the warm-up."""
+    from worker.domain.copy import CartFacts, allowed
+    from worker.domain.rules import Decision
+    from worker.engines.schemas import offer_schema
+
+    entries = allowed(catalogue, CartFacts("new_customer", "in_stock", 0))
+    choices = tuple(e.text for e in entries) if message_mode == "catalogue" else None
+    return OfferRequest(
+        event_id="warm-up",
+        cart_value=120.0,
+        currency="EUR",
+        margin=0.4,
+        inventory="in_stock",
+        history=None,
+        customer_message=None,
+        decision=Decision(True, "eligible", "new_customer", 5.0, ("warm-up",)),
+        min_pct=1.0,
+        schema=offer_schema(5.0, 1.0, choices),
+        copy=entries,
+        message_mode=message_mode if entries else "free",
+    )
+
+
+def size_llm_timeout(runtime: Runtime) -> dict[str, Any] | None:
+    """``SGR_LLM_WARMUP``: time one answer from the LLM and size the engine's deadline from it
+    (``sized_timeout``); what was measured and set, or None (no LLM engine, or it is off). A
+    failed warm-up keeps ``SGR_LLM_TIMEOUT_S`` (logged)."""
+    settings, engine = runtime.settings, runtime.deps.engine
+    warm_up = getattr(engine, "warm_up", None)
+    if not settings.llm_warmup or warm_up is None:
+        return None
+    ceiling = max(settings.llm_timeout_s, llm_timeout_ceiling(settings))
+    request = warmup_request(runtime.deps.catalogue, runtime.deps.message_mode)
+    try:
+        measured = float(warm_up(request, ceiling))
+    except EngineError as exc:
+        log.warning("llm_warmup_failed", kind=exc.kind, detail=exc.detail[:200])
+        return {"warmup_s": None, "timeout_s": settings.llm_timeout_s, "why": exc.kind}
+    timeout = sized_timeout(measured, settings.llm_timeout_s, ceiling)
+    engine.set_timeout(timeout)  # type: ignore[attr-defined]
+    log.info("llm_timeout_sized", warmup_s=round(measured, 2), timeout_s=timeout, ceiling_s=ceiling)
+    return {"warmup_s": round(measured, 2), "timeout_s": timeout, "why": None}
 
 
 _process: tuple[int, Runtime] | None = None

@@ -17,7 +17,13 @@ import structlog
 from pydantic import SecretStr
 
 from worker.engines import prompts
-from worker.engines.base import CircuitBreaker, EngineReply, OfferRequest, request_seed
+from worker.engines.base import (
+    CircuitBreaker,
+    EngineError,
+    EngineReply,
+    OfferRequest,
+    request_seed,
+)
 from worker.engines.negotiation_prompts import pricing_messages, router_messages
 from worker.engines.negotiation_schemas import (
     PriceReply,
@@ -36,7 +42,7 @@ from worker.engines.openai_compat import (
     NoObserver,
     OpenAICompat,
 )
-from worker.engines.schemas import validate_answer
+from worker.engines.schemas import AnswerInvalid, validate_answer
 
 log = structlog.get_logger("sgr.engine")
 
@@ -139,6 +145,25 @@ class VllmEngine:
         )
         return EngineReply(answer, self.name, self.model, attempts, raw)
 
+    def warm_up(self, request: OfferRequest, within_s: float) -> float:
+        """One offer request answered once (no retry, no breaker), within ``within_s``: the
+        seconds it took, to size the deadline from (``worker/runtime.size_llm_timeout``). It also
+        warms the server (its first answers after a start are the slowest). EngineError if no
+        valid answer came in time."""
+        started = time.monotonic()
+        with self.llm.deadline.until(started + within_s):
+            text = self.llm.complete(self.request_body(request, attempt=0))
+        try:
+            validate_answer(text, request.schema)
+        except AnswerInvalid as exc:
+            raise EngineError("invalid_output", str(exc)) from None
+        return time.monotonic() - started
+
+    def set_timeout(self, seconds: float) -> None:
+        """The deadline of an answer from now on (every attempt and wait together)."""
+        self.timeout_s = seconds
+        self.llm.timeout_s = seconds
+
     # --- negotiation turns (worker/handlers/message.py) ---------------------------------------------
     def route(self, request: TurnRequest) -> RouteReply:
         """The router's answer to a turn (the SGR union of actions), parsed, not yet checked."""
@@ -155,7 +180,9 @@ class VllmEngine:
     def price(self, request: TurnRequest) -> PriceReply:
         """The counter-offer of a turn within the schema's bounds, parsed; the caller checks it
         with ``rules.counter_offer_problems``."""
-        schema = pricing_schema(request.cap_pct, request.floor_pct, request.min_pct)
+        schema = pricing_schema(
+            request.cap_pct, request.floor_pct, request.min_pct, request.ceiling_pct
+        )
         answer, attempts = self.ask_json(
             pricing_messages(request),
             schema,
