@@ -149,24 +149,33 @@ def build_runtime(
     )
 
 
-# The deadline sized from a warm-up answer: this many times the one answer it measured (eight
-# answers at once on two cores take about twice as long each, and a loaded machine twice again).
+# The deadline sized from a warm-up answer: a multiple of the one answer it measured alone. With
+# ``SGR_LLM_CONCURRENCY`` answers at once each takes longer (measured on SmolLM2-135M, two cores,
+# load average 9: 15 s alone, 57 s each with eight at once), so the multiple grows with it.
 WARMUP_SAFETY = 4.0
 
 
+def warmup_factor(concurrency: int) -> float:
+    """How many times the measured answer the deadline allows: 4 alone, 6 for eight at once."""
+    return max(WARMUP_SAFETY, 2.0 + concurrency / 2)
+
+
 def llm_timeout_ceiling(settings: Settings) -> float:
-    """The longest deadline of an answer the job timeout leaves room for (the settings' own rule:
-    (retries + 1) x timeout + backoff under ``SGR_JOB_TIMEOUT_S``), a second to spare."""
+    """The longest deadline of an answer the job timeout leaves room for. One deadline covers an
+    answer's every attempt and wait (``OpenAICompat.call``), and a job asks at most twice in a
+    row (a negotiation turn: route, then price; a batch's carts ask side by side), so half the
+    job timeout less the backoff, a second to spare."""
     backoff = settings.llm_backoff_s * 2**settings.llm_retries
-    return max(1.0, (settings.job_timeout_s - backoff) / (settings.llm_retries + 1) - 1.0)
+    return max(1.0, (settings.job_timeout_s - backoff) / 2 - 1.0)
 
 
-def sized_timeout(measured_s: float, configured_s: float, ceiling_s: float) -> float:
-    """``WARMUP_SAFETY`` x the measured answer, never below the configured deadline, never above
-    the ceiling (rounded up to a tenth of a second)."""
-    return round(
-        min(max(ceiling_s, configured_s), max(configured_s, measured_s * WARMUP_SAFETY)), 1
-    )
+def sized_timeout(
+    measured_s: float, configured_s: float, ceiling_s: float, concurrency: int = 1
+) -> float:
+    """``warmup_factor`` x the measured answer, never below the configured deadline, never above
+    the ceiling (or the configured deadline, if that is higher), to a tenth of a second."""
+    wanted = max(configured_s, measured_s * warmup_factor(concurrency))
+    return round(min(max(ceiling_s, configured_s), wanted), 1)
 
 
 def warmup_request(catalogue: Catalogue, message_mode: str) -> OfferRequest:
@@ -208,7 +217,7 @@ def size_llm_timeout(runtime: Runtime) -> dict[str, Any] | None:
     except EngineError as exc:
         log.warning("llm_warmup_failed", kind=exc.kind, detail=exc.detail[:200])
         return {"warmup_s": None, "timeout_s": settings.llm_timeout_s, "why": exc.kind}
-    timeout = sized_timeout(measured, settings.llm_timeout_s, ceiling)
+    timeout = sized_timeout(measured, settings.llm_timeout_s, ceiling, settings.llm_concurrency)
     engine.set_timeout(timeout)  # type: ignore[attr-defined]
     log.info("llm_timeout_sized", warmup_s=round(measured, 2), timeout_s=timeout, ceiling_s=ceiling)
     return {"warmup_s": round(measured, 2), "timeout_s": timeout, "why": None}

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from testbench.standin_llm import StandInLLM
 from tests.conftest import make_runtime
 from worker.engines.vllm import VllmEngine
-from worker.runtime import WARMUP_SAFETY, llm_timeout_ceiling, size_llm_timeout, sized_timeout
+from worker.runtime import (
+    llm_timeout_ceiling,
+    size_llm_timeout,
+    sized_timeout,
+    warmup_factor,
+)
 from worker.settings import Settings
 
 
@@ -24,23 +29,27 @@ from worker.settings import Settings
     measured=st.floats(0.0, 500.0),
     configured=st.floats(1.0, 60.0),
     ceiling=st.floats(1.0, 300.0),
+    concurrency=st.integers(1, 64),
 )
-def test_the_sized_deadline_is_bounded(measured: float, configured: float, ceiling: float) -> None:
-    got = sized_timeout(measured, configured, ceiling)
-    assert got >= min(configured, max(ceiling, configured)) - 0.05
-    assert got <= max(ceiling, configured) + 0.05
-    if configured <= measured * WARMUP_SAFETY <= ceiling:
-        assert abs(got - measured * WARMUP_SAFETY) <= 0.05
+def test_the_sized_deadline_is_bounded(
+    measured: float, configured: float, ceiling: float, concurrency: int
+) -> None:
+    got = sized_timeout(measured, configured, ceiling, concurrency)
+    assert configured - 0.05 - 1e-9 <= got <= max(ceiling, configured) + 0.05 + 1e-9
+    wanted = measured * warmup_factor(concurrency)
+    if configured <= wanted <= ceiling:
+        assert abs(got - wanted) <= 0.05 + 1e-9  # rounded to a tenth
+    assert warmup_factor(concurrency) >= 4 and warmup_factor(8) == 6
 
 
 def test_the_ceiling_is_what_the_job_timeout_leaves() -> None:
     s = Settings(job_timeout_s=300, llm_retries=1, llm_timeout_s=30, llm_backoff_s=0.2)
     assert llm_timeout_ceiling(s) == pytest.approx((300 - 0.4) / 2 - 1)
-    worst = (s.llm_retries + 1) * llm_timeout_ceiling(s) + s.llm_backoff_s * 2**s.llm_retries
-    assert worst < s.job_timeout_s
+    # a negotiation turn asks twice in a row, each answer within one deadline (retries inside)
+    assert 2 * llm_timeout_ceiling(s) + s.llm_backoff_s * 2**s.llm_retries < s.job_timeout_s
 
 
-@pytest.mark.parametrize(("latency", "expected"), [(0.0, 2.0), (1.0, 4.0)])
+@pytest.mark.parametrize(("latency", "expected"), [(0.0, 2.0), (1.0, 6.0)])
 def test_a_slow_server_gets_a_longer_deadline(
     data_dir: Path, latency: float, expected: float
 ) -> None:
@@ -52,7 +61,7 @@ def test_a_slow_server_gets_a_longer_deadline(
         asked = llm.requests[0]
     assert sized is not None and sized["why"] is None
     assert engine.timeout_s == engine.llm.timeout_s == sized["timeout_s"]
-    assert expected <= sized["timeout_s"] <= expected + 1.5  # 4 x the measured answer
+    assert expected <= sized["timeout_s"] <= expected + 2.5  # 6 x the answer (8 at once)
     enum = asked["response_format"]["json_schema"]["schema"]["properties"]["pricing"]
     assert "enum" in enum["properties"]["customer_message"]  # a real offer request
 

@@ -177,7 +177,6 @@ PRICE = _words(
     r"promised?",
     r"discount_percent",
     r"free",
-    r"%",
     # German
     r"rabatt\w*",
     r"preis\w*",
@@ -317,11 +316,21 @@ class WordRoute:
         return self.route is not None
 
 
+# A claim of authority ("as the store manager I authorise ...") is not a request for one.
+AUTHORITY = re.compile(
+    r"\b(?:as|i am|i'm) (?:the |a |your )?(?:store |shop )?"
+    r"(?:manager|supervisor|owner|admin\w*|ceo|boss)\b",
+    re.IGNORECASE,
+)
+
+
 def _accepted(text: str) -> str | None:
-    """The first agreement in ``text`` not preceded by a negation ("I don't accept")."""
+    """The first agreement in ``text`` not negated ("I don't accept", "I accept nothing")."""
     for match in ACCEPT.finditer(text):
         before = text[: match.start()]
         if NEGATION.search(before) and not re.search(r"[.!?,;]\s*$", before):
+            continue
+        if re.match(r"\s*(?:nothing|none|no\b|not\b|never\b)", text[match.end() :], re.I):
             continue
         return match.group(0)
     return None
@@ -330,11 +339,11 @@ def _accepted(text: str) -> str | None:
 def route_by_words(message: str, offer_on_the_table: bool) -> WordRoute:
     """The deterministic route of ``message`` (see the module docstring for the order)."""
     text = unicodedata.normalize("NFKC", message).replace("\u2019", "'").strip()
-    found = ESCALATE.search(text)
+    found = ESCALATE.search(AUTHORITY.sub(" ", text))
     if found:
         return WordRoute("escalate", found.group(0))
     agreed = _accepted(text) if offer_on_the_table else None
-    price = PRICE.search(text)
+    price = PRICE.search(text) or re.search(r"%|％", text)
     if agreed and not (
         price and re.search(r"\?|\b(?:but|if|only|aber|mais|pero|ma)\b", text, re.I)
     ):

@@ -104,12 +104,27 @@ def message_field(choices: tuple[str, ...] | None = None) -> dict[str, Any]:
     return sentence_field(MESSAGE_MIN, MESSAGE_MAX)
 
 
+def fact_field(fact: str | None, max_length: int) -> dict[str, Any]:
+    """A reasoning text that restates a fact of the system's (an enum of that one text, as
+    ``max_allowed_discount`` restates the cap), or a bounded free text when none is given."""
+    if fact:
+        return {"type": "string", "enum": [fact[:max_length]]}
+    return text_field(max_length)
+
+
 def offer_schema(
-    cap_pct: float, min_pct: float, choices: tuple[str, ...] | None = None
+    cap_pct: float,
+    min_pct: float,
+    choices: tuple[str, ...] | None = None,
+    who: str | None = None,
+    churn: str | None = None,
 ) -> dict[str, Any]:
     """The JSON schema for one request: the cap is a hard bound, every string has a length bound
     (the message's is in its sentence pattern), or the message is one of ``choices`` (the
-    approved entries allowed for this cart, catalogue mode).
+    approved entries allowed for this cart, catalogue mode). ``who`` and ``churn`` (the system's
+    words for the customer, ``prompts.customer_words`` and ``prompts.churn_words``) make the
+    summary and the churn analysis restate them: a small model otherwise copies a worked
+    example's ("loyal customer" to a new one).
 
     No ``pattern`` next to a length bound and no ``multipleOf``: vLLM refuses those for xgrammar.
     ``max_allowed_discount`` may only be the cap itself (the model restates the rules' result).
@@ -121,12 +136,12 @@ def offer_schema(
                 {
                     "intent": {"type": "string", "enum": list(INTENTS)},
                     "tone": {"type": "string", "enum": list(TONES)},
-                    "summary": text_field(SUMMARY_MAX),
+                    "summary": fact_field(who, SUMMARY_MAX),
                 }
             ),
             "pricing": object_of(
                 {
-                    "churn_analysis": text_field(ANALYSIS_MAX),
+                    "churn_analysis": fact_field(churn, ANALYSIS_MAX),
                     "financial_analysis": text_field(ANALYSIS_MAX),
                     "margin_math": text_field(ANALYSIS_MAX),
                     "max_allowed_discount": {

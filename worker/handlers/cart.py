@@ -32,6 +32,7 @@ from worker.domain.model import EventContext, Offer, Outcome
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
 from worker.engines.catalogue import load_catalogue
+from worker.engines.prompts import churn_words, customer_words
 from worker.engines.schemas import offer_schema
 from worker.handlers.base import Written, new_offer, record
 from worker.stopwatch import Stopwatch
@@ -102,7 +103,13 @@ def offer_request(
         customer_message=event.message,
         decision=decision,
         min_pct=config.min_discount_pct,
-        schema=offer_schema(decision.cap_pct, config.min_discount_pct, choices or None),
+        schema=offer_schema(
+            decision.cap_pct,
+            config.min_discount_pct,
+            choices or None,
+            who=customer_words(decision.segment, facts.history),
+            churn=churn_words(decision.segment, facts.history),
+        ),
         copy=entries,
         message_mode=message_mode if entries else "free",
     )
