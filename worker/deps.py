@@ -13,6 +13,7 @@ from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
 from worker.domain.copy import Catalogue
+from worker.domain.experiment import NO_EXPERIMENT, Experiment
 from worker.engines.base import Engine
 from worker.engines.catalogue import load_catalogue
 from worker.outbox import Outbox
@@ -36,6 +37,8 @@ class Deps:
         default_factory=load_catalogue
     )  # approved copy (SGR_COPY_CATALOGUE)
     message_mode: str = "catalogue"  # SGR_MESSAGE_MODE
+    experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
+    attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
 
 
 @dataclass(frozen=True)

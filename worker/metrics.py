@@ -259,6 +259,7 @@ class FleetCollector:
             offers.add_metric([r["engine"]], r["n"])
         yield offers
         yield GaugeMetricFamily("sgr_dead_letters", "Dead-letter outcomes in the hot store", dead)
+        yield from self._lift()
 
         self._fold(now)
         stages = HistogramMetricFamily(
@@ -281,6 +282,25 @@ class FleetCollector:
         yield guard
 
         yield from self._redis(now)
+
+    def _lift(self) -> Iterator[Metric]:
+        """The running holdout experiment per group (docs/lift.md); nothing without one."""
+        experiment = self.settings.experiment()
+        if not experiment.active:
+            return
+        names = ("carts", "orders", "revenue")
+        helps = {
+            "carts": "Eligible abandonments of the running experiment, by group",
+            "orders": "Orders attributed to them within the attribution window, by group",
+            "revenue": "Value of those orders, by group",
+        }
+        families = {
+            n: GaugeMetricFamily(f"sgr_lift_{n}", helps[n], labels=["group"]) for n in names
+        }
+        for r in self.store.rows("lift_counts", {"experiment": experiment.id}):
+            for n in names:
+                families[n].add_metric([r["grp"]], float(r[n]))
+        yield from families.values()
 
     def _redis(self, now: datetime) -> Iterator[Metric]:
         queue_key = self.keys.rq_queue_list

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -143,6 +143,8 @@ def build_runtime(
         on_invalid_answer=settings.on_invalid_answer,
         catalogue=catalogue(settings),
         message_mode=settings.message_mode,
+        experiment=settings.experiment(),
+        attribution=timedelta(hours=settings.attribution_hours),
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)
