@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,15 +152,18 @@ def build_runtime(
     )
 
 
-# The deadline sized from a warm-up answer: a multiple of the one answer it measured alone. With
-# ``SGR_LLM_CONCURRENCY`` answers at once each takes longer (measured on SmolLM2-135M, two cores,
-# load average 9: 15 s alone, 57 s each with eight at once), so the multiple grows with it.
-WARMUP_SAFETY = 4.0
+# The deadline sized from a warm-up: ``SGR_LLM_CONCURRENCY`` answers at once (at most
+# ``WARMUP_PARALLEL``), as the workers ask, timed, and the deadline ``WARMUP_SAFETY`` times the
+# slowest (measured on SmolLM2-135M, two cores, load average 9-16: one answer alone 10-15 s,
+# eight at once 57-130 s each, and the load moves that by two or three within minutes). A timeout
+# later raises the deadline by half, up to the same ceiling (``VllmEngine.timeout_ceiling_s``).
+WARMUP_SAFETY = 3.0
+WARMUP_PARALLEL = 8
 
 
 def warmup_factor(concurrency: int) -> float:
-    """How many times the measured answer the deadline allows: 4 alone, 6 for eight at once."""
-    return max(WARMUP_SAFETY, 2.0 + concurrency / 2)
+    """How many times the slowest warm-up answer the deadline allows."""
+    return WARMUP_SAFETY
 
 
 def llm_timeout_ceiling(settings: Settings) -> float:
@@ -174,7 +178,7 @@ def llm_timeout_ceiling(settings: Settings) -> float:
 def sized_timeout(
     measured_s: float, configured_s: float, ceiling_s: float, concurrency: int = 1
 ) -> float:
-    """``warmup_factor`` x the measured answer, never below the configured deadline, never above
+    """``warmup_factor`` x the slowest warm-up answer, never below the configured deadline, never above
     the ceiling (or the configured deadline, if that is higher), to a tenth of a second."""
     wanted = max(configured_s, measured_s * warmup_factor(concurrency))
     return round(min(max(ceiling_s, configured_s), wanted), 1)
@@ -205,22 +209,26 @@ def warmup_request(catalogue: Catalogue, message_mode: str) -> OfferRequest:
 
 
 def size_llm_timeout(runtime: Runtime) -> dict[str, Any] | None:
-    """``SGR_LLM_WARMUP``: time one answer from the LLM and size the engine's deadline from it
-    (``sized_timeout``); what was measured and set, or None (no LLM engine, or it is off). A
-    failed warm-up keeps ``SGR_LLM_TIMEOUT_S`` (logged)."""
+    """``SGR_LLM_WARMUP``: time ``SGR_LLM_CONCURRENCY`` answers at once (at most
+    ``WARMUP_PARALLEL``) and size the engine's deadline from the slowest (``sized_timeout``);
+    what was measured and set, or None (no LLM engine, or it is off). A failed warm-up keeps
+    ``SGR_LLM_TIMEOUT_S`` (logged)."""
     settings, engine = runtime.settings, runtime.deps.engine
     warm_up = getattr(engine, "warm_up", None)
     if not settings.llm_warmup or warm_up is None:
         return None
     ceiling = max(settings.llm_timeout_s, llm_timeout_ceiling(settings))
     request = warmup_request(runtime.deps.catalogue, runtime.deps.message_mode)
+    parallel = max(1, min(settings.llm_concurrency, WARMUP_PARALLEL))
     try:
-        measured = float(warm_up(request, ceiling))
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            times = list(pool.map(lambda _: float(warm_up(request, ceiling)), range(parallel)))
+        measured = max(times)
     except EngineError as exc:
         log.warning("llm_warmup_failed", kind=exc.kind, detail=exc.detail[:200])
         return {"warmup_s": None, "timeout_s": settings.llm_timeout_s, "why": exc.kind}
     timeout = sized_timeout(measured, settings.llm_timeout_s, ceiling, settings.llm_concurrency)
-    engine.set_timeout(timeout)  # type: ignore[attr-defined]
+    engine.set_timeout(timeout, ceiling)  # type: ignore[attr-defined]
     log.info("llm_timeout_sized", warmup_s=round(measured, 2), timeout_s=timeout, ceiling_s=ceiling)
     return {"warmup_s": round(measured, 2), "timeout_s": timeout, "why": None}
 

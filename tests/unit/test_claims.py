@@ -31,6 +31,7 @@ def test_the_corpora_are_large_enough_and_cover_every_kind() -> None:
     assert len(HOSTILE) >= 60 and len(BENIGN) >= 10
     expected = {"refund", "free_shipping", "gift", "guarantee", "price_match", "denies_cart"}
     assert kinds >= expected | {"scarcity", "deadline", "exclusive", "internals", "relationship"}
+    assert "order_status" in kinds
 
 
 @pytest.mark.parametrize(("kind", "text"), HOSTILE)

@@ -2,7 +2,8 @@
 
 The message checks (``rules.message_problems``) keep numbers, codes and links out; this check keeps
 out promises and statements no rule of the shop backs: refunds, free shipping, gifts, guarantees,
-price matching, denials of the cart ("no longer waiting", "sold out"), urgency or scarcity the
+price matching, denials of the cart ("no longer waiting", "sold out"), an order that does not
+exist ("your order is ready for pickup": the customer has not ordered), urgency or scarcity the
 inventory does not show, deadlines other than the offer's own expiry, exclusivity, the system's
 internals ("headroom", "churn"), and a past relationship with a customer who has none. It runs on
 every free-text message (``SGR_MESSAGE_MODE=free``), on every negotiation reply, and on each entry
@@ -117,6 +118,15 @@ ALWAYS: dict[str, re.Pattern[str]] = {
         r"[ée]puis[ée]e?s?",
         r"agotad[oa]s?",
         r"esaurit[oi]",
+    ),
+    "order_status": _any(
+        r"(?:your|the) (?:new )?order (?:is|has been|was) (?:now )?(?:ready|available|confirmed|"
+        r"placed|shipped|dispatched|on its way|complete\w*|processed|being prepared)",
+        r"(?:available|ready) for (?:pickup|pick-up|collection)",
+        r"(?:is|are) on (?:its|their) way",
+        r"you will receive (?:it|them|your (?:order|items?|parcel|package))",
+        r"(?:has|have) (?:been )?(?:shipped|dispatched|delivered)",
+        r"we (?:have )?(?:shipped|sent) (?:it|them|your)",
     ),
     "deadline": _any(
         r"today only",

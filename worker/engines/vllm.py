@@ -69,6 +69,7 @@ class VllmEngine:
     name: str = "vllm"
     observer: LlmObserver = field(default_factory=NoObserver, repr=False)
     retry_after_max_s: float = 10.0
+    timeout_ceiling_s: float | None = None  # set by the warm-up: how far a timeout raises it
     # The body's field for the answer's token limit (OpenAI's newer name in hosted.py).
     token_limit_field: ClassVar[str] = "max_tokens"
 
@@ -159,10 +160,20 @@ class VllmEngine:
             raise EngineError("invalid_output", str(exc)) from None
         return time.monotonic() - started
 
-    def set_timeout(self, seconds: float) -> None:
-        """The deadline of an answer from now on (every attempt and wait together)."""
+    def set_timeout(self, seconds: float, ceiling_s: float | None = None) -> None:
+        """The deadline of an answer from now on (every attempt and wait together); with
+        ``ceiling_s``, a timed-out answer raises it by half, up to that ceiling."""
         self.timeout_s = seconds
         self.llm.timeout_s = seconds
+        if ceiling_s is not None:
+            self.timeout_ceiling_s = ceiling_s
+
+    def _longer_after_timeout(self) -> None:
+        ceiling = self.timeout_ceiling_s
+        if ceiling is not None and self.timeout_s < ceiling:
+            longer = round(min(ceiling, self.timeout_s * 1.5), 1)
+            log.warning("llm_timeout_raised", timeout_s=longer, ceiling_s=ceiling)
+            self.set_timeout(longer)
 
     # --- negotiation turns (worker/handlers/message.py) ---------------------------------------------
     def route(self, request: TurnRequest) -> RouteReply:
@@ -214,8 +225,14 @@ class VllmEngine:
     def _ask(
         self, body: Callable[[int], dict[str, Any]], parse: Callable[[str], T]
     ) -> tuple[T, int, str]:
-        """The one retry loop, in the shared transport (``OpenAICompat.call``)."""
-        return self.llm.call(body, parse)
+        """The one retry loop, in the shared transport (``OpenAICompat.call``); a timeout
+        raises the deadline for the next answers (``set_timeout``'s ceiling)."""
+        try:
+            return self.llm.call(body, parse)
+        except EngineError as exc:
+            if exc.kind == "timeout":
+                self._longer_after_timeout()
+            raise
 
 
 def endpoint_answers(
