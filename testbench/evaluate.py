@@ -145,7 +145,7 @@ def run_eval(
         sync_snapshot(settings.cold_db, settings.history_db)
         import fakeredis  # nothing is published: the runtime only needs a client to wire
 
-        runtime = build_runtime(settings, fakeredis.FakeRedis())
+        runtime = build_runtime(settings, fakeredis.FakeRedis(), create_store=True)
         sized = size_llm_timeout(runtime)  # as a worker does at start (SGR_LLM_WARMUP)
         recorder = Recorder(runtime.deps.engine)
         model = recorder.engine.discover_model()
@@ -362,7 +362,9 @@ def run_negotiation_eval(
         settings = settings.model_copy(update={"data_dir": Path(tmp)})
         import fakeredis
 
-        runtime = build_runtime(settings, fakeredis.FakeRedis(), history=NoHistory())
+        runtime = build_runtime(
+            settings, fakeredis.FakeRedis(), history=NoHistory(), create_store=True
+        )
         recorder = RouteRecorder(runtime.deps.engine)
         deps = replace(runtime.deps, engine=recorder)
         if runtime.deps.engine is runtime.deps.fallback or runtime.deps.engine.name == "policy":

@@ -14,6 +14,7 @@ from worker.domain import rules
 from worker.domain.codes import new_code
 from worker.domain.copy import Catalogue
 from worker.domain.experiment import NO_EXPERIMENT, Experiment
+from worker.domain.recovery import OFF, RecoveryConfig
 from worker.engines.base import Engine
 from worker.engines.catalogue import load_catalogue
 from worker.outbox import Outbox
@@ -39,6 +40,7 @@ class Deps:
     message_mode: str = "catalogue"  # SGR_MESSAGE_MODE
     experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
     attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
+    recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,4 @@ class JobInfo:
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     attempt: int = 1
+    due: bool = False  # the job decides scheduled abandonments that are due (handle_due)
