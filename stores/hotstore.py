@@ -623,6 +623,10 @@ class SqlHotStore(ABC):
         rows = self._q("offers_by_engine")
         return {f"{r['engine']}:{r['model']}" if r["model"] else r["engine"]: r["n"] for r in rows}
 
+    def rules_engine_reasons(self) -> list[str | None]:
+        """The problems recorded with each offer the rules engine wrote (None: nothing failed)."""
+        return [r["error"] for r in self._q("rules_engine_offers")]
+
     def sample_offers(self, limit: int = 8) -> list[dict[str, Any]]:
         rows = self._q("sample_offers", {"limit": limit})
         return [r | {"reasoning": json.loads(r["reasoning"])} for r in rows]

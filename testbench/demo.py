@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from testbench.redisproc import RedisServer
 from worker.domain.lift import segment_of
 from worker.keys import Keys
 from worker.liftreport import lift_report, table
-from worker.runtime import Runtime, build_runtime, install
+from worker.runtime import Runtime, build_runtime, install, size_llm_timeout
 from worker.settings import Settings, redact_url
 
 BAD_EVENTS: list[Any] = [
@@ -206,6 +207,7 @@ def _run(settings: Settings, own: DemoRedis, sessions: int, customers_count: int
     keys = Keys.from_settings(settings)
     client.delete(keys.rq_queue_list, keys.offers_stream, keys.dead_letters, keys.store_failures)
     runtime = install(build_runtime(settings, client, create_store=True))
+    sized = size_llm_timeout(runtime)  # the deadline from the server's measured speed
     queue = Queue(settings.queue, connection=client)
     events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
     # Batch jobs: a batch sends its eligible carts to the LLM at once (SGR_LLM_CONCURRENCY), so a
@@ -254,10 +256,52 @@ def _run(settings: Settings, own: DemoRedis, sessions: int, customers_count: int
         "unpublished": figures["unpublished"],
         "redis": where,
         "data_dir": str(folder),
+        "llm_warmup_s": sized["warmup_s"] if sized else None,
+        "llm_timeout_s": sized["timeout_s"] if sized else None,
         "simulated_orders": len(orders),
         "lift": lift_report(hot, runtime.deps.experiment),
     }
+    reasons = hot.rules_engine_reasons()
+    summary["rules_engine_note"] = rules_engine_note(
+        runtime.deps.engine.name, figures["offers"], reasons, sized
+    )
     return DemoResult(summary, hot.sample_offers())
+
+
+WHY = {  # the first problem recorded with an offer, in words (worker/handlers/cart.py names them)
+    "engine_timeout": "the model did not answer in time",
+    "engine_circuit_open": "the model failed several times in a row, so it was skipped for a while",
+    "engine_connection": "the model's server could not be reached",
+    "engine_server_error": "the model's server answered with an error",
+    "engine_invalid_output": "the model's answer did not fit the schema",
+    "engine_length": "the model's answer was cut off",
+    "message_": "the model's sentence failed the message checks",
+    "discount_": "the model's discount broke a rule",
+}
+
+
+def rules_engine_note(
+    engine: str, offers: int, reasons: list[str | None], sized: dict[str, Any] | None
+) -> str | None:
+    """One plain sentence when offers came from the rules engine, with the reason; None when the
+    model wrote them all."""
+    if not reasons:
+        return None
+    if engine == "policy":
+        return (
+            f"All {offers} offers came from the rules engine, because no model was used "
+            "(no LLM server answered, or the rules engine was asked for)."
+        )
+    why: Counter[str] = Counter()
+    for error in reasons:
+        first = (error or "").split(";")[0].strip()
+        words = next((text for key, text in WHY.items() if first.startswith(key)), None)
+        why[words or "the model's answer was refused by the rules"] += 1
+    main, _ = why.most_common(1)[0]
+    note = f"{len(reasons)} of {offers} offers came from the rules engine, mostly because {main}"
+    if sized and sized.get("timeout_s"):
+        note += f" (the model had {sized['timeout_s']:g} s per answer)"
+    return note + "."
 
 
 def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
@@ -292,5 +336,8 @@ def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
         field("message", o["message"])
     console.rule()
     console.print({k: v for k, v in result.summary.items() if k != "lift"})
+    note = result.summary.get("rules_engine_note")
+    if note:
+        console.print(note, markup=False, style="bold")
     console.rule("Does the discount pay? (sgr report lift; docs/lift.md)")
     console.print(table(result.summary["lift"]), markup=False)

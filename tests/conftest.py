@@ -170,6 +170,7 @@ def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "SGR_DATA_DIR": str(data_dir),
         "SGR_ENGINE": "policy",
         "SGR_LOG_LEVEL": "WARNING",
+        "SGR_LLM_WARMUP": "0",  # no warm-up request at start: tests count the LLM's requests
         "SGR_OFFER_DELAY_MINUTES": "0",
     }
     env.update(extra)

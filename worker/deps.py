@@ -5,16 +5,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stores.base import HotStore
 from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
+from worker.domain.copy import Catalogue
 from worker.domain.experiment import NO_EXPERIMENT, Experiment
 from worker.domain.recovery import OFF, RecoveryConfig
 from worker.engines.base import Engine
+from worker.engines.catalogue import load_catalogue
 from worker.outbox import Outbox
 
 
@@ -32,6 +34,10 @@ class Deps:
     offer_ttl: timedelta
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
+    catalogue: Catalogue = field(
+        default_factory=load_catalogue
+    )  # approved copy (SGR_COPY_CATALOGUE)
+    message_mode: str = "catalogue"  # SGR_MESSAGE_MODE
     experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
     attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
     recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions

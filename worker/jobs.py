@@ -30,7 +30,7 @@ from worker.logs import configure, route_stdlib
 from worker.reaper import Reaper, start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
-from worker.runtime import Runtime, build_runtime, install, installed
+from worker.runtime import Runtime, build_runtime, install, installed, size_llm_timeout
 from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
@@ -47,6 +47,7 @@ def start_process(settings: Settings | None = None) -> Runtime:
     configure(json_logs=settings.log_format == "json", level=settings.log_level)
     route_stdlib(json_logs=settings.log_format == "json", level=settings.log_level)
     runtime = install(build_runtime(settings))
+    size_llm_timeout(runtime)  # SGR_LLM_WARMUP: the deadline from the server's measured speed
     published = runtime.deps.outbox.flush()
     if published:
         log.warning("outbox_flushed_at_start", offers=published)

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from worker.domain.model import Offer, OutcomeNotice
+from worker.domain.rules import public_reasoning
 from worker.keys import Keys
 
 PUBLISHED_MARK_TTL_S = 30 * 24 * 3600
@@ -60,12 +61,14 @@ class Publisher:
         mark_ttl_s: int = PUBLISHED_MARK_TTL_S,
         maxlen: int = 0,
         publish_cap: bool = False,
+        publish_reasoning: bool = False,
     ) -> None:
         self.client = client
         self.keys = keys
         self.mark_ttl_s = mark_ttl_s
         self.maxlen = maxlen
         self.publish_cap = publish_cap
+        self.publish_reasoning = publish_reasoning  # SGR_PUBLISH_REASONING: off by default
         self._script = client.register_script(PUBLISH_ONCE)
 
     def public(self, entry: dict[str, str]) -> dict[str, str]:
@@ -119,6 +122,8 @@ class Publisher:
     def _offer_entry(self, offer: Offer) -> Entry:
         keys = self.keys
         entry = self.public(offer.stream_entry())
+        if self.publish_reasoning:  # its texts the message checks refuse are withheld
+            entry["reasoning"] = json.dumps(public_reasoning(offer.reasoning))
         return keys.offers_stream, keys.published_mark(offer.offer_id), keys.offers_channel, entry
 
     def _outcome_entry(self, notice: OutcomeNotice) -> Entry:

@@ -14,9 +14,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -28,13 +30,16 @@ from stores.history import HistorySnapshot, HistorySource
 from stores.hot import open_hot_store
 from worker.deadletter import DeadLetters
 from worker.deps import Deps
+from worker.domain.copy import Catalogue, CatalogueError
+from worker.engines.base import EngineError, OfferRequest
+from worker.engines.catalogue import load_catalogue
 from worker.engines.policy import PolicyEngine
 from worker.engines.select import build_engine
 from worker.keys import Keys
 from worker.metrics import LlmFigures
 from worker.outbox import Outbox
 from worker.publish import Publisher
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 log = structlog.get_logger("sgr.runtime")
 SNAPSHOT_SYNC_TIMEOUT_S = 600.0
@@ -75,6 +80,7 @@ def publisher(client: redis.Redis, settings: Settings, keys: Keys) -> Publisher:
         mark_ttl_s=int(settings.offers_retention_hours * 3600),
         maxlen=settings.offers_stream_maxlen,
         publish_cap=settings.publish_cap,
+        publish_reasoning=settings.publish_reasoning,
     )
 
 
@@ -134,6 +140,14 @@ def open_history(settings: Settings) -> HistorySource:
     return HistorySnapshot(settings.history_db)
 
 
+def catalogue(settings: Settings) -> Catalogue:
+    """The approved copy (``SGR_COPY_CATALOGUE``), or one line naming the setting and the fault."""
+    try:
+        return load_catalogue(settings.copy_catalogue)
+    except CatalogueError as exc:
+        raise SettingsError(f"SGR_COPY_CATALOGUE: {exc}") from None
+
+
 def build_runtime(
     settings: Settings,
     client: redis.Redis | None = None,
@@ -159,6 +173,8 @@ def build_runtime(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,
+        catalogue=catalogue(settings),
+        message_mode=settings.message_mode,
         experiment=settings.experiment(),
         attribution=timedelta(hours=settings.attribution_hours),
         recovery=settings.recovery_config(),
@@ -166,6 +182,87 @@ def build_runtime(
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)
     )
+
+
+# The deadline sized from a warm-up: ``SGR_LLM_CONCURRENCY`` answers at once (at most
+# ``WARMUP_PARALLEL``), as the workers ask, timed, and the deadline ``WARMUP_SAFETY`` times the
+# slowest (measured on SmolLM2-135M, two cores, load average 9-16: one answer alone 10-15 s,
+# eight at once 57-130 s each, and the load moves that by two or three within minutes). A timeout
+# later raises the deadline by half, up to the same ceiling (``VllmEngine.timeout_ceiling_s``).
+WARMUP_SAFETY = 3.0
+WARMUP_PARALLEL = 8
+
+
+def warmup_factor(concurrency: int) -> float:
+    """How many times the slowest warm-up answer the deadline allows."""
+    return WARMUP_SAFETY
+
+
+def llm_timeout_ceiling(settings: Settings) -> float:
+    """The longest deadline of an answer the job timeout leaves room for. One deadline covers an
+    answer's every attempt and wait (``OpenAICompat.call``), and a job asks at most twice in a
+    row (a negotiation turn: route, then price; a batch's carts ask side by side), so half the
+    job timeout less the backoff, a second to spare."""
+    backoff = settings.llm_backoff_s * 2**settings.llm_retries
+    return max(1.0, (settings.job_timeout_s - backoff) / 2 - 1.0)
+
+
+def sized_timeout(
+    measured_s: float, configured_s: float, ceiling_s: float, concurrency: int = 1
+) -> float:
+    """``warmup_factor`` x the slowest warm-up answer, never below the configured deadline, never above
+    the ceiling (or the configured deadline, if that is higher), to a tenth of a second."""
+    wanted = max(configured_s, measured_s * warmup_factor(concurrency))
+    return round(min(max(ceiling_s, configured_s), wanted), 1)
+
+
+def warmup_request(catalogue: Catalogue, message_mode: str) -> OfferRequest:
+    """A typical offer request (a new customer's cart of 120 EUR, cap 5 %), for the warm-up."""
+    from worker.domain.copy import CartFacts, allowed
+    from worker.domain.rules import Decision
+    from worker.engines.schemas import offer_schema
+
+    entries = allowed(catalogue, CartFacts("new_customer", "in_stock", 0))
+    choices = tuple(e.text for e in entries) if message_mode == "catalogue" else None
+    return OfferRequest(
+        event_id="warm-up",
+        cart_value=120.0,
+        currency="EUR",
+        margin=0.4,
+        inventory="in_stock",
+        history=None,
+        customer_message=None,
+        decision=Decision(True, "eligible", "new_customer", 5.0, ("warm-up",)),
+        min_pct=1.0,
+        schema=offer_schema(5.0, 1.0, choices),
+        copy=entries,
+        message_mode=message_mode if entries else "free",
+    )
+
+
+def size_llm_timeout(runtime: Runtime) -> dict[str, Any] | None:
+    """``SGR_LLM_WARMUP``: time ``SGR_LLM_CONCURRENCY`` answers at once (at most
+    ``WARMUP_PARALLEL``) and size the engine's deadline from the slowest (``sized_timeout``);
+    what was measured and set, or None (no LLM engine, or it is off). A failed warm-up keeps
+    ``SGR_LLM_TIMEOUT_S`` (logged)."""
+    settings, engine = runtime.settings, runtime.deps.engine
+    warm_up = getattr(engine, "warm_up", None)
+    if not settings.llm_warmup or warm_up is None:
+        return None
+    ceiling = max(settings.llm_timeout_s, llm_timeout_ceiling(settings))
+    request = warmup_request(runtime.deps.catalogue, runtime.deps.message_mode)
+    parallel = max(1, min(settings.llm_concurrency, WARMUP_PARALLEL))
+    try:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            times = list(pool.map(lambda _: float(warm_up(request, ceiling)), range(parallel)))
+        measured = max(times)
+    except EngineError as exc:
+        log.warning("llm_warmup_failed", kind=exc.kind, detail=exc.detail[:200])
+        return {"warmup_s": None, "timeout_s": settings.llm_timeout_s, "why": exc.kind}
+    timeout = sized_timeout(measured, settings.llm_timeout_s, ceiling, settings.llm_concurrency)
+    engine.set_timeout(timeout, ceiling)  # type: ignore[attr-defined]
+    log.info("llm_timeout_sized", warmup_s=round(measured, 2), timeout_s=timeout, ceiling_s=ceiling)
+    return {"warmup_s": round(measured, 2), "timeout_s": timeout, "why": None}
 
 
 _process: tuple[int, Runtime] | None = None

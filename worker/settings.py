@@ -218,6 +218,38 @@ class Settings(BaseSettings):
         le=256,
         description="LLM requests a batch job sends at once (its eligible carts, in threads)",
     )
+    llm_warmup: bool = Field(
+        default=True,
+        description=(
+            "At start, time one small request to the LLM server and size the deadline of an answer "
+            "from the measured speed (never below `SGR_LLM_TIMEOUT_S`, never past what "
+            "`SGR_JOB_TIMEOUT_S` leaves), so a slow or loaded CPU still gets model-written offers"
+        ),
+    )
+    message_mode: Literal["catalogue", "free"] = Field(
+        default="catalogue",
+        description=(
+            "How the model writes the offer's sentence: `catalogue` (it chooses one of the approved "
+            "entries allowed for the cart, an enum of the request's schema; the default for small "
+            "models) or `free` (its own sentence, refused by the message and claims checks when it "
+            "promises what the shop did not)"
+        ),
+    )
+    copy_catalogue: Path | None = Field(
+        default=None,
+        description=(
+            "The shop's approved-copy catalogue (JSON, docs/copy.md); unset = the shipped "
+            "`worker/engines/copy_catalogue.json`"
+        ),
+    )
+    publish_reasoning: bool = Field(
+        default=False,
+        description=(
+            "Put the answer's reasoning (JSON, its texts that fail the message checks withheld) on "
+            "the offers stream as `reasoning`; off by default: it is for the audit in the hot "
+            "store, not for a shop's front end"
+        ),
+    )
     on_invalid_answer: Literal["policy", "no_offer"] = Field(
         default="policy",
         description=(
@@ -326,6 +358,34 @@ class Settings(BaseSettings):
             "a failed or refused LLM answer; negotiation opens there): rounded down to a whole "
             "percent (0.1 below one percent), never below `SGR_MIN_DISCOUNT_PCT`, never above "
             "the cap"
+        ),
+    )
+
+    negotiation_first_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Negotiation: the first counter-offer is at most this share of the cap (rounded down "
+            "as `SGR_POLICY_SHARE_OF_CAP`; docs/negotiation.md)"
+        ),
+    )
+    negotiation_step_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description=(
+            "Negotiation: each later counter-offer is at most this share of the cap above the "
+            "offer on the table (at least one point, or the rest up to the cap)"
+        ),
+    )
+    negotiation_turns_to_cap: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description=(
+            "Negotiation: the counter-offer that reaches the cap is at the earliest this many "
+            "counter-offers into the session"
         ),
     )
 

@@ -172,14 +172,19 @@ def test_abandonment_offer_is_the_floor_and_is_replaced(
     prior = deps.hot.get_offer(first.offer_id or "")
     # the rules engine offers half the cap (SGR_POLICY_SHARE_OF_CAP), never the cap by default
     assert prior is not None and prior.cap_pct == 5.0 and prior.discount_pct == 2.0
-    pushed = say(deps, "More discount please!", 1)
+    # The first counter-offer is at most half the cap (SGR_NEGOTIATION_FIRST_SHARE): the
+    # abandonment offer is there already, so it stands (restated with its code).
+    held = say(deps, "More discount please!", 1)
+    assert held.offer is None and held.outcome.reason == "offer_stands"
+    assert prior.code in (held.turn.reply if held.turn else "")
+    pushed = say(deps, "More discount please!", 2)
     assert pushed.offer is not None and pushed.offer.discount_pct == 3.2  # + a quarter of the cap
     assert deps.hot.code_state(prior.code).voided_at is not None  # type: ignore[union-attr]
-    ladder = [say(deps, "More discount please!", turn).offer for turn in (2, 3)]
+    ladder = [say(deps, "More discount please!", turn).offer for turn in (3, 4)]
     assert [o.discount_pct if o else None for o in ladder] == [4.4, 5.0]
     top = ladder[-1]
     assert top is not None
-    again = say(deps, "More discount please!", 4)
+    again = say(deps, "More discount please!", 5)
     assert again.offer is None and again.outcome.reason == "best_offer_made"
     assert top.code in (again.turn.reply if again.turn else "")
     assert deps.hot.code_state(top.code).voided_at is None  # type: ignore[union-attr]
@@ -247,12 +252,12 @@ def test_counter_offer_is_within_the_cap_and_above_the_floor(
 ) -> None:
     cap = rules.floor_to(cap)
     nxt = rules.counter_offer(cap, floor, CFG)
-    if nxt is None:
-        assert floor is not None and floor >= cap - 1e-9
+    if nxt is None:  # nothing above the floor in this turn: the first is at most half the cap
+        assert floor is not None and floor >= rules.share_of_cap(cap, CFG, 0.5) - 1e-9
         return
     assert nxt <= cap
     assert floor is None or nxt > floor
-    assert rules.counter_offer_problems(nxt, cap, cap, floor, CFG) == []
+    assert rules.counter_offer_problems(nxt, cap, cap, floor, CFG, nxt) == []
 
 
 @given(

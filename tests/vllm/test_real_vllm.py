@@ -153,6 +153,52 @@ def test_xgrammar_compiles_the_schema_and_refuses_what_is_out_of_bounds(
     assert report["ok"] is True, report["results"]
 
 
+def test_catalogue_mode_xgrammar_allows_only_the_carts_approved_entries(
+    venv_python: Path, vllm_url: str
+) -> None:
+    """Catalogue mode (SGR_MESSAGE_MODE=catalogue): the message is an enum of the entries the
+    cart's tags allow, and the summary restates the system's words; xgrammar compiles that schema
+    and refuses any other sentence (one the catalogue has for another cart, a promise, a number),
+    and the real model's answer to such a request is one of the allowed entries."""
+    from worker.domain.copy import CartFacts, allowed
+    from worker.engines.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    entries = allowed(catalogue, CartFacts("new_customer", "in_stock", 0))
+    choices = tuple(e.text for e in entries)
+    schema = offer_schema(5.0, 1.0, choices, who="new customer, no past orders")
+    good = fill(schema)
+    others = [e.text for e in catalogue.entries if e.text not in choices][:2]
+    wrong = [*others, "Complete your order and enjoy a full refund.", "Take ten percent now."]
+    refused = []
+    for text in wrong:
+        bad = json.loads(json.dumps(good))
+        bad["pricing"]["customer_message"] = text
+        refused.append(bad)
+    loyal = json.loads(json.dumps(good))
+    loyal["routing"]["summary"] = "loyal customer, unlikely to leave"
+    compact = {"separators": (",", ":")}
+    job = {
+        "schema": schema,
+        "accept": [json.dumps(good, **compact)],
+        "reject": [json.dumps(x, **compact) for x in (*refused, loyal)],
+    }
+    out = subprocess.run(
+        [str(venv_python), str(DEPLOY / "xgrammar_check.py")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(out.stdout)
+    assert report["compiled"] is True and report["ok"] is True, report["results"]
+    request = request_for(5.0, schema)
+    request = OfferRequest(**{**request.__dict__, "copy": entries, "message_mode": "catalogue"})
+    reply = VllmEngine(base_url=vllm_url, timeout_s=120, retries=1).propose(request)
+    assert reply.answer.pricing.customer_message in choices
+    assert reply.answer.routing.summary == "new customer, no past orders"
+
+
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     resp = httpx.post(f"{url}/chat/completions", json=body, timeout=120)
     resp.raise_for_status()

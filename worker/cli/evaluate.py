@@ -22,6 +22,14 @@ def evaluate(
     timeout: Annotated[
         float | None, typer.Option(min=1, help="Seconds per LLM request (SGR_LLM_TIMEOUT_S).")
     ] = None,
+    negotiation: Annotated[
+        bool,
+        typer.Option(
+            "--negotiation",
+            help="Route the labelled customer messages (testbench/negotiation_corpus.jsonl) "
+            "instead, with the engine SGR_ENGINE selects, and report route_accuracy.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run N eligible abandoned carts through the pipeline's stages against a real LLM server
@@ -32,6 +40,15 @@ def evaluate(
     from worker.settings import redact_url
 
     configure(json_logs=True, level="CRITICAL")
+    if (
+        negotiation
+    ):  # the default set-up: whatever SGR_ENGINE selects (auto: the model if it answers)
+        from testbench.evaluate import run_negotiation_eval
+
+        s = settings(llm_url=llm_url, llm_timeout_s=timeout, job_timeout_s=86400)
+        result = run_negotiation_eval(s, concurrency=concurrency)
+        print(dumps(result)) if as_json else out(result)
+        return
     # No RQ job runs here: the job timeout only has to let the LLM's own timeout and retries act.
     s = settings(llm_url=llm_url, llm_timeout_s=timeout, engine="vllm", job_timeout_s=86400)
     if not endpoint_answers(s.llm_url, api_key=s.llm_api_key):

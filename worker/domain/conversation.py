@@ -140,5 +140,10 @@ class Conversation:
         )
 
     @property
+    def price_turns(self) -> int:
+        """Turns of this session routed to price so far (the rules concede one step each)."""
+        return sum(t.route == "price" for t in self.turns)
+
+    @property
     def next_turn(self) -> int:
         return (self.turns[-1].turn + 1) if self.turns else 1

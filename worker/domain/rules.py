@@ -11,6 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from worker.domain.conversation import LiveOffer
 from worker.domain.events import CartEvent, EventType
@@ -64,6 +65,9 @@ class RuleConfig:
     max_discount_pct: float
     min_discount_pct: float
     policy_share_of_cap: float  # the rules engine's own offer: this share of the cap
+    negotiation_first_share: float  # the first counter-offer: at most this share of the cap
+    negotiation_step_share: float  # each later one: at most this share of the cap more
+    negotiation_turns_to_cap: int  # the cap: at the earliest this many counter-offers in
     repeat_window_days: float  # the repeat-abandoner rules look back this far (0: off)
     repeat_lower_after: int  # this many offers in the window: cap x repeat_cap_factor (0: off)
     repeat_cap_factor: float
@@ -525,12 +529,13 @@ def check_answer(
     return problems
 
 
-def share_of_cap(cap_pct: float, cfg: RuleConfig) -> float:
-    """``cfg.policy_share_of_cap`` of the cap, rounded down to a whole percent (to 0.1 when a whole
-    percent would fall below one percent or the minimum discount), never below the minimum
-    discount nor 0.01 (rounded up to 0.01, the step of a published discount), never above the
-    cap (an allowed cap is at least the minimum, and a multiple of 0.1)."""
-    raw = max(0.0, cap_pct * cfg.policy_share_of_cap)
+def share_of_cap(cap_pct: float, cfg: RuleConfig, share: float | None = None) -> float:
+    """``cfg.policy_share_of_cap`` (or ``share``) of the cap, rounded down to a whole percent (to
+    0.1 when a whole percent would fall below one percent or the minimum discount), never below
+    the minimum discount nor 0.01 (rounded up to 0.01, the step of a published discount), never
+    above the cap (an allowed cap is at least the minimum, and a multiple of 0.1)."""
+    fraction = cfg.policy_share_of_cap if share is None else share
+    raw = max(0.0, cap_pct * fraction)
     whole = float(math.floor(round(raw, 9)))
     choice = whole if whole >= max(1.0, cfg.min_discount_pct) else floor_to(raw, 0.1)
     hundredths = max(1, math.ceil(round(cfg.min_discount_pct * 100, 6)))
@@ -579,17 +584,35 @@ def negotiation_floor(live: LiveOffer | None, now: datetime) -> float | None:
     return live.discount_pct if live is not None and live.usable(now) else None
 
 
-def counter_offer(cap_pct: float, floor_pct: float | None, cfg: RuleConfig) -> float | None:
-    """The rules engine's next price: ``share_of_cap`` to open (``SGR_POLICY_SHARE_OF_CAP``, half
-    by default; at least the minimum discount), then a quarter of the cap more each time the
-    customer pushes (at least one point), never above the cap; None when the floor already is the
-    cap (nothing better may be offered: the live offer stands)."""
-    if floor_pct is None:
-        return share_of_cap(cap_pct, cfg)
-    if floor_pct >= cap_pct - 1e-9:
+def concession_step(cap_pct: float, cfg: RuleConfig) -> float:
+    """The most one counter-offer may add to the offer on the table: ``negotiation_step_share``
+    of the cap, at least one point (never more than the cap)."""
+    return min(cap_pct, max(1.0, cap_pct * cfg.negotiation_step_share))
+
+
+def counter_offer(
+    cap_pct: float, floor_pct: float | None, cfg: RuleConfig, prior_price_turns: int = 0
+) -> float | None:
+    """The most the next counter-offer may be (the pricing schema's bound; the rules engine's
+    own price): the first price turn of a session at most ``negotiation_first_share`` of the cap
+    (``share_of_cap``'s rounding), each later one at most ``concession_step`` above the offer on
+    the table, and the cap itself only from the ``negotiation_turns_to_cap``-th price turn on
+    (before that, at most one tenth below it). ``prior_price_turns``: the session's earlier
+    turns routed to price. None when nothing above the floor is allowed now (the offer on the
+    table stands: at the cap for good, or until a later turn)."""
+    k = prior_price_turns + 1
+    first = share_of_cap(cap_pct, cfg, cfg.negotiation_first_share)
+    step = concession_step(cap_pct, cfg)
+    schedule = first + (k - 1) * step
+    if k < cfg.negotiation_turns_to_cap:
+        schedule = min(schedule, cap_pct - 0.1)
+    ceiling = min(cap_pct, schedule)
+    if floor_pct is not None:
+        ceiling = min(ceiling, floor_pct + step)
+    ceiling = max(floor_to(ceiling, 0.1), min(first, cap_pct))
+    if floor_pct is not None and ceiling <= floor_pct + 1e-9:
         return None
-    step = max(1.0, cap_pct / 4)
-    return floor_to(min(cap_pct, floor_pct + step))
+    return ceiling
 
 
 def counter_offer_problems(
@@ -598,14 +621,43 @@ def counter_offer_problems(
     cap_pct: float,
     floor_pct: float | None,
     cfg: RuleConfig,
+    ceiling_pct: float | None = None,
 ) -> list[str]:
-    """Everything wrong with a counter-offer; empty means it may replace the live offer."""
+    """Everything wrong with a counter-offer; empty means it may replace the live offer. With
+    ``ceiling_pct`` (``counter_offer``: this turn's step), a discount above it is refused too."""
     problems = check_answer(discount_pct, stated_cap_pct, "", cap_pct, cfg)
     if floor_pct is not None and math.isfinite(discount_pct) and discount_pct < floor_pct - 1e-9:
         problems.append(f"discount_below_prior_offer: {discount_pct} < {floor_pct}")
+    if (
+        ceiling_pct is not None
+        and math.isfinite(discount_pct)
+        and discount_pct > ceiling_pct + 1e-9
+        and discount_pct <= cap_pct + 1e-9
+    ):
+        problems.append(f"discount_above_step: {discount_pct} > {ceiling_pct}")
     return problems
 
 
 def offer_line(code: str, discount_pct: float, expires: datetime) -> str:
     """The one sentence that states an offer: written by the system, never by the model."""
     return f"Use code {code} for {discount_pct:g}% off until {expires:%Y-%m-%d %H:%M} UTC."
+
+
+WITHHELD = "[withheld]"
+
+
+def public_reasoning(reasoning: Any) -> Any:
+    """An answer's reasoning as it may leave the system (``SGR_PUBLISH_REASONING=1``): every text
+    the message checks refuse (a number, a code, a link...) withheld, every number left out (the
+    model's raw figures are not the offer's: the system states those), the structure kept."""
+    if isinstance(reasoning, dict):
+        return {
+            k: public_reasoning(v)
+            for k, v in reasoning.items()
+            if not (isinstance(v, int | float) and not isinstance(v, bool))
+        }
+    if isinstance(reasoning, list | tuple):
+        return [public_reasoning(v) for v in reasoning if not isinstance(v, int | float)]
+    if isinstance(reasoning, str):
+        return WITHHELD if message_problems(reasoning) else reasoning
+    return reasoning

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.domain.copy import CopyEntry
 from worker.domain.model import History
 from worker.domain.rules import Decision
 from worker.engines.negotiation_schemas import PriceReply, RouteReply, TurnRequest
@@ -33,6 +34,14 @@ class OfferRequest:
     decision: Decision
     min_pct: float
     schema: dict[str, Any]
+    # The approved entries this cart may get (worker/domain/copy.py); in catalogue mode the
+    # schema's message is an enum of exactly their texts. The rules engine chooses among them.
+    copy: tuple[CopyEntry, ...] = ()
+    message_mode: str = "free"  # "catalogue" | "free" (SGR_MESSAGE_MODE)
+
+    @property
+    def catalogue_mode(self) -> bool:
+        return self.message_mode == "catalogue" and bool(self.copy)
 
     @property
     def cap_pct(self) -> float:

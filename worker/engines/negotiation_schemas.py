@@ -140,16 +140,20 @@ def router_schema(offer_on_the_table: bool = True) -> dict[str, Any]:
     return object_of({"analysis": text_field(ANALYSIS_MAX), "action": {"anyOf": branches}})
 
 
-def pricing_schema(cap_pct: float, floor_pct: float | None, min_pct: float) -> dict[str, Any]:
+def pricing_schema(
+    cap_pct: float, floor_pct: float | None, min_pct: float, ceiling_pct: float | None = None
+) -> dict[str, Any]:
     """The pricing answer of one turn: ``discount_percent`` between the floor (the offer already
-    made, or the minimum discount) and the cap; ``max_allowed_discount`` may only be the cap."""
-    low = min(max(min_pct, floor_pct or 0.0), cap_pct)
+    made, or the minimum discount) and this turn's ceiling (``rules.counter_offer``: the step the
+    rules allow now; the cap when not given); ``max_allowed_discount`` may only be the cap."""
+    top = cap_pct if ceiling_pct is None else min(cap_pct, ceiling_pct)
+    low = min(max(min_pct, floor_pct or 0.0), top)
     return object_of(
         {
             "customer_analysis": text_field(ANALYSIS_MAX),
             "negotiation_analysis": text_field(ANALYSIS_MAX),
             "max_allowed_discount": {"type": "number", "minimum": cap_pct, "maximum": cap_pct},
-            "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
+            "discount_percent": {"type": "number", "minimum": low, "maximum": top},
             "reply": reply_field(),
         }
     )
@@ -195,6 +199,7 @@ class TurnRequest:
     live_offer: LiveOffer | None
     cap_pct: float = 0.0
     floor_pct: float | None = None
+    ceiling_pct: float | None = None  # this turn's most (rules.counter_offer); None: the cap
     min_pct: float = 1.0
     segment: str = ""
     steps: tuple[str, ...] = ()

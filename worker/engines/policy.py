@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Any, Literal, cast
 
+from worker.domain.copy import CartFacts, pick, preferred_tone
+from worker.domain.routing import route_by_words
 from worker.domain.rules import RuleConfig, counter_offer, policy_discount
 from worker.engines.base import EngineReply, OfferRequest
 from worker.engines.negotiation_schemas import ANALYSIS_MAX as TURN_ANALYSIS_MAX
@@ -27,23 +28,12 @@ from worker.engines.schemas import (
     RouterSchema,
 )
 
+Tone = Literal["friendly", "reassuring", "urgent"]  # schemas.TONES, as RouterSchema types it
+
 # --- negotiation turns (worker/handlers/message.py) ------------------------------------------------
-# The rules engine routes by words: a person asked for or a complaint first, then agreement to an
-# offer on the table, then anything about price; the rest gets a templated helpful reply.
-_ESCALATE = re.compile(
-    r"\b(human|person|manager|supervisor|complain\w*|lawyer|legal|sue|fraud|scam|speak to|talk to)\b",
-    re.IGNORECASE,
-)
-_ACCEPT = re.compile(
-    r"\b(i accept|accepted|deal!?$|it'?s a deal|i'?ll take it|sounds good|ok(ay)?,? (deal|thanks))",
-    re.IGNORECASE,
-)
-_PRICE = re.compile(
-    r"\b(discount\w*|price\w*|pric(ey|y)|cheap\w*|expensive|cost\w*|deal|offer\w*|coupon\w*|"
-    r"codes?|vouchers?|promo\w*|percent|sale|money|afford\w*|budget|leav\w*|cancel\w*|competitor\w*|"
-    r"better|lower|reduc\w*|off|rabatt|promised?)\b|%",
-    re.IGNORECASE,
-)
+# The rules engine routes by words (``worker/domain/routing.py``, per language): a person asked for
+# or a complaint first, then agreement to an offer on the table, then anything about price, then a
+# question about an order; the rest gets a templated helpful reply.
 RESPOND_REPLY = (
     "Thanks for your message! Your cart is saved, and our help pages cover delivery, returns "
     "and sizes."
@@ -51,17 +41,13 @@ RESPOND_REPLY = (
 ESCALATE_REPLY = "I am sorry about this. A colleague will get in touch with you shortly."
 ACCEPT_REPLY = "Wonderful, thank you! Your offer is ready for you at checkout."
 PRICE_REPLY = "Thanks for asking. Here is what we can do for you."  # true of new customers too
+# The offer's sentence when a request carries no approved copy (a catalogue always has some).
+FALLBACK_SENTENCE = "Your cart is saved and waiting for you whenever you are ready."
 
 
 def policy_route(message: str, offer_on_the_table: bool) -> str:
     """The route the rules engine takes for a message (one of ``conversation.ROUTES``)."""
-    if _ESCALATE.search(message):
-        return "escalate"
-    if offer_on_the_table and _ACCEPT.search(message.strip()):
-        return "accept"
-    if _PRICE.search(message):
-        return "price"
-    return "respond"
+    return route_by_words(message, offer_on_the_table).route or "respond"
 
 
 class PolicyEngine:
@@ -77,13 +63,19 @@ class PolicyEngine:
     def propose(self, request: OfferRequest) -> EngineReply:
         discount = policy_discount(request.decision, self.rules)
         hist = request.history
+        # The same approved copy the model chooses from (worker/domain/copy.py), in the tone the
+        # cart calls for; the same sentence for the same event.
+        tone = preferred_tone(
+            CartFacts(request.segment, request.inventory, hist.orders_count if hist else 0)
+        )
+        entry = pick(request.copy, tone, request.event_id)
         churn = (
             "no history: new customer" if hist is None else f"churn {hist.churn_probability:.2f}"
         )
         answer = OfferAnswer(
             routing=RouterSchema(
                 intent="price_sensitive" if request.customer_message else "hesitant",
-                tone="friendly",
+                tone=cast(Tone, entry.tone if entry is not None else "friendly"),
                 summary=f"abandoned cart of {request.cart_value:.2f} {request.currency}"[
                     :SUMMARY_MAX
                 ],
@@ -97,8 +89,7 @@ class PolicyEngine:
                 margin_math="; ".join(request.steps)[:ANALYSIS_MAX],
                 max_allowed_discount=request.cap_pct,
                 discount_percent=discount,
-                customer_message="Your cart is still waiting for you, and we kept a little thank "
-                "you aside for you.",
+                customer_message=entry.text if entry is not None else FALLBACK_SENTENCE,
             ),
         )
         return EngineReply(answer=answer, engine=self.name, model="rules")
@@ -119,9 +110,10 @@ class PolicyEngine:
 
     def price(self, request: TurnRequest) -> PriceReply:
         """The rules' counter-offer; at the floor when nothing better may be offered."""
-        discount = counter_offer(request.cap_pct, request.floor_pct, self.rules)
-        if discount is None:  # the live offer is at the cap already: it stands (never the cap
-            # by default: without a floor, counter_offer always opens at a share of the cap)
+        discount = request.ceiling_pct  # the most the rules allow this turn (message.price)
+        if discount is None:
+            discount = counter_offer(request.cap_pct, request.floor_pct, self.rules)
+        if discount is None:  # nothing above the live offer is allowed now: it stands
             assert request.floor_pct is not None
             discount = request.floor_pct
         hist = request.history

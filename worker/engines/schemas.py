@@ -26,6 +26,7 @@ SUMMARY_MAX = 48
 ANALYSIS_MAX = 48
 MESSAGE_MIN = MESSAGE_MIN_CHARS
 MESSAGE_MAX = 90
+COPY_MAX = 200  # an approved entry (worker/domain/copy.TEXT_MAX), slots unfilled
 
 
 def sentence_pattern(min_chars: int, max_chars: int) -> str:
@@ -62,7 +63,10 @@ class PricingLogic(BaseModel):
     margin_math: str = Field(max_length=ANALYSIS_MAX)
     max_allowed_discount: float = Field(ge=0)
     discount_percent: float = Field(ge=0)
-    customer_message: str = Field(pattern=MESSAGE_PATTERN)
+    # One sentence (free mode: ``MESSAGE_PATTERN``) or one approved entry (catalogue mode: an enum
+    # of the cart's allowed entries); the schema sent with the request says which, and the reply
+    # is checked against that schema.
+    customer_message: str = Field(min_length=1, max_length=COPY_MAX)
 
 
 class OfferAnswer(BaseModel):
@@ -92,9 +96,35 @@ def sentence_field(min_chars: int, max_chars: int) -> dict[str, Any]:
     return {"type": "string", "pattern": sentence_pattern(min_chars, max_chars)}
 
 
-def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
+def message_field(choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The message's schema: in catalogue mode an enum of the approved entries this cart may get
+    (xgrammar enforces an enum: the model can write nothing else), else one bounded sentence."""
+    if choices:
+        return {"type": "string", "enum": list(choices)}
+    return sentence_field(MESSAGE_MIN, MESSAGE_MAX)
+
+
+def fact_field(fact: str | None, max_length: int) -> dict[str, Any]:
+    """A reasoning text that restates a fact of the system's (an enum of that one text, as
+    ``max_allowed_discount`` restates the cap), or a bounded free text when none is given."""
+    if fact:
+        return {"type": "string", "enum": [fact[:max_length]]}
+    return text_field(max_length)
+
+
+def offer_schema(
+    cap_pct: float,
+    min_pct: float,
+    choices: tuple[str, ...] | None = None,
+    who: str | None = None,
+    churn: str | None = None,
+) -> dict[str, Any]:
     """The JSON schema for one request: the cap is a hard bound, every string has a length bound
-    (the message's is in its sentence pattern).
+    (the message's is in its sentence pattern), or the message is one of ``choices`` (the
+    approved entries allowed for this cart, catalogue mode). ``who`` and ``churn`` (the system's
+    words for the customer, ``prompts.customer_words`` and ``prompts.churn_words``) make the
+    summary and the churn analysis restate them: a small model otherwise copies a worked
+    example's ("loyal customer" to a new one).
 
     No ``pattern`` next to a length bound and no ``multipleOf``: vLLM refuses those for xgrammar.
     ``max_allowed_discount`` may only be the cap itself (the model restates the rules' result).
@@ -106,12 +136,12 @@ def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
                 {
                     "intent": {"type": "string", "enum": list(INTENTS)},
                     "tone": {"type": "string", "enum": list(TONES)},
-                    "summary": text_field(SUMMARY_MAX),
+                    "summary": fact_field(who, SUMMARY_MAX),
                 }
             ),
             "pricing": object_of(
                 {
-                    "churn_analysis": text_field(ANALYSIS_MAX),
+                    "churn_analysis": fact_field(churn, ANALYSIS_MAX),
                     "financial_analysis": text_field(ANALYSIS_MAX),
                     "margin_math": text_field(ANALYSIS_MAX),
                     "max_allowed_discount": {
@@ -120,7 +150,7 @@ def offer_schema(cap_pct: float, min_pct: float) -> dict[str, Any]:
                         "maximum": cap_pct,
                     },
                     "discount_percent": {"type": "number", "minimum": low, "maximum": cap_pct},
-                    "customer_message": sentence_field(MESSAGE_MIN, MESSAGE_MAX),
+                    "customer_message": message_field(choices),
                 }
             ),
         }

@@ -17,7 +17,13 @@ import structlog
 from pydantic import SecretStr
 
 from worker.engines import prompts
-from worker.engines.base import CircuitBreaker, EngineReply, OfferRequest, request_seed
+from worker.engines.base import (
+    CircuitBreaker,
+    EngineError,
+    EngineReply,
+    OfferRequest,
+    request_seed,
+)
 from worker.engines.negotiation_prompts import pricing_messages, router_messages
 from worker.engines.negotiation_schemas import (
     PriceReply,
@@ -36,7 +42,7 @@ from worker.engines.openai_compat import (
     NoObserver,
     OpenAICompat,
 )
-from worker.engines.schemas import validate_answer
+from worker.engines.schemas import AnswerInvalid, validate_answer
 
 log = structlog.get_logger("sgr.engine")
 
@@ -63,6 +69,7 @@ class VllmEngine:
     name: str = "vllm"
     observer: LlmObserver = field(default_factory=NoObserver, repr=False)
     retry_after_max_s: float = 10.0
+    timeout_ceiling_s: float | None = None  # set by the warm-up: how far a timeout raises it
     # The body's field for the answer's token limit (OpenAI's newer name in hosted.py).
     token_limit_field: ClassVar[str] = "max_tokens"
 
@@ -139,6 +146,35 @@ class VllmEngine:
         )
         return EngineReply(answer, self.name, self.model, attempts, raw)
 
+    def warm_up(self, request: OfferRequest, within_s: float) -> float:
+        """One offer request answered once (no retry, no breaker), within ``within_s``: the
+        seconds it took, to size the deadline from (``worker/runtime.size_llm_timeout``). It also
+        warms the server (its first answers after a start are the slowest). EngineError if no
+        valid answer came in time."""
+        started = time.monotonic()
+        with self.llm.deadline.until(started + within_s):
+            text = self.llm.complete(self.request_body(request, attempt=0))
+        try:
+            validate_answer(text, request.schema)
+        except AnswerInvalid as exc:
+            raise EngineError("invalid_output", str(exc)) from None
+        return time.monotonic() - started
+
+    def set_timeout(self, seconds: float, ceiling_s: float | None = None) -> None:
+        """The deadline of an answer from now on (every attempt and wait together); with
+        ``ceiling_s``, a timed-out answer raises it by half, up to that ceiling."""
+        self.timeout_s = seconds
+        self.llm.timeout_s = seconds
+        if ceiling_s is not None:
+            self.timeout_ceiling_s = ceiling_s
+
+    def _longer_after_timeout(self) -> None:
+        ceiling = self.timeout_ceiling_s
+        if ceiling is not None and self.timeout_s < ceiling:
+            longer = round(min(ceiling, self.timeout_s * 1.5), 1)
+            log.warning("llm_timeout_raised", timeout_s=longer, ceiling_s=ceiling)
+            self.set_timeout(longer)
+
     # --- negotiation turns (worker/handlers/message.py) ---------------------------------------------
     def route(self, request: TurnRequest) -> RouteReply:
         """The router's answer to a turn (the SGR union of actions), parsed, not yet checked."""
@@ -155,7 +191,9 @@ class VllmEngine:
     def price(self, request: TurnRequest) -> PriceReply:
         """The counter-offer of a turn within the schema's bounds, parsed; the caller checks it
         with ``rules.counter_offer_problems``."""
-        schema = pricing_schema(request.cap_pct, request.floor_pct, request.min_pct)
+        schema = pricing_schema(
+            request.cap_pct, request.floor_pct, request.min_pct, request.ceiling_pct
+        )
         answer, attempts = self.ask_json(
             pricing_messages(request),
             schema,
@@ -187,8 +225,14 @@ class VllmEngine:
     def _ask(
         self, body: Callable[[int], dict[str, Any]], parse: Callable[[str], T]
     ) -> tuple[T, int, str]:
-        """The one retry loop, in the shared transport (``OpenAICompat.call``)."""
-        return self.llm.call(body, parse)
+        """The one retry loop, in the shared transport (``OpenAICompat.call``); a timeout
+        raises the deadline for the next answers (``set_timeout``'s ceiling)."""
+        try:
+            return self.llm.call(body, parse)
+        except EngineError as exc:
+            if exc.kind == "timeout":
+                self._longer_after_timeout()
+            raise
 
 
 def endpoint_answers(

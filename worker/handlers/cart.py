@@ -19,13 +19,24 @@ from typing import Any
 import structlog
 
 from worker.deps import Deps, JobInfo
-from worker.domain import recovery, rules
+from worker.domain import claims, recovery, rules
+from worker.domain.copy import (
+    CartFacts,
+    Catalogue,
+    CatalogueError,
+    CopyEntry,
+    allowed,
+    choice_problems,
+    fill,
+)
 from worker.domain.events import CartEvent, EventType
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import Group
 from worker.domain.model import EventContext, Offer, Outcome, VoidNotice
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
+from worker.engines.catalogue import load_catalogue
+from worker.engines.prompts import churn_words, customer_words
 from worker.engines.schemas import offer_schema
 from worker.handlers.base import AlreadyRecorded, Written, new_offer, record
 from worker.stopwatch import Stopwatch
@@ -70,11 +81,28 @@ def cap(deps: Deps, facts: rules.Facts) -> rules.Decision:
     return rules.cap_for(facts, deps.rules)
 
 
+def allowed_copy(
+    catalogue: Catalogue, facts: rules.Facts, decision: rules.Decision
+) -> tuple[CopyEntry, ...]:
+    """The approved entries this cart may get (its segment, inventory and past orders)."""
+    hist = facts.history
+    cart = CartFacts(decision.segment, facts.inventory, hist.orders_count if hist else 0)
+    return allowed(catalogue, cart)
+
+
 def offer_request(
-    event: CartEvent, facts: rules.Facts, decision: rules.Decision, config: rules.RuleConfig
+    event: CartEvent,
+    facts: rules.Facts,
+    decision: rules.Decision,
+    config: rules.RuleConfig,
+    catalogue: Catalogue | None = None,
+    message_mode: str = "catalogue",
 ) -> OfferRequest:
-    """What the engine is asked for an allowed offer; its schema bounds the discount by the cap."""
+    """What the engine is asked for an allowed offer; its schema bounds the discount by the cap,
+    and in catalogue mode makes the message one of the approved entries this cart may get."""
     assert event.cart is not None  # only cart_abandoned passes the gate, and it carries a cart
+    entries = allowed_copy(catalogue or load_catalogue(), facts, decision)
+    choices = tuple(e.text for e in entries) if message_mode == "catalogue" else None
     return OfferRequest(
         event_id=event.event_id,
         cart_value=facts.cart_value,
@@ -85,7 +113,38 @@ def offer_request(
         customer_message=event.message,
         decision=decision,
         min_pct=config.min_discount_pct,
-        schema=offer_schema(decision.cap_pct, config.min_discount_pct),
+        schema=offer_schema(
+            decision.cap_pct,
+            config.min_discount_pct,
+            choices or None,
+            who=customer_words(decision.segment, facts.history),
+            churn=churn_words(decision.segment, facts.history),
+        ),
+        copy=entries,
+        message_mode=message_mode if entries else "free",
+    )
+
+
+def claim_facts(request: OfferRequest) -> claims.ClaimFacts:
+    """What a free-text message may state about this cart (an offer with an expiry follows it)."""
+    hist = request.history
+    return claims.ClaimFacts(
+        inventory=request.inventory,
+        offer_expires=True,
+        new_customer=hist is None or hist.orders_count <= 0,
+    )
+
+
+def message_checks(request: OfferRequest, message: str) -> list[str]:
+    """What the rules refuse in the answer's message: in catalogue mode, a text that is not one
+    of the entries allowed for the cart; in free mode, the message checks (numbers, codes,
+    links, quality) and the claims check (promises the shop did not make)."""
+    if request.catalogue_mode:
+        return choice_problems(message, request.copy)
+    return (
+        rules.message_problems(message)
+        + rules.message_quality_problems(message)
+        + claims.claim_problems(message, claim_facts(request))
     )
 
 
@@ -99,10 +158,10 @@ def ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str
         problems = rules.check_answer(
             pricing.discount_percent,
             pricing.max_allowed_discount,
-            pricing.customer_message,
+            "",
             request.cap_pct,
             deps.rules,
-        )
+        ) + message_checks(request, pricing.customer_message)
         if not problems:
             return reply, []
         log.warning("answer_rejected", engine=reply.engine, problems=problems)
@@ -114,9 +173,29 @@ def ask(deps: Deps, request: OfferRequest) -> tuple[EngineReply | None, list[str
     return None, problems
 
 
-def final_message(body: str, code: str, discount: float, expires: datetime) -> str:
-    """The model's text, then the system's one sentence that states the offer."""
+def final_message(
+    body: str,
+    code: str,
+    discount: float,
+    expires: datetime,
+    catalogue: Catalogue | None = None,
+    currency: str = "",
+) -> str:
+    """The model's text (an approved entry with its slots filled from the system's values), then
+    the system's one sentence that states the offer."""
     body = body.strip()
+    entry = catalogue.by_text(body) if catalogue is not None else None
+    if entry is not None and entry.slots:
+        values = {
+            "percent": f"{discount:g}%",
+            "code": code,
+            "expires": f"{expires:%Y-%m-%d %H:%M} UTC",
+            "currency": currency,
+        }
+        try:
+            body = fill(entry.text, values)
+        except CatalogueError:  # a slot the system does not hold: only the system's sentence
+            body = ""
     line = rules.offer_line(code, discount, expires)
     return f"{body}\n{line}" if body else line
 
@@ -132,6 +211,7 @@ def check(
     """The answer (the engine's or the fallback's) checked again by the same rules on the rounded
     discount, and the offer built from it with a fresh code."""
     assert event.cart is not None
+    currency = event.cart.currency
     pricing = reply.answer.pricing
     discount = rules.floor_to(pricing.discount_percent, 0.01)
     final = rules.check_answer(
@@ -144,13 +224,13 @@ def check(
         event,
         facts,
         decision,
-        currency=event.cart.currency,
+        currency=currency,
         discount=discount,
         engine=reply.engine,
         model=reply.model,
         reasoning=reply.answer.model_dump(),
         message=lambda code, expires: final_message(
-            pricing.customer_message, code, discount, expires
+            pricing.customer_message, code, discount, expires, deps.catalogue, currency
         ),
         problems=tuple(problems),
     )
@@ -453,7 +533,9 @@ def decide(deps: Deps, out: CartPlan) -> CartPlan:
         elif group == "holdout":
             out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
-            out.request = offer_request(event, facts, decision, deps.rules)
+            out.request = offer_request(
+                event, facts, decision, deps.rules, deps.catalogue, deps.message_mode
+            )
     if out.request is None:
         watch.lap("checks")
     return out

@@ -26,10 +26,11 @@ from typing import Any
 import structlog
 
 from worker.deps import Deps, JobInfo
-from worker.domain import rules
+from worker.domain import claims, rules
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.events import CartEvent
 from worker.domain.model import EventContext, Offer, Outcome
+from worker.domain.routing import combine, route_by_words
 from worker.domain.session import session_row
 from worker.engines.base import EngineError
 from worker.engines.negotiation_schemas import PriceReply, RouteReply, TurnRequest
@@ -45,6 +46,13 @@ HOLD_REPLY = "This is the best we can do for you on this cart."
 NO_PRICE_REPLY = "We cannot lower the price of this cart right now, but your cart is saved for you."
 NO_OPEN_OFFER_REPLY = "There is no open offer right now, but your cart is saved for you."
 ACCEPTED_REPLY = "Your offer is waiting for you at checkout."
+STANDS_REPLY = "Your offer still stands, and it is waiting for you at checkout."
+# The reasons a turn restates the live offer (the system's sentence, its code) and the lead line.
+RESTATED = {
+    "best_offer_made": HOLD_REPLY,
+    "offer_accepted": ACCEPTED_REPLY,
+    "offer_stands": STANDS_REPLY,
+}
 FOREIGN = "session_of_another_user"
 
 
@@ -86,24 +94,54 @@ def turn_request(
     )
 
 
-def _text_checked(text: str, template: str, problems: list[str]) -> str:
-    """The model's reply if the message rules allow it, else the system's template."""
-    found = rules.message_problems(text) + rules.message_quality_problems(text)
+def _text_checked(
+    text: str, template: str, problems: list[str], facts: claims.ClaimFacts | None = None
+) -> str:
+    """The model's reply if the message rules and the claims check allow it, else the system's
+    template."""
+    found = (
+        rules.message_problems(text)
+        + rules.message_quality_problems(text)
+        + claims.claim_problems(text, facts or claims.ClaimFacts(offer_expires=False))
+    )
     if not text.strip() or found:
         problems.extend(f"reply_replaced: {p}" for p in found or ["empty"])
         return template
     return text.strip()
 
 
+def reply_facts(facts: rules.Facts, offer_follows: bool) -> claims.ClaimFacts:
+    """What a reply may state: the cart's inventory, whether an offer sentence (with its expiry)
+    follows it, whether the customer is new."""
+    hist = facts.history
+    return claims.ClaimFacts(
+        inventory=facts.inventory,
+        offer_expires=offer_follows,
+        new_customer=hist is None or hist.orders_count <= 0,
+    )
+
+
 def route(deps: Deps, request: TurnRequest) -> tuple[RouteReply, list[str]]:
-    """The router's answer: the engine's, or the rules engine's when the engine failed."""
+    """The router's answer: the engine's, backed by the words of the message
+    (``routing.route_by_words``: where they decide, they decide; ``accept`` only on words of
+    agreement), or the rules engine's when the engine failed."""
     problems: list[str] = []
     if deps.engine is not deps.fallback:
         try:
-            return deps.engine.route(request), problems
+            routed = deps.engine.route(request)
         except EngineError as exc:
             problems.append(f"route_engine_{exc.kind}: {exc.detail[:200]}")
             log.warning("route_failed", kind=exc.kind, detail=exc.detail[:200])
+        else:
+            words = route_by_words(request.message, request.live_offer is not None)
+            taken = combine(routed.answer.route, words)
+            if taken == routed.answer.route:
+                return routed, problems
+            problems.append(
+                f"route_by_words: the model said {routed.answer.route}, the words "
+                f"{(words.matched or 'none')[:30]!r} say {taken}"
+            )
+            return deps.fallback.route(request), problems  # its route is the words'
     return deps.fallback.route(request), problems
 
 
@@ -123,6 +161,7 @@ def _ask_price(deps: Deps, request: TurnRequest, problems: list[str]) -> PriceRe
                 request.cap_pct,
                 request.floor_pct,
                 deps.rules,
+                request.ceiling_pct,
             )
             if not found:
                 return reply
@@ -144,8 +183,8 @@ def _no_price(
 ) -> Priced:
     """No new price: the live offer restated when it stands (the system's sentence, its code),
     else a plain reply."""
-    if live is not None and live.usable(now) and reason in ("best_offer_made", "offer_accepted"):
-        lead = HOLD_REPLY if reason == "best_offer_made" else ACCEPTED_REPLY
+    if live is not None and live.usable(now) and reason in RESTATED:
+        lead = RESTATED[reason]
         text = f"{lead}\n{rules.offer_line(live.code, live.discount_pct, live.expires_at)}"
     else:
         text = NO_PRICE_REPLY
@@ -169,10 +208,14 @@ def price(
     floor = rules.negotiation_floor(live, now)
     if floor is not None and floor >= decision.cap_pct - 1e-9:
         return _no_price("best_offer_made", live, now, decision.cap_pct, floor)
+    ceiling = rules.counter_offer(decision.cap_pct, floor, cfg, convo.price_turns)
+    if ceiling is None:  # the rules concede step by step: the offer on the table stands now
+        return _no_price("offer_stands", live, now, decision.cap_pct, floor)
     request = replace(
         request,
         cap_pct=decision.cap_pct,
         floor_pct=floor,
+        ceiling_pct=ceiling,
         min_pct=cfg.min_discount_pct,
         segment=decision.segment,
         steps=decision.steps,
@@ -184,7 +227,7 @@ def price(
     pricing = reply.answer
     discount = rules.floor_to(pricing.discount_percent, 0.01)
     final = rules.counter_offer_problems(
-        discount, pricing.max_allowed_discount, decision.cap_pct, floor, cfg
+        discount, pricing.max_allowed_discount, decision.cap_pct, floor, cfg, ceiling
     )
     if final:  # the fallback itself must pass the same rules, or nothing is offered
         return _no_price(
@@ -192,7 +235,7 @@ def price(
         )
     if floor is not None and discount <= floor + 1e-9:  # never the same offer twice
         return _no_price("best_offer_made", live, now, decision.cap_pct, floor, problems, reply)
-    body = _text_checked(pricing.reply, PRICE_REPLY, problems)
+    body = _text_checked(pricing.reply, PRICE_REPLY, problems, reply_facts(facts, True))
     offer = new_offer(
         deps,
         event,
@@ -218,13 +261,15 @@ def answer(
     if kind == "accept":
         if live is None or not live.usable(facts.now):
             return Priced(None, "no_open_offer", NO_OPEN_OFFER_REPLY, None, None, None)
-        body = _text_checked(routed.answer.reply, ACCEPT_REPLY, problems)
+        body = _text_checked(routed.answer.reply, ACCEPT_REPLY, problems, reply_facts(facts, True))
         line = rules.offer_line(live.code, live.discount_pct, live.expires_at)
         return Priced(None, "accepted", f"{body}\n{line}", None, None, live.discount_pct)
     if kind == "escalate":
-        body = _text_checked(routed.answer.reply, ESCALATE_REPLY, problems)
+        body = _text_checked(
+            routed.answer.reply, ESCALATE_REPLY, problems, reply_facts(facts, False)
+        )
         return Priced(None, "escalated", body, None, None, None)
-    body = _text_checked(routed.answer.reply, RESPOND_REPLY, problems)
+    body = _text_checked(routed.answer.reply, RESPOND_REPLY, problems, reply_facts(facts, False))
     return Priced(None, "replied", body, None, None, None)
 
 
@@ -253,7 +298,7 @@ def recheck(
     current = deps.hot.live_offer(event.user_id)
     now = facts.now
     if current != convo.live_offer and (
-        priced.offer is not None or priced.reason in ("accepted", "best_offer_made")
+        priced.offer is not None or priced.reason in ("accepted", *RESTATED)
     ):
         return _changed(priced, current, now), current
     if priced.offer is not None:
