@@ -20,6 +20,13 @@ class StoreUnavailable(RuntimeError):
     the store's path or URL (without credentials) and the cause."""
 
 
+class StoreTransient(StoreUnavailable):
+    """The store went away for a moment: its connection was closed (a restart, a failover,
+    ``pg_terminate_backend``), the server is starting up, or no connection came free in time.
+    Transient until proven otherwise: the caller waits and tries again (a worker retries its job
+    with backoff, the exporter answers ``sgr_up{source="hot_store"} 0``), it never stops for it."""
+
+
 class StoreConfigError(ValueError):
     """``SGR_HOT_STORE_URL`` names no hot store this release can open: one line for the user
     (the CLI prints it as it is), never the URL's credentials."""

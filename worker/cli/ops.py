@@ -37,11 +37,15 @@ def worker(
     the project's job functions run; poison items are moved aside. No RQ scheduler process is
     started: retries are requeued at once and need none (and a scheduler child would outlive a
     worker killed by a signal, holding the stores open)."""
+    from stores.base import StoreTransient
     from worker.jobs import start_process
-    from worker.safejob import SafeQueue, SafeWorker
+    from worker.safejob import FATAL_EXIT_STATUS, SafeQueue, SafeWorker
 
     s = settings(queue=queue)
-    runtime = start_process(s)
+    try:
+        runtime = start_process(s)
+    except StoreTransient as exc:  # not now: the supervisor starts it again (Restart=on-failure)
+        fail(str(exc), code=FATAL_EXIT_STATUS)
     runtime.client.ping()
     SafeWorker([SafeQueue(s.queue, connection=runtime.client)], connection=runtime.client).work(
         burst=burst, max_jobs=max_jobs, with_scheduler=False
