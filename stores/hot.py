@@ -18,20 +18,33 @@ from stores.hotstore import SqlHotStore
 _KEY_VALUE_DSN = re.compile(r"^\s*[a-z_]+\s*=", re.ASCII)
 
 
-def open_hot_store(url: str, default_path: Path, *, migrate: bool = True) -> SqlHotStore:
+def open_hot_store(
+    url: str,
+    default_path: Path,
+    *,
+    migrate: bool = True,
+    timeouts: tuple[float, int] | None = None,
+) -> SqlHotStore:
     """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
     ``default_path``), its schema migrated to this release's version unless ``migrate`` is
-    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied)."""
+    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied).
+    ``timeouts``: (longest wait for a connection or a lock, s; longest statement, ms), for a
+    reader that must answer in time (the metrics exporter); else the backend's defaults."""
     if url.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(url):
         from stores.postgres import PostgresHotStore  # psycopg is loaded only when chosen
 
-        return PostgresHotStore(url, migrate=migrate)
+        if timeouts is None:
+            return PostgresHotStore(url, migrate=migrate)
+        return PostgresHotStore(
+            url, migrate=migrate, connect_timeout_s=timeouts[0], statement_timeout_ms=timeouts[1]
+        )
     from stores.sqlite import SqliteHotStore
 
+    busy_ms = int(timeouts[0] * 1000) if timeouts is not None else 10_000
     if not url:
-        return SqliteHotStore(default_path, migrate=migrate)
+        return SqliteHotStore(default_path, busy_ms, migrate=migrate)
     if url.startswith("sqlite:///"):
-        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate)
+        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), busy_ms, migrate=migrate)
     accepted = "empty, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
     if "://" not in url:  # a bare path or other text: it may hold a password
         raise StoreConfigError(f"SGR_HOT_STORE_URL: not a URL ({accepted})")

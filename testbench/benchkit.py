@@ -298,6 +298,8 @@ class BenchConfig:
     inflight_latency_ms: float = 500.0
     inflight_jobs: int = 4  # batch jobs per worker in the in-flight phase
     seed: int = 5
+    exporter_events: int = 1_000_000  # recorded outcomes the exporter is scraped at (0 = skip)
+    exporter_only: bool = False  # only the exporter phase (its fill takes about a minute)
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -311,5 +313,6 @@ class BenchConfig:
             "vllm_requests": 32,
             "inflight_jobs": 2,
             "customers": 3000,
+            "exporter_events": 100_000,
         }
         return cls(**(base | overrides))

@@ -23,6 +23,8 @@ KEYS = (
     "batch_vs_floor",
     "redis_commands_per_event",
     "llm_inflight_efficiency",
+    "exporter_scrape_s",
+    "exporter_peak_mb",
 )
 
 
@@ -47,6 +49,8 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
                 llm.url,
                 "--vllm-requests",
                 "4",
+                "--exporter-events",
+                "20000",
             ]
         )
     assert done.value.code == 0
@@ -58,6 +62,9 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
         result["pipeline_rules_per_s"] / result["rq_floor_per_s"], rel=0.01
     )
     assert set(result["llm_edge_efficiency"]) == {"1", "2"}
+    assert result["exporter_events"] == 20_000
+    assert all(v["sources_up"] for v in result["exporter_by_store"].values() if "scrape_s" in v)
+    assert 0 < result["exporter_scrape_s"] < 5
     assert all(0 < v <= 1.05 for v in result["llm_edge_efficiency"].values())
     # every event of the rules batches went the whole way (the batch phases share the window)
     assert result["rules_run"]["outcomes"].get("offer", 0) >= 80

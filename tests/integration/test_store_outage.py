@@ -123,3 +123,72 @@ def test_idle_worker_lives_through_a_postgres_restart(
                 wait_for(lambda: drained(q), 20, "the queue to drain")
                 assert fleet.procs[0].poll() is None
                 assert q.failed_job_registry.count == 0
+
+
+def get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=15) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def up(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        s.labels["source"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "sgr_up"
+    }
+
+
+def test_the_exporter_answers_through_closed_connections_and_a_redis_outage(
+    data_dir: Path, pg_database: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from testbench.redisproc import RedisServer, free_port
+
+    port = free_port()
+    sgr = str(Path(sys.executable).with_name("sgr"))
+    with RedisServer() as server:
+        env = {
+            **os.environ,
+            **worker_env(data_dir, SGR_HOT_STORE_URL=pg_database, SGR_METRICS_PORT=str(port)),
+            "SGR_REDIS_URL": server.url,
+        }
+        exporter = subprocess.Popen([sgr, "metrics", "serve"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for(lambda: _answers(f"{base}/healthz"), 30, "the exporter")
+            status, text = get(f"{base}/metrics")
+            assert status == 200 and up(text) == {"hot_store": 1, "redis": 1}
+            assert "sgr_events_total" in text or "sgr_events" in text
+
+            assert terminate_backends(pg_database) >= 1  # the exporter's pooled connection
+            status, text = get(f"{base}/metrics")
+            assert status == 200 and up(text) == {"hot_store": 1, "redis": 1}
+
+            server.kill()  # Redis gone: its figures are left out, the rest answered
+            status, text = get(f"{base}/metrics")
+            assert status == 200 and up(text) == {"hot_store": 1, "redis": 0}
+            assert get(f"{base}/healthz") == (200, "ok\n")  # no store read: cheap for probes
+            server.start()
+            wait_for(lambda: up(get(f"{base}/metrics")[1]).get("redis") == 1, 20, "Redis back")
+        finally:
+            exporter.terminate()
+            exporter.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False

@@ -28,9 +28,7 @@ def test_a_pooled_connection_closed_by_the_server_is_replaced_before_use(
         store.close()
 
 
-def test_a_connection_closed_mid_transaction_is_transient(
-    pg_database: str, tmp_path: Path
-) -> None:
+def test_a_connection_closed_mid_transaction_is_transient(pg_database: str, tmp_path: Path) -> None:
     store = open_hot_store(pg_database, tmp_path / "unused.sqlite")
     try:
         with pytest.raises(StoreTransient), store.transaction():
@@ -42,9 +40,7 @@ def test_a_connection_closed_mid_transaction_is_transient(
         store.close()
 
 
-def test_a_server_that_refuses_for_good_is_not_transient(
-    postgres_url: str, tmp_path: Path
-) -> None:
+def test_a_server_that_refuses_for_good_is_not_transient(postgres_url: str, tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as refused:
         open_hot_store(database_url(postgres_url, "sgr_no_such_db"), tmp_path / "x.sqlite")
     assert not isinstance(refused.value, StoreTransient)
