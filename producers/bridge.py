@@ -44,8 +44,18 @@ class Bridge:
         block_s: int = 1,
         dead_letters: str | None = None,
         alerts: str | None = None,
+        rejected_max: int = 10_000,
+        max_attempts: int = 3,
+        result_ttl: int = 300,
+        failure_ttl: int = 86_400,
     ) -> None:
         self.client, self.key, self.rejected = client, key, rejected
+        self.rejected_max = rejected_max  # the rejected list keeps its newest this many
+        self.job_options = {
+            "max_attempts": max_attempts,
+            "result_ttl": result_ttl,
+            "failure_ttl": failure_ttl,
+        }
         if dead_letters is None or alerts is None:
             keys = Keys.from_settings(load_settings())
             dead_letters = dead_letters or keys.dead_letters
@@ -92,7 +102,10 @@ class Bridge:
                 else:
                     poison.append((item, str(exc)))
         report = enqueue_events(
-            self.queue, [payload for _, _, payload in events], time_limits=self.time_limits
+            self.queue,
+            [payload for _, _, payload in events],
+            time_limits=self.time_limits,
+            **self.job_options,  # type: ignore[arg-type]
         )
         for position, error in report.rejected:
             index, item, _ = events[position]
@@ -102,6 +115,8 @@ class Bridge:
         for _, item, error in refused:
             text = item.decode("utf-8", "replace")[:4096]
             pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
+        if refused:  # bounded: the newest SGR_REJECTED_MAX stay
+            pipe.ltrim(self.rejected, -self.rejected_max, -1)
         pipe.execute()
         now = datetime.now(UTC)
         for item, error in poison:  # before the processing list goes: a crash re-reads them

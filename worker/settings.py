@@ -71,7 +71,26 @@ class Settings(BaseSettings):
         le=24 * 366,
         description=(
             "How long the per-offer 'published' marker keys live (they make publication "
-            "exactly-once)"
+            "exactly-once), and the age past which offers stream entries are trimmed "
+            "(`XTRIM MINID`, by `sgr retention run` and each reaper pass), hours"
+        ),
+    )
+    retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        le=3660,
+        description=(
+            "Processed events, offers and turns older than this move to the cold store and leave "
+            "the hot store (`sgr retention run`); never sooner than the offer window, the event "
+            "age limit and the code validity allow, and never a live unredeemed offer "
+            "(docs/operations.md#retention); 0 = keep everything in the hot store, days"
+        ),
+    )
+    rejected_max: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "The bridge's rejected list keeps its newest this many entries (`LTRIM` on each push)"
         ),
     )
     publish_cap: bool = Field(

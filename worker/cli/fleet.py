@@ -159,6 +159,10 @@ def bridge(
         key or keys.events_in,
         rejected or keys.events_rejected,
         time_limits=s.time_limits(),
+        rejected_max=s.rejected_max,
+        max_attempts=s.max_attempts,
+        result_ttl=s.job_result_ttl_s,
+        failure_ttl=s.job_failure_ttl_s,
     )
     try:
         totals = run.run(batch=batch, once=once)

@@ -231,7 +231,14 @@ def dead_letters_requeue(
             print(f"{letter.event_id}: payload was truncated when stored; use --payload FILE")
             continue
         hot.forget_dead_letter(letter.event_id)
-        enqueue_events(queue, [body], validate=False, max_attempts=s.max_attempts)
+        enqueue_events(
+            queue,
+            [body],
+            validate=False,
+            max_attempts=s.max_attempts,
+            result_ttl=s.job_result_ttl_s,
+            failure_ttl=s.job_failure_ttl_s,
+        )
         letters.remove(letter)
         done += 1
     hot.close()
