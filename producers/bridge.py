@@ -46,7 +46,7 @@ class Bridge:
         alerts: str | None = None,
         rejected_max: int = 10_000,
         max_attempts: int = 3,
-        result_ttl: int = 300,
+        result_ttl: int = 60,
         failure_ttl: int = 86_400,
     ) -> None:
         self.client, self.key, self.rejected = client, key, rejected

@@ -347,7 +347,16 @@ class FleetCollector:
         pipe.hgetall(self.keys.llm_metrics)
         pipe.hgetall(self.keys.breaker_states)
         pipe.hgetall(self.keys.queue_alerts)
-        depth, head, llm_raw, breakers, alerts_raw = pipe.execute()
+        pipe.info("memory")
+        depth, head, llm_raw, breakers, alerts_raw, memory = pipe.execute()
+        yield GaugeMetricFamily(
+            "sgr_redis_memory_used_bytes", "Redis used_memory", int(memory.get("used_memory", 0))
+        )
+        yield GaugeMetricFamily(
+            "sgr_redis_memory_max_bytes",
+            "Redis maxmemory (0: no limit; with noeviction, writes fail beyond it)",
+            int(memory.get("maxmemory", 0)),
+        )
         yield GaugeMetricFamily("sgr_queue_depth", "Jobs waiting on the queue", int(depth))
         age = 0.0
         if head is not None:

@@ -26,7 +26,7 @@ What this module adds, without changing how RQ runs jobs:
 - Jobs that RQ itself moved to the failed registry as abandoned are swept into dead letters.
 - The outbox is flushed: offers committed but not yet on the stream are published, and offers
   published in the last 15 minutes whose stream entry Redis lost (a crash) are published again.
-- Once a minute, the offers stream loses its entries older than ``SGR_OFFERS_RETENTION_HOURS``
+- Once a minute, the offers stream loses its entries older than ``SGR_OFFERS_STREAM_MAX_AGE_HOURS``
   and the bridge's rejected list its oldest beyond ``SGR_REJECTED_MAX`` (``worker/retention.py``).
 
 It runs as a daemon thread in each worker process every ``SGR_REAP_INTERVAL_S`` seconds (started

@@ -14,7 +14,8 @@
   reads (``live_offer``: the customer's newest offer that is not void; ``last_offer_for_user``)
   is therefore never changed for an offer that could still be used or still counts.
 - Redis (``trim_redis``, also each reaper pass): the offers stream loses its entries older than
-  ``SGR_OFFERS_RETENTION_HOURS`` (``XTRIM MINID ~``; the per-offer markers expire then too), the
+  ``SGR_OFFERS_STREAM_MAX_AGE_HOURS`` (``XTRIM MINID ~``; the per-offer markers expire after
+  ``SGR_OFFERS_RETENTION_HOURS`` by themselves), the
   bridge's rejected list keeps its newest ``SGR_REJECTED_MAX`` (it is trimmed on every push as
   well). RQ's finished and failed jobs expire by themselves (``SGR_JOB_RESULT_TTL_S``,
   ``SGR_JOB_FAILURE_TTL_S``, set on every job and by the worker).
@@ -112,9 +113,9 @@ def move_to_cold(
 
 
 def trim_redis(client: redis.Redis, keys: Keys, settings: Settings, now: datetime) -> tuple[int, int]:  # fmt: skip
-    """The offers stream's entries older than ``SGR_OFFERS_RETENTION_HOURS`` and the rejected
+    """The offers stream's entries older than ``SGR_OFFERS_STREAM_MAX_AGE_HOURS`` and the rejected
     list's oldest beyond ``SGR_REJECTED_MAX`` removed; (stream entries, list items) removed."""
-    oldest_ms = int((now.timestamp() - settings.offers_retention_hours * 3600) * 1000)
+    oldest_ms = int((now.timestamp() - settings.offers_stream_max_age_hours * 3600) * 1000)
     stream = int(
         cast(int, client.xtrim(keys.offers_stream, minid=f"{oldest_ms}-0", approximate=True))
     )

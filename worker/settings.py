@@ -66,13 +66,23 @@ class Settings(BaseSettings):
         ),
     )
     offers_retention_hours: float = Field(
-        default=168.0,
+        default=24.0,
         gt=0,
         le=24 * 366,
         description=(
             "How long the per-offer 'published' marker keys live (they make publication "
-            "exactly-once), and the age past which offers stream entries are trimmed "
-            "(`XTRIM MINID`, by `sgr retention run` and each reaper pass), hours"
+            "exactly-once: needed from the stream entry to the hot store's `published_at`, and by "
+            "the reaper's 15-minute check for entries a Redis crash lost); about 90 bytes each, "
+            "the largest share of Redis at steady state (docs/operations.md#redis-memory), hours"
+        ),
+    )
+    offers_stream_max_age_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=24 * 366,
+        description=(
+            "Offers stream entries older than this are trimmed (`XTRIM MINID`, by each reaper "
+            "pass and `sgr retention run`; consumers must read within it), hours"
         ),
     )
     retention_days: float = Field(
@@ -374,7 +384,7 @@ class Settings(BaseSettings):
         ),
     )
     job_result_ttl_s: int = Field(
-        default=300,
+        default=60,
         ge=0,
         le=7 * 86_400,
         description=(

@@ -122,7 +122,7 @@ def _columns(hot, table: str) -> list[dict[str, str]]:  # type: ignore[no-untype
 def test_the_stream_is_trimmed_by_age_and_the_rejected_list_by_size(
     redis_client: redis.Redis,
 ) -> None:
-    settings = Settings(offers_retention_hours=24, rejected_max=3)
+    settings = Settings(offers_stream_max_age_hours=24, rejected_max=3)
     keys = Keys.from_settings(settings)
     now = datetime.now(UTC)
     old_ms = int((now - timedelta(days=2)).timestamp() * 1000)

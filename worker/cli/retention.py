@@ -28,7 +28,7 @@ def retention_run(
 ) -> None:
     """Move processed events, offers and turns older than SGR_RETENTION_DAYS to the cold store
     (its archived_* tables) and delete them from the hot store, never a live offer; trim the
-    offers stream to SGR_OFFERS_RETENTION_HOURS and the rejected list to SGR_REJECTED_MAX. Run it
+    offers stream to SGR_OFFERS_STREAM_MAX_AGE_HOURS and the rejected list to SGR_REJECTED_MAX. Run it
     where the cold store lives (DuckDB has one writer)."""
     from worker.retention import run_retention
     from worker.runtime import open_store
