@@ -128,3 +128,89 @@ def event_stream(cfg: StreamConfig, now: datetime | None = None) -> Iterator[dic
         events.extend(session_events(rng, cfg, start))
     events.sort(key=lambda e: e["occurred_at"])
     yield from events
+
+
+# --- a simulated world: customers who order after abandoning ----------------------------------
+# Per segment: the chance of an order within the attribution window without an offer, and how
+# much an offer at the full cap adds (the true uplift); an offer below the cap adds its share.
+BASE_CONVERSION = {"new": 0.08, "low_churn": 0.30, "mid_churn": 0.16, "high_churn": 0.06}
+UPLIFT_SHAPE = {"new": 1.0, "low_churn": 0.25, "mid_churn": 0.9, "high_churn": 1.6}
+SEGMENT_MIX = {"new": 0.10, "low_churn": 0.30, "mid_churn": 0.40, "high_churn": 0.20}
+SEGMENT_CAP = {"new": 10.0, "low_churn": 5.0, "mid_churn": 12.0, "high_churn": 20.0}
+
+
+@dataclass(frozen=True)
+class World:
+    """Customers whose chance to order after abandoning depends on their segment and rises with
+    the discount offered; ``uplift`` is the true lift in conversion, averaged over the segment
+    mix, of an offer at the full cap (seeded: the same seed, the same world)."""
+
+    uplift: float = 0.08
+    seed: int = 23
+
+    def segment_uplift(self, segment: str) -> float:
+        """The true uplift of this segment at the full cap: ``uplift`` shared by ``UPLIFT_SHAPE``
+        so that the mix-weighted mean is ``uplift``."""
+        mean_shape = sum(SEGMENT_MIX[s] * UPLIFT_SHAPE[s] for s in SEGMENT_MIX)
+        return self.uplift * UPLIFT_SHAPE.get(segment, 1.0) / mean_shape
+
+    def order_probability(self, segment: str, discount_pct: float, cap_pct: float) -> float:
+        """The chance of an order: the segment's base, plus its uplift times the share of the
+        cap that was offered (0 without an offer)."""
+        base = BASE_CONVERSION.get(segment, 0.12)
+        share = min(1.0, discount_pct / cap_pct) if cap_pct > 0 and discount_pct > 0 else 0.0
+        return min(1.0, base + self.segment_uplift(segment) * share)
+
+    def true_uplift(self, offers: list[tuple[str, float, float]]) -> float:
+        """The true lift of the offers actually made (segment, discount, cap per treatment cart):
+        what the report's interval should cover."""
+        if not offers:
+            return 0.0
+        return sum(
+            self.segment_uplift(seg) * (min(1.0, d / c) if c > 0 else 0.0) for seg, d, c in offers
+        ) / len(offers)
+
+    def orders(self, rng: random.Random, segment: str, discount_pct: float, cap_pct: float) -> bool:
+        return rng.random() < self.order_probability(segment, discount_pct, cap_pct)
+
+
+@dataclass(frozen=True)
+class SimulatedCart:
+    user_id: str
+    segment: str
+    cap_pct: float
+    value: float
+    margin: float
+
+
+def simulated_carts(count: int, seed: int) -> list[SimulatedCart]:
+    """Eligible carts of distinct customers across the segment mix (for the statistics tests)."""
+    rng = random.Random(seed)
+    names, weights = list(SEGMENT_MIX), list(SEGMENT_MIX.values())
+    out = []
+    for i in range(count):
+        segment = rng.choices(names, weights)[0]
+        out.append(
+            SimulatedCart(
+                user_id=f"sim-{seed}-{i}",
+                segment=segment,
+                cap_pct=SEGMENT_CAP[segment],
+                value=round(rng.lognormvariate(4.2, 0.7), 2),
+                margin=round(rng.uniform(0.15, 0.6), 3),
+            )
+        )
+    return out
+
+
+def order_event(
+    user: str, session: str, at: datetime, value: float, currency: str, rng: random.Random
+) -> dict[str, Any]:
+    """The ``order_completed`` a simulated customer sends."""
+    return {
+        "event_id": f"e-order-{uuid.UUID(int=rng.getrandbits(128)).hex}",
+        "type": "order_completed",
+        "occurred_at": at.isoformat(),
+        "user_id": user,
+        "session_id": session,
+        "cart": {"currency": currency, "value": round(value, 2), "margin": 0.3},
+    }

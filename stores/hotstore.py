@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from stores.migrations import MigrationReport, upgrade
 from stores.sqlfiles import dialect_sql, pyformat
 from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
+from worker.domain.experiment import EligibleCart
+from worker.domain.lift import CartRow
 from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
 
 _OUTCOME = ("outcome", "reason", "offer_id", "error", "attempts")
@@ -326,6 +328,66 @@ class SqlHotStore(ABC):
         return [self._turn(r) for r in rows]
 
     # reports -----------------------------------------------------------------------------------
+    # the holdout experiment (docs/lift.md)
+    def record_eligible(self, cart: EligibleCart, holdout_share: float) -> None:
+        """An eligible abandonment of the experiment (the experiment itself recorded the first
+        time), in the event's transaction; a replay writes nothing."""
+        self._w(
+            "insert_experiment",
+            {
+                "experiment": cart.experiment,
+                "holdout_share": holdout_share,
+                "started_at": self._time_in(cart.decided_at),
+            },
+        )
+        row = cart.row()
+        row["decided_at"] = self._time_in(cart.decided_at)
+        self._w("insert_lift_cart", self._clean(row))
+
+    def last_holdout_at(self, user_id: str, experiment: str) -> datetime | None:
+        row = self._one("last_holdout_for_user", {"user_id": user_id, "experiment": experiment})
+        return self._time_out(row["last_at"]) if row else None
+
+    def attribute_order(
+        self, user_id: str, order_event_id: str, value: float, at: datetime, window: timedelta
+    ) -> bool:
+        """The order attributed to the customer's latest eligible cart within ``window`` before
+        it; False when there is none."""
+        params = {
+            "user_id": user_id,
+            "order_event_id": order_event_id,
+            "order_value": value,
+            "ordered_at": self._time_in(at),
+            "since": self._time_in(at - window),
+        }
+        return self._w("attribute_order", params) > 0
+
+    def lift_rows(self, experiment: str, since: datetime) -> list[CartRow]:
+        rows = self._q("lift_rows", {"experiment": experiment, "since": self._time_in(since)})
+        return [
+            CartRow(
+                group=r["grp"],
+                segment=r["segment"],
+                converted=r["order_value"] is not None,
+                order_value=float(r["order_value"] or 0.0),
+                margin=float(r["margin"]),
+                discount_pct=float(r["discount_used"] or 0.0),
+            )
+            for r in rows
+        ]
+
+    def eligible_carts(self, experiment: str) -> list[dict[str, Any]]:
+        """The experiment's eligible carts not yet followed by an order (the simulated world)."""
+        return [
+            {**r, "decided_at": self._time_out(r["decided_at"])}
+            for r in self._q("eligible_carts", {"experiment": experiment})
+        ]
+
+    def experiments(self) -> list[dict[str, Any]]:
+        return [
+            {**r, "started_at": self._time_out(r["started_at"])} for r in self._q("experiments")
+        ]
+
     def summary(self) -> dict[str, int]:
         row = self._one("demo_summary")
         assert row is not None

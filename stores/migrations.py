@@ -74,7 +74,9 @@ class MigrationTarget(Protocol):
 
 @cache
 def known_migrations(dialect: str) -> tuple[Migration, ...]:
-    """The dialect's migrations, by version: 1, 2, ... with no gap (a gap is a packaging bug)."""
+    """The dialect's migrations, by version: unique numbers, in order. A gap is allowed (a number
+    reserved by work that lands later): a store lacking a version below its newest gets it at the
+    next open."""
     found = []
     for name in sql_names(f"migrations/{dialect}"):
         match = _FILE.match(name)
@@ -82,8 +84,8 @@ def known_migrations(dialect: str) -> tuple[Migration, ...]:
             text = dialect_sql("migrations", dialect, name)
             found.append(Migration(int(match["version"]), name, text))
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"sql/migrations/{dialect}: versions {versions} are not 1, 2, ...")
+    if len(set(versions)) != len(versions) or versions != sorted(versions) or 0 in versions:
+        raise RuntimeError(f"sql/migrations/{dialect}: versions {versions} are not unique")
     return tuple(found)
 
 
@@ -94,6 +96,13 @@ def current_version(target: MigrationTarget) -> int:
         return 0
     rows = target._rows(target._text("migrations", "versions"))
     return max((int(r["version"]) for r in rows), default=0)
+
+
+def applied_versions(target: MigrationTarget) -> set[int]:
+    """The versions applied to the store (none without a versions table), read without a lock."""
+    if not target._rows(target._text("migrations", "has_table")):
+        return set()
+    return {int(r["version"]) for r in target._rows(target._text("migrations", "versions"))}
 
 
 def _too_new(target: MigrationTarget, version: int, known: int) -> StoreUnavailable:
@@ -112,19 +121,20 @@ def upgrade(
     Refuses a store newer than ``migrations`` and one that no migration can take on."""
     steps = tuple(known_migrations(target.dialect) if migrations is None else migrations)
     latest = steps[-1].version if steps else 0
-    seen = current_version(target)
-    if seen > latest:
-        raise _too_new(target, seen, latest)
-    if seen == latest:  # the usual open: nothing to write, no lock taken
-        return MigrationReport(target.where, seen, seen, ())
+    known = {step.version for step in steps}
+    seen = applied_versions(target)
+    if seen - known:
+        raise _too_new(target, max(seen - known), latest)
+    if known <= seen:  # the usual open: nothing to write, no lock taken
+        return MigrationReport(target.where, latest, latest, ())
     applied: list[str] = []
     with target.transaction():
         target._lock(SCHEMA_LOCK)
         target._script(target._text("migrations", "table"))
         done = {int(r["version"]) for r in target._rows(target._text("migrations", "versions"))}
         before = max(done, default=0)
-        if before > latest:
-            raise _too_new(target, before, latest)
+        if done - known:
+            raise _too_new(target, max(done - known), latest)
         if not done:
             try:
                 refusals = target._rows(target._text("migrations", "unupgradable"))

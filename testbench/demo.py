@@ -10,6 +10,7 @@ never reach the real stream, and its runtime runs no reaper.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from pydantic import SecretStr
 from rq import Queue, SimpleWorker
 
 from producers.enqueue import enqueue_events
-from producers.synthetic import StreamConfig, customers, event_stream
+from producers.synthetic import StreamConfig, World, customers, event_stream, order_event
 from stores.cold import write_history
 from stores.sync import sync_snapshot
+from worker.domain.lift import segment_of
 from worker.keys import Keys
-from worker.runtime import build_runtime, install
+from worker.liftreport import lift_report, table
+from worker.runtime import Runtime, build_runtime, install
 from worker.settings import Settings, redact_url
 
 BAD_EVENTS: list[Any] = [
@@ -108,8 +111,40 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
             "dead_letter_key": f"{NAMESPACE}:dead-letters",
             "key_prefix": NAMESPACE,
             "reap_interval_s": 0,
+            # a holdout experiment of its own, so the demo ends with the lift report
+            "holdout_pct": settings.holdout_pct or DEMO_HOLDOUT_PCT,
+            "experiment_salt": settings.experiment_salt
+            if settings.holdout_pct
+            else SecretStr(DEMO_SALT),
         }
     )
+
+
+DEMO_HOLDOUT_PCT = 20.0
+DEMO_SALT = "sgr-demo-experiment"
+
+
+def simulate_orders(runtime: Runtime, world: World, seed: int = 5) -> list[dict[str, Any]]:
+    """The simulated world's customers decide whether to order after their eligible abandonment
+    (more often with a larger share of the cap offered); a treated customer who orders uses the
+    code. The orders come back as ``order_completed`` events, attributed like a shop's."""
+    rng = random.Random(seed)
+    hot, now = runtime.deps.hot, runtime.deps.clock()
+    orders = []
+    for cart in hot.eligible_carts(runtime.deps.experiment.id):
+        segment = segment_of(cart["segment"])
+        if not world.orders(rng, segment, float(cart["offered_pct"]), float(cart["cap_pct"])):
+            continue
+        if cart["code"]:
+            with hot.transaction():
+                hot.redeem(cart["code"], now, cart["user_id"])
+        orders.append(
+            order_event(
+                cart["user_id"], cart["session_id"], now, float(cart["cart_value"]),
+                cart["currency"], rng,
+            )
+        )  # fmt: skip
+    return orders
 
 
 DEMO_BATCH = 50  # events per RQ job
@@ -140,6 +175,9 @@ def run_demo(
     )
     bad = enqueue_events(queue, BAD_EVENTS, validate=False, max_attempts=1)
     SimpleWorker([queue], connection=client).work(burst=True, logging_level="CRITICAL")
+    orders = simulate_orders(runtime, World())
+    enqueue_events(queue, orders, max_attempts=settings.max_attempts, batch_size=DEMO_BATCH)
+    SimpleWorker([queue], connection=client).work(burst=True, logging_level="CRITICAL")
 
     hot = runtime.deps.hot
     figures = hot.summary()
@@ -147,7 +185,7 @@ def run_demo(
     engines = hot.offers_by_engine()
     asked_llm = runtime.deps.engine.name == "vllm"
     summary: dict[str, Any] = {
-        "events": len(report.accepted) + len(bad.accepted),
+        "events": len(report.accepted) + len(bad.accepted) + len(orders),
         "recorded": figures["events"],
         "offers": figures["offers"],
         "no_offer": {r: n for o, r, n in hot.outcome_counts() if o == "no_offer"},
@@ -166,6 +204,8 @@ def run_demo(
         "unpublished": figures["unpublished"],
         "redis": where,
         "data_dir": str(folder),
+        "simulated_orders": len(orders),
+        "lift": lift_report(hot, runtime.deps.experiment),
     }
     return DemoResult(summary, hot.sample_offers())
 
@@ -201,4 +241,6 @@ def print_demo(result: DemoResult, to_stderr: bool = False) -> None:
         field("reasoning", textwrap.shorten(reasoning, 300, placeholder=" ..."))
         field("message", o["message"])
     console.rule()
-    console.print(result.summary)
+    console.print({k: v for k, v in result.summary.items() if k != "lift"})
+    console.rule("Does the discount pay? (sgr report lift; docs/lift.md)")
+    console.print(table(result.summary["lift"]), markup=False)

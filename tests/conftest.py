@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -127,7 +128,7 @@ def make_deps(
     clock: Clock | None = None,
     on_invalid_answer: str = "policy",
     hot_store_url: str = "",
-    **rule_overrides: float,
+    **rule_overrides: Any,
 ) -> Deps:
     settings = Settings(**rule_overrides)  # type: ignore[arg-type]
     rules = settings.rule_config()
@@ -144,6 +145,8 @@ def make_deps(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=on_invalid_answer,
+        experiment=settings.experiment(),
+        attribution=timedelta(hours=settings.attribution_hours),
     )
 
 

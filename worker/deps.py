@@ -12,6 +12,7 @@ from stores.base import HotStore
 from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
+from worker.domain.experiment import NO_EXPERIMENT, Experiment
 from worker.engines.base import Engine
 from worker.outbox import Outbox
 
@@ -30,6 +31,8 @@ class Deps:
     offer_ttl: timedelta
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
+    experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
+    attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
 
 
 @dataclass(frozen=True)

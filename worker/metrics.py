@@ -318,6 +318,7 @@ class FleetCollector:
         yield offers
         dead = int(self.store.rows("dead_letters")[0]["n"])
         yield GaugeMetricFamily("sgr_dead_letters", "Dead-letter outcomes in the hot store", dead)
+        yield from self._lift()
 
         self._fold(now)
         stages = HistogramMetricFamily(
@@ -338,6 +339,25 @@ class FleetCollector:
         for check, n in sorted(self.guardrail.items()):
             guard.add_metric([check], n)
         yield guard
+
+    def _lift(self) -> Iterator[Metric]:
+        """The running holdout experiment per group (docs/lift.md); nothing without one."""
+        experiment = self.settings.experiment()
+        if not experiment.active:
+            return
+        names = ("carts", "orders", "revenue")
+        helps = {
+            "carts": "Eligible abandonments of the running experiment, by group",
+            "orders": "Orders attributed to them within the attribution window, by group",
+            "revenue": "Value of those orders, by group",
+        }
+        families = {
+            n: GaugeMetricFamily(f"sgr_lift_{n}", helps[n], labels=["group"]) for n in names
+        }
+        for r in self.store.rows("lift_counts", {"experiment": experiment.id}):
+            for n in names:
+                families[n].add_metric([r["grp"]], float(r[n]))
+        yield from families.values()
 
     def _redis(self, now: datetime) -> Iterator[Metric]:
         queue_key = self.keys.rq_queue_list

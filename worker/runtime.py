@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 import structlog
@@ -128,6 +128,8 @@ def build_runtime(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,
+        experiment=settings.experiment(),
+        attribution=timedelta(hours=settings.attribution_hours),
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.domain.events import TimeLimits
+from worker.domain.experiment import Experiment
 from worker.domain.rules import RuleConfig
 from worker.redact import redact, redact_url
 
@@ -402,6 +403,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Holdout experiment (worker/domain/experiment.py; docs/lift.md)
+    holdout_pct: float = Field(
+        default=0.0,
+        ge=0,
+        le=50,
+        description=(
+            "Share of customers held out of offers to measure their lift, percent (0 = no "
+            "experiment; merchants use 5-10); needs SGR_EXPERIMENT_SALT"
+        ),
+    )
+    experiment_salt: SecretStr = Field(
+        default=SecretStr(""),
+        repr=False,
+        description=(
+            "Key of the keyed hash that puts each customer in a group (a secret, at least 8 "
+            "characters): a new salt starts a new experiment"
+        ),
+    )
+    attribution_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 90,
+        description=(
+            "An order within this many hours of an eligible abandonment is attributed to it "
+            "(the lift report's conversion window)"
+        ),
+    )
+
     @model_validator(mode="after")
     def _llm_fits_in_job(self) -> Settings:
         worst = (
@@ -423,6 +452,19 @@ class Settings(BaseSettings):
                 f"{self.job_timeout_s}, or RQ would kill a job waiting for the store"
             )
         return self
+
+    @model_validator(mode="after")
+    def _experiment_has_a_salt(self) -> Settings:
+        if self.holdout_pct > 0 and len(self.experiment_salt.get_secret_value()) < 8:
+            raise ValueError(
+                f"SGR_HOLDOUT_PCT={self.holdout_pct:g} needs SGR_EXPERIMENT_SALT of at least 8 "
+                "characters (the key that puts customers in groups)"
+            )
+        return self
+
+    def experiment(self) -> Experiment:
+        """The holdout experiment these settings describe (none at a share of 0)."""
+        return Experiment(self.holdout_pct / 100, self.experiment_salt.get_secret_value().encode())
 
     def rule_config(self) -> RuleConfig:
         """The rules' parameters, taken from these settings (their one definition)."""

@@ -39,3 +39,11 @@ def test_demo_summary(where: str, redis_url: str, tmp_path: Path) -> None:
     assert summary["recorded"] == summary["events"]
     assert summary["published"] == summary["offers"]
     assert ("fakeredis" in str(summary["redis"])) == (where == "none")
+    # the demo's holdout experiment and simulated orders end in the lift report
+    lift = summary["lift"]
+    assert isinstance(lift, dict) and lift["holdout_share"] == 0.2
+    groups = lift["groups"]
+    assert groups["treatment"]["carts"] > 0
+    orders = groups["treatment"]["orders"] + groups["holdout"]["orders"]
+    assert orders == summary["simulated_orders"]
+    assert summary["no_offer"].get("holdout", 0) == groups["holdout"]["carts"]  # type: ignore[union-attr]

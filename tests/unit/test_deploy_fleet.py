@@ -46,6 +46,9 @@ GAUGES = {
     "sgr_dead_letters",
     "sgr_queue_depth",
     "sgr_oldest_queued_age_seconds",
+    "sgr_lift_carts",
+    "sgr_lift_orders",
+    "sgr_lift_revenue",
 }
 METRICS = COUNTERS | HISTOGRAMS | GAUGES
 

@@ -29,7 +29,8 @@ from worker.domain.model import Offer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TABLES = ("sessions", "processed_events", "offers", "turns", "offer_voids")
-LATEST = len(known_migrations("sqlite"))
+LATEST = known_migrations("sqlite")[-1].version  # numbers may have gaps (reserved)
+COUNT = len(known_migrations("sqlite"))
 
 
 class Raw:
@@ -136,7 +137,7 @@ def test_a_schema_newer_than_this_worker_is_refused_in_one_line(raw: Raw) -> Non
     text = str(caught.value)
     assert "\n" not in text
     assert f"schema version {LATEST + 1}" in text and f"(up to {LATEST})" in text
-    assert len(raw.versions()) == LATEST + 1  # nothing was touched
+    assert len(raw.versions()) == COUNT + 1  # nothing was touched
 
 
 def test_a_new_migration_adds_a_column_to_a_deployed_store(raw: Raw) -> None:
@@ -177,6 +178,23 @@ def test_a_migration_that_fails_changes_nothing(raw: Raw) -> None:
 
 def _opener(url: str, path: str) -> None:
     open_hot_store(url, Path(path)).close()
+
+
+def test_a_version_below_the_newest_that_landed_later_is_applied(raw: Raw) -> None:
+    """Numbers are reserved by work landing in any order: a store at the newest version that
+    lacks a lower one gets it at the next upgrade, and the usual open sees the gap too."""
+    store = open_hot_store(raw.url, raw.path)
+    try:
+        late = Migration(LATEST + 1, f"{LATEST + 1:04d}_late_table", "CREATE TABLE late (x INT);")
+        newest = Migration(LATEST + 2, f"{LATEST + 2:04d}_newest", "CREATE TABLE newest (x INT);")
+        first = upgrade(store, (*known_migrations(store.dialect), newest))
+        assert first.applied == (newest.name,)
+        report = upgrade(store, (*known_migrations(store.dialect), late, newest))
+        assert report.applied == (late.name,) and report.after == LATEST + 2
+        assert upgrade(store, (*known_migrations(store.dialect), late, newest)).applied == ()
+    finally:
+        store.close()
+    assert sorted(v for v, _ in raw.versions())[-2:] == [LATEST + 1, LATEST + 2]
 
 
 def test_workers_opening_a_fresh_store_at_once_migrate_it_once(raw: Raw) -> None:

@@ -93,7 +93,13 @@ def loadgen(ctx: typer.Context) -> None:
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def report(ctx: typer.Context) -> None:
     """A run's throughput, latency percentiles, time per stage, errors and fallbacks (--json,
-    --plot FILE.png). Options: sgr report --help."""
+    --plot FILE.png). Options: sgr report --help. `sgr report lift`: the holdout experiment's
+    lift (sgr report lift --help)."""
+    if ctx.args[:1] == ["lift"]:  # the holdout experiment's lift (worker/cli/lift.py)
+        from worker.cli.lift import lift_app
+
+        lift_app(args=ctx.args[1:], prog_name="sgr report lift", standalone_mode=False)
+        return
     from testbench.collector import app as collector_app
 
     collector_app(args=ctx.args, prog_name="sgr report")

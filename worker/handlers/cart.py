@@ -18,7 +18,9 @@ import structlog
 
 from worker.deps import Deps, JobInfo
 from worker.domain import rules
-from worker.domain.events import CartEvent
+from worker.domain.events import CartEvent, EventType
+from worker.domain.experiment import EligibleCart
+from worker.domain.lift import Group
 from worker.domain.model import EventContext, Offer, Outcome
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
@@ -164,6 +166,65 @@ def recheck(
     return reason
 
 
+def experiment_group(deps: Deps, event: CartEvent) -> Group | None:
+    """The customer's group when this event is an abandonment of the running experiment; None
+    otherwise. An abandonment carrying the customer's own message (asking for a price) is never
+    held out, and stays out of the experiment."""
+    if not deps.experiment.active or event.type is not EventType.CART_ABANDONED or event.message:
+        return None
+    return deps.experiment.group_of(event.user_id)
+
+
+def held_out_facts(deps: Deps, event: CartEvent, facts: rules.Facts) -> rules.Facts:
+    """A held-out customer waits the offer window after being held out, as a treated one waits
+    it after an offer: both groups' eligible carts are counted alike."""
+    held = deps.hot.last_holdout_at(event.user_id, deps.experiment.id)
+    if held is None or (facts.last_offer_at is not None and facts.last_offer_at >= held):
+        return facts
+    return replace(facts, last_offer_at=held)
+
+
+def record_experiment(
+    deps: Deps,
+    event: CartEvent,
+    group: Group | None,
+    decision: rules.Decision | None,
+    observed: rules.Facts,
+    offer: Offer | None,
+) -> None:
+    """An eligible abandonment of the experiment, in either group (intention to treat: a treated
+    cart counts whether or not its offer was committed), recorded with its cap; an order
+    attributed to the customer's latest eligible cart within the attribution window."""
+    if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
+        value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
+        deps.hot.attribute_order(
+            event.user_id, event.event_id, value, event.occurred_at, deps.attribution
+        )
+        return
+    if group is None or decision is None or not decision.allowed:
+        return
+    if rules.gate(observed, deps.rules) is not None:
+        return  # a newer event of the session or the window, seen at commit: not eligible
+    assert event.cart is not None
+    deps.hot.record_eligible(
+        EligibleCart(
+            event_id=event.event_id,
+            experiment=deps.experiment.id,
+            group=group,
+            user_id=event.user_id,
+            session_id=event.session_id,
+            segment=decision.segment,
+            cap_pct=decision.cap_pct,
+            cart_value=observed.cart_value,
+            margin=observed.margin,
+            currency=event.cart.currency,
+            decided_at=observed.now,
+            offer_id=offer.offer_id if offer is not None else None,
+        ),
+        deps.experiment.holdout_share,
+    )
+
+
 # --- the plan --------------------------------------------------------------------------------
 @dataclass
 class CartPlan:
@@ -176,6 +237,7 @@ class CartPlan:
     checked: Checked = field(default_factory=lambda: Checked(None, None))
     decision: rules.Decision | None = None
     request: OfferRequest | None = None
+    group: Group | None = None  # the experiment's group of an abandonment in it
 
     @property
     def needs_engine(self) -> bool:
@@ -208,6 +270,7 @@ class CartPlan:
         record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
+        record_experiment(deps, event, self.group, self.decision, observed, offer)
         self.checked = Checked(offer, reason, self.checked.problems)
         return Written(outcome_of(event, self.checked, watch), offer=offer)
 
@@ -215,14 +278,19 @@ class CartPlan:
 def plan(deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch) -> CartPlan:
     """The stages before the engine: facts, gate, history, cap, the engine's request."""
     facts = rules.facts_for(event, ctx, deps.clock())
+    group = experiment_group(deps, event)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
     watch.lap("state")
-    out = CartPlan(event, facts, watch, Checked(None, gate(deps, facts)))
+    out = CartPlan(event, facts, watch, Checked(None, gate(deps, facts)), group=group)
     if out.checked.reason is None:
         out.facts = facts = history(deps, event, facts)
         watch.lap("history")
         out.decision = decision = cap(deps, facts)
         if not decision.allowed:
             out.checked = Checked(None, decision.reason)
+        elif group == "holdout":
+            out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
             out.request = offer_request(event, facts, decision, deps.rules)
     if out.request is None:
