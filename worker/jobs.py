@@ -136,6 +136,15 @@ def retry_store(action: Callable[[], T], limit_s: float) -> T:
     return retrying(action)
 
 
+def _count_store_alert(name: str) -> None:
+    """One more ``name`` in the queue-alerts hash (``sgr_store_waits_total``,
+    ``sgr_store_requeues_total``); a figure, never worth failing the job for."""
+    runtime = installed()
+    if runtime is not None:
+        with contextlib.suppress(redis.RedisError):
+            runtime.client.hincrby(runtime.keys.queue_alerts, name, 1)
+
+
 def _survives_store_outage(func: Callable[..., T]) -> Callable[..., T]:
     """A job function that outlives the hot store going away: the whole job is run again with
     backoff while the store is unavailable for a moment (every step is idempotent by event id:
@@ -145,15 +154,26 @@ def _survives_store_outage(func: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(func)
     def job_function(*args: Any, **kwargs: Any) -> T:
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            return func(*args, **kwargs)
+
         try:
-            return retry_store(lambda: func(*args, **kwargs), _store_retry_limit())
+            result = retry_store(attempt, _store_retry_limit())
         except StoreTransient as exc:
             log.error("job_requeued_store_unavailable", error=redact_text(str(exc))[:300])
             _give_back_attempt(get_current_job())
+            _count_store_alert("store_requeues")
             raise
         except StoreUnavailable as exc:
             stop_worker(str(exc))
             raise
+        if tries > 1:
+            _count_store_alert("store_waits")
+        return result
 
     return job_function
 

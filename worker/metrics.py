@@ -368,7 +368,11 @@ class FleetCollector:
         pipe.hgetall(self.keys.breaker_states)
         pipe.hgetall(self.keys.queue_alerts)
         pipe.info("memory")
-        depth, head, llm_raw, breakers, alerts_raw, memory = pipe.execute()
+        pipe.scard(rqcompat.workers_key(self.keys.queue))
+        depth, head, llm_raw, breakers, alerts_raw, memory, workers = pipe.execute()
+        yield GaugeMetricFamily(
+            "sgr_workers", "RQ workers registered on the queue (alert on 0)", int(workers)
+        )
         yield GaugeMetricFamily(
             "sgr_redis_memory_used_bytes", "Redis used_memory", int(memory.get("used_memory", 0))
         )
@@ -395,6 +399,17 @@ class FleetCollector:
             "sgr_refused_jobs",
             "Jobs naming a function that is not one of the project's job functions (an alert)",
             alerts.get("refused_jobs", 0),
+        )
+        yield CounterMetricFamily(
+            "sgr_store_waits",
+            "Jobs that waited for the hot store (it went away: restart, failover, closed "
+            "connections) and went on (an alert when it keeps rising)",
+            alerts.get("store_waits", 0),
+        )
+        yield CounterMetricFamily(
+            "sgr_store_requeues",
+            "Jobs put back on the queue after SGR_STORE_RETRY_S without the hot store (an alert)",
+            alerts.get("store_requeues", 0),
         )
         yield CounterMetricFamily(
             "sgr_poison_items",

@@ -103,6 +103,8 @@ def test_worker_lives_through_every_connection_closed_mid_run(
             wait_for(
                 lambda: redis_client.xlen("sgr:offers") == n_offers, 20, "every offer published"
             )
+            # the jobs that waited for the store are counted (sgr_store_waits_total)
+            assert int(redis_client.hget("sgr:metrics:queue-alerts", "store_waits") or 0) >= 1
 
 
 @pytest.mark.slow
@@ -170,7 +172,7 @@ def test_the_exporter_answers_through_closed_connections_and_a_redis_outage(
             wait_for(lambda: _answers(f"{base}/healthz"), 30, "the exporter")
             status, text = get(f"{base}/metrics")
             assert status == 200 and up(text) == {"hot_store": 1, "redis": 1}
-            assert "sgr_events_total" in text or "sgr_events" in text
+            assert "sgr_events_total" in text and "sgr_workers 0.0" in text
 
             assert terminate_backends(pg_database) >= 1  # the exporter's pooled connection
             status, text = get(f"{base}/metrics")

@@ -30,9 +30,11 @@ def retention_run(
     (its archived_* tables) and delete them from the hot store, never a live offer; trim the
     offers stream to SGR_OFFERS_STREAM_MAX_AGE_HOURS and the rejected list to SGR_REJECTED_MAX. Run it
     where the cold store lives (DuckDB has one writer)."""
+    from worker.logs import configure
     from worker.retention import run_retention
     from worker.runtime import open_store
 
+    configure(json_logs=True, level="WARNING")  # logs on stderr; the report is stdout's
     s = settings(data_dir)
     hot = open_store(s)
     conn = redis_client(s)
