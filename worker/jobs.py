@@ -105,12 +105,11 @@ def stop_worker(reason: str) -> None:
 
 def _store_retry_limit() -> float:
     runtime = installed()
-    if runtime is not None:
-        return runtime.settings.store_retry_s
     try:
-        return load_settings().store_retry_s
+        settings = runtime.settings if runtime is not None else load_settings()
     except SettingsError:
         return 0.0  # the job's own start says why (for_job)
+    return min(settings.store_retry_s, settings.job_timeout_s / 2)  # within the job's time
 
 
 def _log_store_wait(state: RetryCallState) -> None:

@@ -381,7 +381,8 @@ class Settings(BaseSettings):
             "How long a job waits, retrying with backoff, for a hot store that went away (its "
             "connections closed by a restart, a failover or `pg_terminate_backend`) before it "
             "goes back to the queue with its attempt given back; the worker keeps running either "
-            "way (must be below `SGR_JOB_TIMEOUT_S`), seconds"
+            "way (at most half of `SGR_JOB_TIMEOUT_S`, so that RQ never kills a waiting job), "
+            "seconds"
         ),
     )
     job_result_ttl_s: int = Field(
@@ -441,15 +442,6 @@ class Settings(BaseSettings):
                 f"SGR_JOB_TIMEOUT_S={self.job_timeout_s} must exceed the LLM's worst case "
                 f"(SGR_LLM_RETRIES={self.llm_retries} + 1) x SGR_LLM_TIMEOUT_S={self.llm_timeout_s}"
                 f" + backoff = {worst:.0f} s, or RQ would kill jobs mid-retry"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _store_retry_fits_in_job(self) -> Settings:
-        if self.store_retry_s >= self.job_timeout_s:
-            raise ValueError(
-                f"SGR_STORE_RETRY_S={self.store_retry_s:g} must be below SGR_JOB_TIMEOUT_S="
-                f"{self.job_timeout_s}, or RQ would kill a job waiting for the store"
             )
         return self
 
