@@ -14,7 +14,7 @@ from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import CartRow
-from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
+from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState, VoidNotice
 
 
 class StoreUnavailable(RuntimeError):
@@ -27,6 +27,11 @@ class StoreTransient(StoreUnavailable):
     ``pg_terminate_backend``), the server is starting up, or no connection came free in time.
     Transient until proven otherwise: the caller waits and tries again (a worker retries its job
     with backoff, the exporter answers ``sgr_up{source="hot_store"} 0``), it never stops for it."""
+
+
+class StoreMissing(StoreUnavailable):
+    """The hot store does not exist and the caller may not create it (every command but
+    ``sgr setup-data`` and ``sgr migrate``): nothing was created; the text says what to run."""
 
 
 class StoreConfigError(ValueError):
@@ -83,6 +88,31 @@ class HotStore(Protocol):
     def lift_rows(self, experiment: str, since: datetime) -> list[CartRow]: ...
     def eligible_carts(self, experiment: str) -> list[dict[str, Any]]: ...
     def experiments(self) -> list[dict[str, Any]]: ...
+    # cart recovery (docs/recovery.md)
+    def schedule_decision(
+        self, event_id: str, session_id: str, user_id: str, payload: str,
+        occurred_at: datetime, due_at: datetime, deferred: str | None, now: datetime,
+    ) -> bool: ...  # fmt: skip
+    def claim_due(
+        self, event_ids: list[str], claimant: str, now: datetime, lease_s: float
+    ) -> list[tuple[str, str, datetime]]: ...
+    def mark_decided(self, event_id: str, now: datetime) -> bool: ...
+    def undecided_due(
+        self, until: datetime, now: datetime, lease_s: float, limit: int = 10_000
+    ) -> list[tuple[str, datetime]]: ...
+    def record_order(self, row: dict[str, Any], now: datetime) -> bool: ...
+    def redeem_for_order(self, code: str, user_id: str, now: datetime) -> bool: ...
+    def void_for_order(
+        self, event_id: str, user_id: str, code: str | None, now: datetime
+    ) -> list[VoidNotice]: ...
+    def void_notices(self, limit: int = 100, offer_id: str | None = None) -> list[VoidNotice]: ...
+    def mark_void_published(self, offer_id: str, now: datetime) -> None: ...
+    def abandoner_stats(
+        self, user_id: str, since: datetime, event_id: str = ""
+    ) -> tuple[int, int, int]: ...
+    def attribution(
+        self, window_hours: float, now: datetime, since: datetime | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def summary(self) -> dict[str, int]: ...
     def offers_by_engine(self) -> dict[str, int]: ...

@@ -81,7 +81,7 @@ ARCHIVE_COLUMNS: dict[str, tuple[str, ...]] = {
         "reasoning", "offer_id", "discount_pct", "cap_pct", "code", "engine", "model",
         "problems", "created_at", "published_at",
     ),
-    "offer_voids": ("offer_id", "superseded_by", "voided_at"),
+    "offer_voids": ("offer_id", "superseded_by", "voided_at", "reason", "published_at"),
 }  # fmt: skip
 
 

@@ -23,11 +23,13 @@ def open_hot_store(
     default_path: Path,
     *,
     migrate: bool = True,
+    create: bool = True,
     timeouts: tuple[float, int] | None = None,
 ) -> SqlHotStore:
     """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
     ``default_path``), its schema migrated to this release's version unless ``migrate`` is
-    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied).
+    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied). Without
+    ``create``, a SQLite file that does not exist raises StoreMissing (nothing is made).
     ``timeouts``: (longest wait for a connection or a lock, s; longest statement, ms), for a
     reader that must answer in time (the metrics exporter); else the backend's defaults."""
     if url.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(url):
@@ -42,9 +44,10 @@ def open_hot_store(
 
     busy_ms = int(timeouts[0] * 1000) if timeouts is not None else 10_000
     if not url:
-        return SqliteHotStore(default_path, busy_ms, migrate=migrate)
+        return SqliteHotStore(default_path, busy_ms, migrate=migrate, create=create)
     if url.startswith("sqlite:///"):
-        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), busy_ms, migrate=migrate)
+        path = Path(url.removeprefix("sqlite:///"))
+        return SqliteHotStore(path, busy_ms, migrate=migrate, create=create)
     accepted = "empty, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
     if "://" not in url:  # a bare path or other text: it may hold a password
         raise StoreConfigError(f"SGR_HOT_STORE_URL: not a URL ({accepted})")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from stores.migrations import MigrationReport, upgrade
@@ -25,7 +25,7 @@ from worker.domain.codes import CodeState
 from worker.domain.conversation import Conversation, LiveOffer, Turn
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import CartRow
-from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState
+from worker.domain.model import EventContext, Offer, RecordedOutcome, SessionState, VoidNotice
 
 _OUTCOME = ("outcome", "reason", "offer_id", "error", "attempts")
 _OUTCOME_TIMES = ("occurred_at", "enqueued_at", "started_at", "finished_at")
@@ -154,7 +154,8 @@ class SqlHotStore(ABC):
     def _context(self, event_id: str, row: dict[str, Any]) -> EventContext:
         outcome = None
         if row["outcome"] is not None:
-            outcome = RecordedOutcome(event_id, *(row[k] for k in _OUTCOME))
+            fields = {k: row[k] for k in _OUTCOME} | {"due_at": self._time_out(row["due_at"])}
+            outcome = RecordedOutcome(event_id=event_id, **fields)
         session = self._session(row) if row["session_id"] is not None else None
         return EventContext(outcome, session, self._time_out(row["last_offer_at"]))
 
@@ -181,7 +182,10 @@ class SqlHotStore(ABC):
     # outcomes ----------------------------------------------------------------------------------
     def get_outcome(self, event_id: str) -> RecordedOutcome | None:
         row = self._one("get_outcome", {"event_id": event_id})
-        return RecordedOutcome(**row) if row else None
+        if row is None:
+            return None
+        times = {k: self._time_out(row[k]) for k in ("due_at", "decided_at")}
+        return RecordedOutcome(**(row | times))
 
     def record_outcome(self, **fields: Any) -> bool:
         """Record an event's one outcome; False if it already had one (nothing is overwritten)."""
@@ -326,6 +330,131 @@ class SqlHotStore(ABC):
     def recently_published_turns(self, since: datetime) -> list[Turn]:
         rows = self._q("recently_published_turns", {"since": self._time_in(since)})
         return [self._turn(r) for r in rows]
+
+    # cart recovery (docs/recovery.md) ---------------------------------------------------------
+    def schedule_decision(
+        self, event_id: str, session_id: str, user_id: str, payload: str,
+        occurred_at: datetime, due_at: datetime, deferred: str | None, now: datetime,
+    ) -> bool:  # fmt: skip
+        """Record that an abandonment's decision waits until ``due_at`` (inside the runner's
+        transaction); False if the event was scheduled already."""
+        params = {
+            "event_id": event_id, "session_id": session_id, "user_id": user_id,
+            "payload": payload, "occurred_at": self._time_in(occurred_at),
+            "due_at": self._time_in(due_at), "deferred": deferred, "now": self._time_in(now),
+        }  # fmt: skip
+        return self._w("insert_schedule", self._clean(params)) == 1
+
+    def claim_due(
+        self, event_ids: list[str], claimant: str, now: datetime, lease_s: float
+    ) -> list[tuple[str, str, datetime]]:
+        """Claim these due decisions for ``claimant`` (a job id) for ``lease_s`` seconds, in one
+        transaction: ``(event_id, payload, due_at)`` of those not decided and not held by another
+        live claim. A decision is claimed by one job at a time; its outcome is recorded once."""
+        if not event_ids:
+            return []
+        params = {
+            "event_ids": self._list_in(list(event_ids)),
+            "claimant": claimant,
+            "now": self._time_in(now),
+            "claimed_before": self._time_in(now - timedelta(seconds=lease_s)),
+        }
+        with self.transaction():
+            rows = self._q("claim_due", params)
+        out = []
+        for r in rows:
+            due = self._time_out(r["due_at"])
+            assert due is not None  # NOT NULL
+            out.append((r["event_id"], r["payload"], due))
+        return out
+
+    def mark_decided(self, event_id: str, now: datetime) -> bool:
+        """The waiting decision is taken (inside the transaction that records its outcome)."""
+        return self._w("mark_decided", {"event_id": event_id, "now": self._time_in(now)}) == 1
+
+    def undecided_due(
+        self, until: datetime, now: datetime, lease_s: float, limit: int = 10_000
+    ) -> list[tuple[str, datetime]]:
+        """Decisions for the Redis due set (``worker/schedule.py``): not decided, due before
+        ``until``, without a live claim; ``(event_id, due_at)``, soonest first."""
+        params = {
+            "until": self._time_in(until),
+            "claimed_before": self._time_in(now - timedelta(seconds=lease_s)),
+            "limit": limit,
+        }
+        out = []
+        for r in self._q("undecided_due", params):
+            due = self._time_out(r["due_at"])
+            assert due is not None
+            out.append((r["event_id"], due))
+        return out
+
+    def record_order(self, row: dict[str, Any], now: datetime) -> bool:
+        """Keep an order_completed (its order block: id, value, currency, code) for attribution;
+        False if it was recorded already."""
+        params = row | {"occurred_at": self._time_in(row["occurred_at"]), "now": self._time_in(now)}
+        return self._w("insert_order", self._clean(params)) == 1
+
+    def redeem_for_order(self, code: str, user_id: str, now: datetime) -> bool:
+        """An order used this customer's ``code``: redeem it (False: not theirs, used, void or
+        expired)."""
+        params = {"code": code, "user_id": user_id, "now": self._time_in(now)}
+        return self._w("redeem_for_order", self._clean(params)) == 1
+
+    def void_for_order(
+        self, event_id: str, user_id: str, code: str | None, now: datetime
+    ) -> list[VoidNotice]:
+        """An order closes the customer's live offers (all but the one whose ``code`` it used):
+        each is voided (reason ``order_completed``) and its notice returned, for the outbox."""
+        params = {"event_id": event_id, "user_id": user_id, "code": code, "now": self._time_in(now)}
+        voided = [r["offer_id"] for r in self._q("void_for_order", self._clean(params))]
+        return [n for offer_id in voided for n in self.void_notices(offer_id=offer_id)]
+
+    def void_notices(self, limit: int = 100, offer_id: str | None = None) -> list[VoidNotice]:
+        """Void notices not yet published (all, or the one of ``offer_id``)."""
+        rows = self._q("void_notices", {"limit": limit, "offer_id": offer_id})
+        out = []
+        for r in rows:
+            voided = self._time_out(r["voided_at"])
+            assert voided is not None
+            out.append(VoidNotice(**(r | {"voided_at": voided})))
+        return out
+
+    def mark_void_published(self, offer_id: str, now: datetime) -> None:
+        self._w("mark_void_published", {"offer_id": offer_id, "now": self._time_in(now)})
+
+    def abandoner_stats(
+        self, user_id: str, since: datetime, event_id: str = ""
+    ) -> tuple[int, int, int]:
+        """The customer's offers, abandonments and redeemed codes since ``since`` (the
+        repeat-abandoner rules)."""
+        params = {"user_id": user_id, "since": self._time_in(since), "event_id": event_id}
+        row = self._one("abandoner_stats", params)
+        assert row is not None
+        return int(row["offers"]), int(row["abandonments"]), int(row["redeemed"])
+
+    def attribution(
+        self, window_hours: float, now: datetime, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Attribution per offer created since ``since`` (all when None): ``attribution`` is
+        ``redeemed`` (its code was used), ``converted`` (an order within ``window_hours`` without
+        the code) or ``not_converted``; with the order counted (``order_event_id``,
+        ``order_id``, ``order_value``, ``order_currency``) and ``window_closed`` (the verdict is
+        final). ``sql/hot/<dialect>/attribution.sql``; docs/recovery.md."""
+        params = {
+            "window_hours": float(window_hours),
+            "now": self._time_in(now),
+            "since": self._time_in(since or datetime(2000, 1, 1, tzinfo=UTC)),
+        }
+        rows = self._q("attribution", params)
+        return [
+            r
+            | {
+                "created_at": self._time_out(r["created_at"]),
+                "window_closed": bool(r["window_closed"]),
+            }  # fmt: skip
+            for r in rows
+        ]
 
     # reports -----------------------------------------------------------------------------------
     # the holdout experiment (docs/lift.md)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import secrets
 import shutil
 import signal
 import sys
@@ -48,7 +47,7 @@ from typing import Any, Protocol, cast
 import httpx
 import redis
 import structlog
-from rq import Queue, Worker
+from rq import Queue, Retry, Worker
 
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, customers, event_stream
@@ -84,6 +83,7 @@ FAULT_KINDS = (
     "parallel_turns",
     "abandon_vs_turn",
     "redeem_during_turn",
+    "delayed_decisions",
 )
 # With ``pg_faults``: PostgreSQL closes every connection, again and again for a while
 # (``pg_terminate_backend`` in a loop: what an administrator, a failover or a pooler does), and
@@ -116,6 +116,8 @@ class ChaosConfig:
     redeem_races: int = 8  # customers who redeem their code while their next turn is running
     pg_faults: bool = False  # PostgreSQL faults on a server of the run's own (implies PostgreSQL)
     pg_fault_window_s: float = 2.0  # how long connections keep being closed each time
+    delay_s: float = 3.0  # SGR_OFFER_DELAY_MINUTES of the workers, in seconds (docs/recovery.md)
+    delayed: int = 3  # fresh abandonments per wave whose decision waits; every other one ordered
 
     def problem(self) -> str | None:
         """What is wrong with this configuration, or None."""
@@ -210,6 +212,16 @@ def race_event(kind: str, event_id: str, user: str, session: str, at: str, **ext
     }
 
 
+def delayed_session(k: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A fresh abandonment (dated now, so its decision waits ``delay_s``) and, for every other
+    one, the order that follows it a second later (before the decision is due)."""
+    at = datetime.now(UTC).isoformat()
+    user, session = f"user_{4800 + k}", f"delayed-{k}"
+    abandon = race_event("cart_abandoned", f"delayed-{k}-a", user, session, at)
+    order = race_event("order_completed", f"delayed-{k}-o", user, session, at) if k % 2 else None
+    return abandon, order
+
+
 def race_pair(r: int, at: str) -> list[dict[str, Any]]:
     """Two events of one customer on two sessions at once: two price questions (even ``r``), or
     an abandonment and a price question (odd ``r``). Each may make a code; one may stand."""
@@ -239,6 +251,8 @@ class Chaos:
         self.pg: PostgresServer | None = None
         self.pg_url = ""
         self.pg_closed = 0  # connections closed by pg_terminate faults
+        self.orders_due: list[tuple[float, dict[str, Any]]] = []  # delayed sessions' orders
+        self.delayed_sent = 0
 
     # --- plumbing ----------------------------------------------------------------------------
     def _retry(self, what: str, action: Callable[[], Any], limit_s: float = 30.0) -> Any:
@@ -410,10 +424,13 @@ class Chaos:
                 "SGR_LLM_BACKOFF_S": "0.05",
                 "SGR_BREAKER_FAILURES": "3",
                 "SGR_BREAKER_COOLDOWN_S": "1.0",
-                "SGR_CODE_SECRET": secrets.token_hex(16),
                 "SGR_REAP_INTERVAL_S": "1.0",
                 "SGR_JOB_TIMEOUT_S": "60",
                 "SGR_LOG_LEVEL": "WARNING",
+                # the synthetic load is hours old (decided at once); the fresh abandonments of
+                # _delay wait this long, through the kills and restarts
+                "SGR_OFFER_DELAY_MINUTES": str(cfg.delay_s / 60),
+                "SGR_QUIET_HOURS": "",
             }
             shares = [cfg.workers // cfg.folders + (i < cfg.workers % cfg.folders) for i in range(cfg.folders)]  # fmt: skip
             self.fleets = [
@@ -462,6 +479,8 @@ class Chaos:
             queued = self._retry("queue length", lambda: self.queue.count)
             if waves and queued < 40:
                 self._enqueue(waves.pop(0))
+                self._delay(load)
+            self._orders_due(load)
             expected = len(self.accepted) if not waves else total
             progress = self._done() / max(1, expected)
             now = time.monotonic()
@@ -490,12 +509,52 @@ class Chaos:
                     schedule.pop(0)
                 elif not waves and self.faults[kind] and self._drained():
                     schedule.pop(0)  # a repeat kill with no job left to interrupt: skip it
-            if not waves and not schedule and llm_off_at is None and self._drained():
+            if (
+                not waves
+                and not schedule
+                and llm_off_at is None
+                and not self.orders_due
+                and self._drained()
+            ):
                 return
             time.sleep(0.05)
         log.error("chaos_time_limit", max_time_s=cfg.max_time_s)
         if llm_off_at is not None:
             self._llm("none")
+
+    def _enqueue_front(self, payload: dict[str, Any]) -> None:
+        """One event at the front of the queue (a fresh event that should not wait behind the
+        wave: its decision is due ``delay_s`` after it happened)."""
+        job = self._retry(
+            "enqueue",
+            lambda: self.queue.enqueue(
+                "worker.jobs.handle_event", payload, at_front=True, retry=Retry(max=2)
+            ),
+        )
+        self.sent.append((time.monotonic(), [payload]))
+        key = payload_event_id(payload, job.id, None)
+        self.accepted[key] = self.accepted.get(key, 0) + 1
+
+    def _delay(self, load: Load) -> None:
+        """Fresh abandonments whose decisions wait ``delay_s`` (through whatever fault comes
+        next); every other one's order follows a second later, before its decision is due."""
+        for _ in range(self.cfg.delayed):
+            abandon, order = delayed_session(self.delayed_sent)
+            self.delayed_sent += 1
+            self._enqueue_front(abandon)
+            load.valid.append(abandon)
+            self.faults["delayed_decisions"] += 1
+            if order is not None:
+                self.orders_due.append((time.monotonic() + 1.0, order))
+
+    def _orders_due(self, load: Load) -> None:
+        now = time.monotonic()
+        ready = [o for at, o in self.orders_due if at <= now]
+        self.orders_due = [(at, o) for at, o in self.orders_due if at > now]
+        for order in ready:
+            order = {**order, "occurred_at": datetime.now(UTC).isoformat()}
+            self._enqueue_front(order)
+            load.valid.append(order)
 
     def _wait_outcome(self, event_id: str, limit_s: float = 30.0) -> Any:
         deadline = time.monotonic() + limit_s
@@ -600,6 +659,7 @@ class Chaos:
             newest[e["session_id"]] = max(newest.get(e["session_id"], key), key)
         state_mismatch = sum(1 for s, (_, eid) in newest.items() if sessions.get(s) != eid)
         over_cap = sum(1 for o in offers if o["discount_pct"] > o["cap_pct"] + 1e-9)
+        delayed = {k: int(v) for k, v in rows("reconcile_scheduled")[0].items()}
         codes = [dict(r) for r in rows("reconcile_codes")]
         two_live_codes = sum(1 for c in codes if int(c["live_codes"]) > 1)
         after_redemption = sum(int(c["after_redemption"]) for c in codes)
@@ -624,6 +684,8 @@ class Chaos:
             "stream_entries": len(on_stream),
             "dead_letter_list": int(self._retry("llen", lambda: self.client.llen(DEAD_LETTERS))),
             "offers_by_engine": dict(Counter(o["engine"] for o in offers)),
+            # decisions that waited (docs/recovery.md): none early, none left, none after an order
+            "delayed": delayed,
             "faults": faults,
             "recovery": {
                 **self._retry(
@@ -647,6 +709,9 @@ class Chaos:
             and over_cap == 0
             and two_live_codes == 0
             and after_redemption == 0
+            and delayed["decided_early"] == 0
+            and delayed["undecided"] == 0
+            and delayed["offer_after_order"] == 0
             and all(n >= 1 for n in faults.values())
             and (store_stops == 0 or not self.cfg.pg_faults)
             and getattr(self, "alive_at_end", 0) == self.cfg.workers

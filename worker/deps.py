@@ -13,6 +13,7 @@ from stores.history import HistorySource
 from worker.domain import rules
 from worker.domain.codes import new_code
 from worker.domain.experiment import NO_EXPERIMENT, Experiment
+from worker.domain.recovery import OFF, RecoveryConfig
 from worker.engines.base import Engine
 from worker.outbox import Outbox
 
@@ -33,6 +34,7 @@ class Deps:
     new_code: Callable[[], str] = new_code
     experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
     attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
+    recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,4 @@ class JobInfo:
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     attempt: int = 1
+    due: bool = False  # the job decides scheduled abandonments that are due (handle_due)

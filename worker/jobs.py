@@ -1,6 +1,7 @@
 """The RQ entry points: plain importable functions, so the stock ``rq worker cart-events`` (and
 ``rq worker-pool``) run them. Both hand their events to the one runner (``worker/runner.py``):
-``handle_event`` is a run of one, ``handle_batch`` of up to N; the guarantees around a run (bad
+``handle_event`` is a run of one, ``handle_batch`` of up to N, ``handle_due`` the scheduled
+decisions that are due (docs/recovery.md); the guarantees around a run (bad
 input dead-lettered at once, a failed event retried with the job and dead-lettered with its own
 payload on the last attempt, a store that cannot be written stopping the worker with the job
 back on the queue, Redis riding out a restart) are written once, in ``_run``; a hot store that
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -34,8 +37,8 @@ from stores.base import StoreTransient, StoreUnavailable
 from worker import deadletter
 from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
-from worker.logs import configure
-from worker.reaper import start_background
+from worker.logs import configure, route_stdlib
+from worker.reaper import Reaper, start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
 from worker.runtime import Runtime, build_runtime, install, installed
@@ -54,7 +57,8 @@ def start_process(settings: Settings | None = None) -> Runtime:
     """Start a worker process: settings checked, logging set up, the runtime built and installed,
     the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
     settings = settings or load_settings()
-    configure(json_logs=True, level=settings.log_level)
+    configure(json_logs=settings.log_format == "json", level=settings.log_level)
+    route_stdlib(json_logs=settings.log_format == "json", level=settings.log_level)
     runtime = install(build_runtime(settings))
     published = runtime.deps.outbox.flush()
     if published:
@@ -232,13 +236,17 @@ def _bind(job: Job | None) -> None:
     structlog.contextvars.bind_contextvars(job_id=job.id if job else None)
 
 
-def _run(runtime: Runtime, job: Job | None, events: list[CartEvent]) -> list[Result]:
+def _run(
+    runtime: Runtime, job: Job | None, events: list[CartEvent], due: bool = False
+) -> list[Result]:
     """The runner over the job's valid events. Redis is only used after the commit (to
     publish): on a Redis error, wait for it to come back, then run again, which replays the
     committed outcomes and publishes them (a stock worker that hits a Redis outage while finishing
     a job exits; riding out a short restart here keeps it alive). A store that cannot be written
     is not the events' fault: the job function handles it (``_survives_store_outage``)."""
     info = job_info(job, runtime.settings.max_attempts)
+    if due:
+        info = replace(info, due=True)
     concurrency = runtime.settings.llm_concurrency
     try:
         return run(events, runtime.deps, info, concurrency)
@@ -330,19 +338,54 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
     if not isinstance(payloads, list):
         dead_letter(runtime, payloads, "batch job: expected a list of events", job)
         return {"events": 0, "outcomes": {}, "failed": 0}
+    return _batch(runtime, job, payloads)
+
+
+def handle_due(event_ids: Any) -> dict[str, Any]:
+    """Decide scheduled abandonments that are due (docs/recovery.md): the job claims them in the
+    hot store (one transaction; a decision another live job holds, or one decided already, is
+    skipped), then they go through the one runner as a batch whose cart handler decides each on
+    its session's newest state. Failures are retried and dead-lettered as a batch's are. An
+    empty list rebuilds the due set from the hot store (a Redis that came back empty)."""
+    runtime = for_job()
+    job = get_current_job()
+    _bind(job)
+    if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
+        dead_letter(runtime, event_ids, "due job: expected a list of event ids", job)
+        return {"events": 0, "outcomes": {}, "failed": 0}
+    if not event_ids:  # a worker found Redis without the due set's rebuild: rebuild it
+        restored, moved = Reaper(runtime).restore_due()
+        return {"events": 0, "outcomes": {}, "failed": 0, "restored": restored, "moved": moved}
+    claimant = job.id if job is not None else f"direct:{os.getpid()}"
+    try:
+        claimed = runtime.deps.hot.claim_due(
+            event_ids, claimant, runtime.deps.clock(), runtime.settings.claim_lease_s
+        )
+    except StoreUnavailable as exc:
+        stop_worker(str(exc))
+        raise
+    payloads = [json.loads(payload) for _, payload, _ in claimed]
+    return _batch(runtime, job, payloads, due=True) | {"claimed": len(claimed)}
+
+
+def _batch(
+    runtime: Runtime, job: Job | None, payloads: list[Any], due: bool = False
+) -> dict[str, Any]:
+    """A batch's events through the runner, each to its own outcome (``handle_batch``, and
+    ``handle_due`` with the scheduled decisions it claimed)."""
     counts: dict[str, int] = {}
     events: list[CartEvent] = []
     places: list[int] = []  # each valid event's position in the job's payload
     for index, payload in enumerate(payloads):
         try:
-            events.append(
-                parse_event(payload, runtime.deps.clock(), runtime.settings.time_limits())
-            )
+            # a due decision's event was checked against the clock when it arrived
+            now, limits = (None, None) if due else (runtime.deps.clock(), runtime.settings.time_limits())  # fmt: skip
+            events.append(parse_event(payload, now, limits))
             places.append(index)
         except InvalidEvent as exc:
             if dead_letter(runtime, payload, str(exc), job, index):
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1
-    results = _run(runtime, job, events)
+    results = _run(runtime, job, events, due)
     failed: list[str] = []
     retry = False
     for event, index, result in zip(events, places, results, strict=True):

@@ -78,3 +78,19 @@ class Keys:
         or unparsable items moved aside), by source (``poison_items:<list>``); ``store_waits`` (jobs
         that waited for the hot store) and ``store_requeues`` (jobs requeued without it)."""
         return f"{self.prefix}:metrics:queue-alerts"
+
+    @property
+    def due_decisions(self) -> str:
+        """A sorted set of abandonment decisions waiting for their time: event id -> due time
+        (Unix seconds); rebuilt from the hot store (worker/schedule.py, docs/recovery.md)."""
+        return f"{self.prefix}:due-decisions"
+
+    @property
+    def due_rebuilt(self) -> str:
+        """The Redis ``run_id`` the due set was last rebuilt from the hot store for."""
+        return f"{self.prefix}:due-decisions:rebuilt"
+
+    @property
+    def due_rebuild_requested(self) -> str:
+        """Set (briefly) by the worker that asked for a rebuild of the due set, so one does."""
+        return f"{self.prefix}:due-decisions:rebuild-requested"

@@ -183,6 +183,7 @@ class StoreReader:
                 self.store = open_hot_store(
                     self.settings.hot_store_url.get_secret_value(),
                     self.settings.hot_db,
+                    create=False,  # the exporter reads; it never makes a store
                     timeouts=(CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS),
                 )
                 self.where = self.store.where

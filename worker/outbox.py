@@ -13,8 +13,9 @@ import structlog
 
 from stores.base import HotStore
 from worker.domain.conversation import Turn
-from worker.domain.model import Offer
+from worker.domain.model import Offer, VoidNotice
 from worker.publish import Publisher
+from worker.schedule import DueSet
 
 log = structlog.get_logger("sgr.outbox")
 
@@ -56,7 +57,22 @@ class Outbox:
         turns = self.hot.unpublished_turns(limit)
         for turn in turns:
             self.publish_turn(turn)
-        return len(pending) + len(turns)
+        voids = self.hot.void_notices(limit)
+        self.publish_voids(voids)
+        return len(pending) + len(turns) + len(voids)
+
+    def publish_voids(self, notices: Sequence[VoidNotice]) -> None:
+        """Put committed void notices (an order closed an offer) on the stream, once each, then
+        mark them published."""
+        for notice in notices:
+            self.publisher.publish_entry(notice.entry_id, notice.stream_entry())
+            self.hot.mark_void_published(notice.offer_id, self.clock())
+
+    def schedule(self, items: Sequence[tuple[str, datetime]]) -> None:
+        """After the commit that scheduled them: decisions into the Redis due set (what is lost
+        here the reaper puts back from the hot store)."""
+        if items:
+            DueSet(self.publisher.client, self.publisher.keys).add(items)
 
     def publish_turn(self, turn: Turn) -> None:
         """Put a committed negotiation turn on the stream: its offer (a ``type`` "offer" entry)

@@ -62,6 +62,7 @@ from worker.retention import trim_redis
 from worker.rqcompat import DeserializationError, Execution, Job, JobStatus, NoSuchJobError
 from worker.runtime import Runtime
 from worker.safejob import SafeJob, SafeQueue, hash_bytes
+from worker.schedule import DueSet, move_due
 
 log = structlog.get_logger("sgr.reaper")
 
@@ -83,9 +84,13 @@ class ReapReport:
     published: int = 0
     republished: int = 0  # offers Redis lost after they were published (a crash of Redis)
     skipped: bool = False  # another reaper held the lock
+    due_restored: int = 0  # scheduled decisions put back in the due set from the hot store
+    due_moved: int = 0  # due decisions moved onto the queue
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "due_restored": self.due_restored,
+            "due_moved": self.due_moved,
             "requeued": len(self.requeued),
             "dead_lettered": len(self.dead_lettered),
             "swept": len(self.swept),
@@ -198,6 +203,8 @@ class Reaper:
         if unreadable is not None:
             where = rqcompat.job_key(job.id)
             return [self._quarantine(job.data, where, f"{error}; {unreadable}")]
+        if func_name.endswith("handle_due"):
+            return []  # scheduled decisions: the hot store keeps them; restore_due puts them back
         batch = func_name.endswith("handle_batch") and isinstance(payload, list)
         places: list[tuple[Any, int | None]] = (
             list(zip(payload, range(len(payload)), strict=True)) if batch else [(payload, None)]
@@ -245,6 +252,7 @@ class Reaper:
             self._sweep_failed(report)
             report.published = self.deps.outbox.flush()
             run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
+            report.due_restored, report.due_moved = self.restore_due(run_id)
             due = time.monotonic() - self._checked_at >= REPUBLISH_CHECK_EVERY_S
             if run_id != self._redis_run_id or due:
                 since = self.deps.clock() - REPUBLISH_WINDOW
@@ -265,6 +273,7 @@ class Reaper:
             "swept": len(report.swept),
             "published": report.published,
             "republished": report.republished,
+            "due_restored": report.due_restored,
         }
         if any(counts.values()):
             with self.client.pipeline() as pipe:
@@ -274,6 +283,35 @@ class Reaper:
                 pipe.execute()
             log.warning("reaped", **counts, dead_workers=report.dead_workers)
         return report
+
+    def restore_due(self, run_id: str | None = None) -> tuple[int, int]:
+        """The due set kept whole (docs/recovery.md): after a Redis restart (a new ``run_id``)
+        every undecided decision goes back in from the hot store; at every pass, those overdue
+        by a claim's lease (lost between Redis and a job, or held by a job that died); then what
+        is due is moved onto the queue (what ``sgr worker`` does each second; this covers a
+        fleet of stock ``rq worker`` processes). Returns (restored, moved)."""
+        settings = self.runtime.settings
+        if run_id is None:
+            run_id = str(cast(dict[str, Any], self.client.info("server")).get("run_id"))
+        due = DueSet(self.client, self.runtime.keys)
+        now = self.deps.clock()
+        lease = settings.claim_lease_s
+        rebuild = due.needs_rebuild(run_id)
+        until = now + timedelta(days=3660) if rebuild else now - timedelta(seconds=lease)
+        rows = self.deps.hot.undecided_due(until, now, lease)
+        restored = due.add(rows)
+        if rebuild:
+            due.mark_rebuilt(run_id)
+        if restored:
+            log.warning("due_restored", decisions=restored, rebuild=rebuild)
+        moved = move_due(
+            due,
+            self.queue,
+            now,
+            job_timeout_s=settings.job_timeout_s,
+            max_attempts=settings.max_attempts,
+        )
+        return restored, moved
 
     def _republish_lost_replies(self, since: Any) -> int:
         """Negotiation replies (turns without an offer) published since ``since`` whose stream

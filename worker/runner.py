@@ -13,8 +13,12 @@ For the events given, in order:
 - one write transaction per wave: the wave's customers locked (sorted, so two runners never wait
   on each other in a cycle), then each plan's ``write`` under a savepoint, so one event failing
   or found already recorded undoes its own writes only;
-- one publication for the run (the outbox): the new offers and turns, and whatever a replayed
-  event left unpublished.
+- one publication for the run (the outbox): the new offers and turns, void notices (an order
+  closed an offer), decisions scheduled for later (the due set), and whatever a replayed event
+  left unpublished;
+- a scheduled abandonment (docs/recovery.md) replays as ``scheduled`` until a due job
+  (``JobInfo.due``, ``worker.jobs.handle_due``) runs it here again: its handler then decides it
+  on the session's newest state.
 
 The guarantees live here, so every path has them: one event's failure never fails the others
 (``run`` returns, per event, its outcome or the exception it raised); a store that cannot be
@@ -27,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -36,7 +41,7 @@ from stores.base import StoreUnavailable
 from worker.deps import Deps, JobInfo
 from worker.domain.conversation import Turn
 from worker.domain.events import CartEvent
-from worker.domain.model import Offer, Outcome, RecordedOutcome
+from worker.domain.model import Offer, Outcome, RecordedOutcome, VoidNotice
 from worker.engines.policy import PolicyEngine
 from worker.handlers import handler_for
 from worker.handlers.base import AlreadyRecorded, Plan, Written
@@ -163,7 +168,8 @@ def _wave(
     concurrent = pool is not None and len(items) > 1 and not isinstance(deps.engine, PolicyEngine)
     futures: dict[Future[None], Item] = {}
     for item, ctx in zip(items, contexts, strict=True):
-        if ctx.outcome is not None:
+        # recorded: a replay; a scheduled decision runs only in the job that claimed it (due)
+        if ctx.outcome is not None and not (job.due and ctx.outcome.outcome == "scheduled"):
             item.replay_of = ctx.outcome
             continue
 
@@ -193,8 +199,13 @@ def _publish(deps: Deps, items: list[Item]) -> None:
     Each item is published once: by the write that committed it, or at the end as a replay."""
     offers: list[Offer] = []
     turns: list[Turn] = []
+    due: list[tuple[str, datetime]] = []
+    voids: list[VoidNotice] = []
     for item in items:
         if item.written is not None:
+            if item.written.due is not None:
+                due.append(item.written.due)
+            voids.extend(item.written.voids)
             if item.written.turn is not None:
                 turns.append(item.written.turn)
             elif item.written.offer is not None:
@@ -203,6 +214,8 @@ def _publish(deps: Deps, items: list[Item]) -> None:
     if pending:
         offers += [o for o in deps.hot.get_offers(pending) if o.published_at is None]
     deps.outbox.publish_many(offers)
+    deps.outbox.schedule(due)
+    deps.outbox.publish_voids(voids)
     for turn in turns:
         deps.outbox.publish_turn(turn)
     for item in items:
@@ -255,7 +268,12 @@ def run(
             log.info("event_replayed", event_id=item.event.event_id, outcome=prior.outcome)
             out.append(
                 Outcome(
-                    item.event.event_id, prior.outcome, prior.reason, prior.offer_id, replayed=True
+                    item.event.event_id,
+                    prior.outcome,
+                    prior.reason,
+                    prior.offer_id,
+                    replayed=True,
+                    due_at=prior.due_at,
                 )
             )
     return out

@@ -16,7 +16,8 @@ job's data with ``pickle`` (which can call anything while loading). Here:
   dead-letters it with its payload (``worker/reaper.py``).
 - ``SafeWorker`` (RQ's ``SimpleWorker``) uses all three whatever the command line says, keeps
   results ``SGR_JOB_RESULT_TTL_S`` and failed jobs ``SGR_JOB_FAILURE_TTL_S``, and stores and logs
-  exception text only redacted (``worker/redact.py``).
+  exception text only redacted (``worker/redact.py``). It also moves due decisions (delayed
+  abandonments, docs/recovery.md) onto its queue, polling the due set at most once a second.
 
 ``sgr worker`` runs a ``SafeWorker``; the stock command is
 ``rq worker -w worker.safejob.SafeWorker --url "$SGR_REDIS_URL" cart-events``.
@@ -28,7 +29,9 @@ import functools
 import io
 import json
 import pickle
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -37,6 +40,7 @@ from rq.utils import import_attribute
 
 from worker.deadletter import MAX_DEPTH, DeadLetters, PoisonItem, depth, quarantine
 from worker.keys import Keys
+from worker.logs import configure, route_stdlib, routed_as_json
 from worker.redact import redact_text
 from worker.rqcompat import (
     DeserializationError,
@@ -49,6 +53,7 @@ from worker.rqcompat import (
     intermediate_for_key,
     is_job_id,
 )
+from worker.schedule import DueSet, move_due, request_rebuild
 from worker.settings import Settings, load_settings
 
 log = structlog.get_logger("sgr.safejob")
@@ -71,7 +76,11 @@ def fatal_stop_requested() -> str | None:
 
 
 # The project's job functions: the only functions a SafeJob runs.
-JOB_FUNCTIONS = frozenset({"worker.jobs.handle_event", "worker.jobs.handle_batch"})
+JOB_FUNCTIONS = frozenset(
+    {"worker.jobs.handle_event", "worker.jobs.handle_batch", "worker.jobs.handle_due"}
+)
+DUE_POLL_S = 1.0  # the due set is polled at most this often per worker (one script call)
+DUE_CHECK_S = 5.0  # and whether Redis lost it (one EXISTS) at most this often
 REFUSE_FUNCTION = "worker.jobs.refuse"  # what a refused job runs instead (by name: jobs is above)
 
 # The classes a job's pickle may name: plain data and dates (RQ stores nothing else for us).
@@ -285,6 +294,9 @@ class SafeWorker(SimpleWorker):
     job_class = SafeJob
     queue_class = SafeQueue
     failure_ttl: int | None = None
+    _due: DueSet | None = None
+    _due_polled: float = float("-inf")
+    _due_checked: float = float("-inf")
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         listed = queues if isinstance(queues, list | tuple) else [queues]
@@ -295,10 +307,61 @@ class SafeWorker(SimpleWorker):
         names = [q.name if isinstance(q, Queue) else str(q) for q in listed]
         kwargs.update(job_class=SafeJob, queue_class=SafeQueue, serializer=SafeSerializer)
         settings = _settings()
+        self.settings = settings
         self.failure_ttl = settings.job_failure_ttl_s if settings else None
         if settings is not None:
             kwargs["default_result_ttl"] = settings.job_result_ttl_s
         super().__init__(names, *args, **kwargs)
+        self._settings = settings
+        if settings is not None and self.connection is not None:
+            self._due = DueSet(self.connection, Keys.from_settings(settings))
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Waiting for a job, the worker wakes each second to move due decisions (docs/recovery.md)."""
+        return 1 if self._due is not None else int(super().dequeue_timeout)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.move_due()
+
+    def move_due(self) -> int:
+        """At most once per ``DUE_POLL_S``: the due decisions onto the queue as a
+        ``handle_due`` job (``worker/schedule.py``); a Redis error waits for the next poll."""
+        if self._due is None or self._settings is None:
+            return 0
+        mono = time.monotonic()
+        if mono - self._due_polled < DUE_POLL_S:
+            return 0
+        self._due_polled = mono
+        try:
+            if mono - self._due_checked >= DUE_CHECK_S:
+                self._due_checked = mono
+                request_rebuild(
+                    self._due, self.queues[0], job_timeout_s=self._settings.job_timeout_s
+                )
+            return move_due(
+                self._due,
+                self.queues[0],  # the worker's own queue (`sgr worker --queue` included)
+                datetime.now(UTC),
+                job_timeout_s=self._settings.job_timeout_s,
+                max_attempts=self._settings.max_attempts,
+            )
+        except redis.RedisError as exc:
+            log.warning("due_move_failed", error=str(exc)[:200])
+            return 0
+
+    def bootstrap(self, logging_level: str | None = "INFO", *args: Any, **kwargs: Any) -> None:
+        """RQ's start-up, with its lines routed through the project's logging first
+        (``SGR_LOG_FORMAT``, ``SGR_LOG_LEVEL``, whatever ``rq worker``'s own options said): its
+        own handlers would print coloured text on stdout and stderr."""
+        if self.settings is not None:
+            json_logs = self.settings.log_format == "json"
+            logging_level = self.settings.log_level
+            configure(json_logs=json_logs, level=logging_level)
+            route_stdlib(json_logs=json_logs, level=logging_level)
+        super().bootstrap(logging_level, *args, **kwargs)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         """RQ's loop; a stop that ``request_fatal_stop`` asked for ends the process with
@@ -314,7 +377,12 @@ class SafeWorker(SimpleWorker):
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         text = redact_text(format_exc_info(exc_info))
-        self.log.error("Worker %s: job %s failed:\n%s", self.name, job.id, text)
+        if routed_as_json():  # one line: the traceback is a field
+            self.log.error(
+                "job failed", extra={"job_id": job.id, "worker": self.name, "traceback": text}
+            )
+        else:
+            self.log.error("Worker %s: job %s failed:\n%s", self.name, job.id, text)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def handle_job_failure(

@@ -22,5 +22,6 @@ CREATE TABLE IF NOT EXISTS archived_turns (
     model VARCHAR, problems VARCHAR, created_at VARCHAR, published_at VARCHAR, archived_at VARCHAR
 );
 CREATE TABLE IF NOT EXISTS archived_offer_voids (
-    offer_id VARCHAR PRIMARY KEY, superseded_by VARCHAR, voided_at VARCHAR, archived_at VARCHAR
+    offer_id VARCHAR PRIMARY KEY, superseded_by VARCHAR, voided_at VARCHAR, reason VARCHAR,
+    published_at VARCHAR, archived_at VARCHAR
 );

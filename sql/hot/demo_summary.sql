@@ -4,6 +4,11 @@ SELECT
     (SELECT count(*) FROM processed_events WHERE outcome = 'offer') AS offers,
     (SELECT count(*) FROM processed_events WHERE outcome = 'no_offer') AS no_offer,
     (SELECT count(*) FROM processed_events WHERE outcome = 'dead_letter') AS dead_letter,
+    -- abandonments whose decision waits (docs/recovery.md)
+    (SELECT count(*) FROM scheduled_decisions AS d
+      WHERE d.decided_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM processed_events AS p WHERE p.event_id = d.event_id))
+        AS scheduled,
     (SELECT count(*) FROM offers WHERE discount_pct > cap_pct) AS over_cap,
     (SELECT count(*) FROM offers WHERE published_at IS NULL) AS unpublished,
     (SELECT count(*) FROM processed_events

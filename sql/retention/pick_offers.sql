@@ -7,5 +7,8 @@ WHERE o.created_at < :cutoff
   AND (o.redeemed_at IS NOT NULL OR o.expires_at < :now
        OR EXISTS (SELECT 1 FROM offer_voids AS v WHERE v.offer_id = o.offer_id))
   AND (o.published_at IS NOT NULL OR o.expires_at < :now)
+  -- a void whose notice (cart recovery) the outbox has yet to publish keeps its offer here
+  AND NOT EXISTS (SELECT 1 FROM offer_voids AS w WHERE w.offer_id = o.offer_id
+                  AND w.published_at IS NULL AND w.reason IS NOT NULL)
 ORDER BY o.created_at
 LIMIT :limit;

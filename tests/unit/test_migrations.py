@@ -101,7 +101,12 @@ def test_a_store_of_the_release_before_is_upgraded_with_every_row_kept(raw: Raw)
         report = store.migrate()
         assert report.before == 0 and report.after == LATEST
         assert report.applied == tuple(m.name for m in known_migrations(raw.dialect))
-        assert raw.everything() == before  # every row, every value
+        after = raw.everything()
+        # every row, every value; columns added since (version 3: offer_voids.reason and
+        # published_at) are empty on the old rows
+        kept = {k: [r[: len(before[k][0])] for r in rows] for k, rows in after.items()}
+        assert kept == before
+        assert all(set(r[len(before[k][0]) :]) <= {None} for k, rows in after.items() for r in rows)
         assert raw.versions() == [(m.version, m.name) for m in known_migrations(raw.dialect)]
         assert raw.has_index("offers_published")  # version 2 on SQLite (PostgreSQL had it)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from worker.domain.events import EventType
 from worker.domain.model import History
 from worker.domain.rules import (
+    AbandonerRecord,
     Facts,
     RuleConfig,
     cap_for,
@@ -20,6 +21,7 @@ from worker.domain.rules import (
     decide,
     floor_to,
     policy_discount,
+    repeat_abandoner,
     share_of_cap,
 )
 from worker.settings import Settings
@@ -205,3 +207,59 @@ def test_share_of_cap_examples(cap: float, share: float, least: float, expected:
     decision = cap_for(facts(history=None), replace(cfg, new_customer_cap_pct=cap))
     if decision.allowed:
         assert policy_discount(decision, cfg) == share_of_cap(decision.cap_pct, cfg)
+
+
+# --- repeat abandoners ------------------------------------------------------------------------
+records = st.builds(
+    AbandonerRecord,
+    offers=st.integers(0, 50),
+    abandonments=st.integers(0, 50),
+    redeemed=st.integers(0, 10),
+)
+repeat_configs = st.builds(
+    lambda base, **given: replace(base, **given),
+    configs,
+    repeat_window_days=st.floats(0, 366),
+    repeat_lower_after=st.integers(0, 20),
+    repeat_cap_factor=st.floats(0, 1),
+    repeat_refuse_after=st.integers(0, 20),
+    repeat_redeem_abandons=st.integers(0, 20),
+)
+
+
+@settings(max_examples=500)
+@given(
+    margin=st.floats(0, 1),
+    value=st.floats(0, 1e5),
+    history=histories,
+    record=records,
+    cfg=repeat_configs,
+)
+def test_no_repeat_abandoner_setting_raises_a_cap(
+    margin: float, value: float, history: History | None, record: AbandonerRecord, cfg: RuleConfig
+) -> None:
+    plain = facts(margin=margin, cart_value=value, history=history)
+    without = decide(plain, cfg)
+    with_record = decide(replace(plain, record=record), cfg)
+    if with_record.allowed:
+        assert without.allowed
+        assert with_record.cap_pct <= without.cap_pct + 1e-9
+    refuse, factor, _ = repeat_abandoner(record, cfg)
+    assert 0.0 <= factor <= 1.0
+    if refuse:
+        assert (with_record.allowed, with_record.reason) == (False, "repeat_abandoner") or not without.allowed  # fmt: skip
+
+
+def test_repeat_abandoners_get_less_then_nothing() -> None:
+    cfg = replace(CFG, repeat_window_days=30, repeat_lower_after=2, repeat_cap_factor=0.5,
+                  repeat_refuse_after=4, repeat_redeem_abandons=3)  # fmt: skip
+    base = facts(history=History("u", 300.0, 0.8, 30.0, 3, None))  # high churn: cap 20%
+    first = decide(replace(base, record=AbandonerRecord(0, 0, 0)), cfg)
+    lowered = decide(replace(base, record=AbandonerRecord(2, 2, 0)), cfg)
+    assert first.allowed and lowered.allowed and lowered.cap_pct == floor_to(first.cap_pct / 2)
+    refused = decide(replace(base, record=AbandonerRecord(4, 4, 0)), cfg)
+    assert (refused.allowed, refused.reason) == (False, "repeat_abandoner")
+    gamer = decide(replace(base, record=AbandonerRecord(1, 3, 1)), cfg)  # redeemed after 3
+    assert (gamer.allowed, gamer.reason) == (False, "repeat_abandoner")
+    off = replace(cfg, repeat_window_days=0)
+    assert decide(replace(base, record=AbandonerRecord(9, 9, 9)), off) == first

@@ -73,7 +73,11 @@ def test_only_the_projects_functions_may_run(redis_client: redis.Redis) -> None:
     assert "handle_evnt" in (fetch(typo).refusal() or "")
     assert fetch(method).refusal() is not None
     assert fetch(theirs).func.func.__name__ == "refuse"  # type: ignore[attr-defined]
-    assert {"worker.jobs.handle_event", "worker.jobs.handle_batch"} == JOB_FUNCTIONS
+    assert {
+        "worker.jobs.handle_event",
+        "worker.jobs.handle_batch",
+        "worker.jobs.handle_due",
+    } == JOB_FUNCTIONS
 
 
 def test_an_unreadable_job_names_no_function(redis_client: redis.Redis, tmp_path: Path) -> None:

@@ -36,9 +36,15 @@ def metrics_serve(
 
     from prometheus_client import generate_latest
 
+    from stores.base import StoreTransient
     from worker.metrics import exporter_app, exporter_redis, registry_for
+    from worker.runtime import open_store
 
     s = settings(metrics_port=port)
+    # a data folder or store that is not there is said, never made; one that is away for now is
+    # sgr_up{source="hot_store"} 0 until it is back
+    with contextlib.suppress(StoreTransient):
+        open_store(s).close()
     registry = registry_for(s, exporter_redis(s))
     if once:
         print(generate_latest(registry).decode(), end="")

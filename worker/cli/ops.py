@@ -4,6 +4,7 @@ handle dead letters and redeem codes."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -84,18 +85,21 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
     from worker.domain.timefmt import to_text
     from worker.keys import Keys
     from worker.runtime import open_store
+    from worker.schedule import DueSet
     from worker.settings import redact_url
 
     s = settings(data_dir)
-    keys = Keys.from_settings(s)
-    conn = redis_client(s)
-    queue = Queue(s.queue, connection=conn)
-    letters = DeadLetters(conn, keys.dead_letters, keys.store_failures)
-    hot = open_store(s)
+    hot = open_store(s)  # first: a data folder that is not there is said before Redis is asked
     try:
         figures = hot.summary()
     finally:
         hot.close()
+    keys = Keys.from_settings(s)
+    conn = redis_client(s)
+    queue = Queue(s.queue, connection=conn)
+    letters = DeadLetters(conn, keys.dead_letters, keys.store_failures)
+    due = DueSet(conn, keys)
+    soonest = due.next_due()
     snapshot = snapshot_info(s.history_db)
     return {
         "redis": redact_url(s.redis_url),
@@ -105,6 +109,8 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
         "failed_jobs": queue.failed_job_registry.count,
         "stream": int(conn.xlen(s.offers_stream)),  # type: ignore[arg-type]
         **figures,
+        "due_set": due.size(),  # scheduled decisions waiting in Redis (the hot store: scheduled)
+        "next_due": None if soonest is None else to_text(datetime.fromtimestamp(soonest, UTC)),
         "dead_letter_list": letters.count(),
         "store_failures": letters.store_failures(),
         "history_snapshot": None
@@ -113,14 +119,41 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
     }
 
 
+def event_outcome(event_id: str, data_dir: Path | None = None) -> dict[str, Any] | None:
+    """One event's recorded outcome as `sgr status --event` shows it (None: none recorded)."""
+    from dataclasses import asdict
+
+    from worker.domain.timefmt import to_text
+    from worker.runtime import open_store
+
+    hot = open_store(settings(data_dir))
+    try:
+        found = hot.get_outcome(event_id)
+    finally:
+        hot.close()
+    if found is None:
+        return None
+    return {k: to_text(v) if isinstance(v, datetime) else v for k, v in asdict(found).items()}
+
+
 @app.command()
 def status(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    event: Annotated[
+        str | None, typer.Option("--event", help="One event's outcome (`scheduled`: its due_at).")
+    ] = None,
 ) -> None:
-    """Queue depth, outcomes so far, dead letters, the stream length and the snapshot's age.
-    `dead_letter` counts those the hot store recorded; `dead_letter_list` those in the Redis
-    list; `store_failures` those that reached only the list because the store failed."""
+    """Queue depth, outcomes so far (`scheduled`: decisions waiting, docs/recovery.md), dead
+    letters, the stream length and the snapshot's age. `dead_letter` counts those the hot store
+    recorded; `dead_letter_list` those in the Redis list; `store_failures` those that reached
+    only the list because the store failed. `--event ID`: that event's outcome alone."""
+    if event is not None:
+        found = event_outcome(event, data_dir)
+        if found is None:
+            fail(f"no outcome recorded for event {event!r}")
+        print(json.dumps(found)) if as_json else out(found)
+        return
     figures = status_figures(data_dir)
     print(json.dumps(figures)) if as_json else out(figures)
 

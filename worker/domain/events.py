@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_MESSAGE_CHARS = 2000
@@ -173,6 +177,30 @@ class Cart(BaseModel):
         return self.margin
 
 
+def _zone(value: Any) -> Any:
+    """An IANA time zone name the worker knows (``Europe/Berlin``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, not {type(value).__name__}")
+    if len(value) > 64 or not _ZONE.match(value):
+        raise ValueError("is not an IANA time zone name")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("is not an IANA time zone name") from None
+    return value
+
+
+class Order(BaseModel):
+    """What an ``order_completed`` may say of the order (attribution: docs/recovery.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_id: Ident
+    value: Annotated[float, Number, Field(ge=0, le=MAX_CART_VALUE)] | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    code: Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_ident)] | None = None
+
+
 class CartEvent(BaseModel):
     """One event of one cart session. Unknown fields are refused, times must carry a zone."""
 
@@ -187,9 +215,13 @@ class CartEvent(BaseModel):
     cart: Cart | None = None
     inventory: Inventory = "in_stock"
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    timezone: Annotated[str, BeforeValidator(_zone)] | None = None  # the customer's, IANA
+    order: Order | None = None  # only on order_completed
 
     @model_validator(mode="after")
     def _needs_cart(self) -> CartEvent:
+        if self.order is not None and self.type is not EventType.ORDER_COMPLETED:
+            raise ValueError(f"'order' is only for order_completed (got type {self.type.value!r})")
         if self.cart is None and self.type not in (
             EventType.ORDER_COMPLETED,
             EventType.CUSTOMER_MESSAGE,

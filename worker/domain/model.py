@@ -51,6 +51,8 @@ class RecordedOutcome:
     offer_id: str | None
     error: str | None
     attempts: int
+    due_at: datetime | None = None  # a decision that waited (or waits: outcome "scheduled")
+    decided_at: datetime | None = None  # when that decision was taken
 
 
 @dataclass(frozen=True)
@@ -160,16 +162,18 @@ class Outcome:
     """An event's one outcome, as a job returns it."""
 
     event_id: str
-    outcome: str  # "offer" | "no_offer" | "dead_letter"
+    outcome: str  # "offer" | "no_offer" | "dead_letter" | "scheduled" (decided at due_at)
     reason: str | None = None
     offer_id: str | None = None
     engine: str | None = None
     replayed: bool = False
     guardrail: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    due_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        due = {"due_at": to_text(self.due_at)} if self.due_at is not None else {}
+        return due | {
             "event_id": self.event_id,
             "outcome": self.outcome,
             "reason": self.reason,
@@ -179,3 +183,31 @@ class Outcome:
             "guardrail": list(self.guardrail),
             "timings": self.timings,
         }
+
+
+# The fields of a void notice on the offers stream (``type`` "void"), in this order.
+VOID_STREAM_FIELDS = ("type", "offer_id", "code", "user_id", "session_id", "reason", "order_event_id", "voided_at")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VoidNotice:
+    """An offer an order closed: its code no longer applies (``reason`` "order_completed").
+    Published once on the offers stream, so the shop stops reminding the customer of it."""
+
+    offer_id: str
+    code: str
+    user_id: str
+    session_id: str
+    reason: str
+    order_event_id: str
+    voided_at: datetime
+
+    @property
+    def entry_id(self) -> str:
+        """Its id for publication once (the stream's marker key)."""
+        return f"void:{self.offer_id}"
+
+    def stream_entry(self) -> dict[str, str]:
+        entry = {name: getattr(self, name, "") for name in VOID_STREAM_FIELDS if name != "type"}
+        entry["voided_at"] = to_text(self.voided_at)
+        return {"type": "void", **{k: str(v) for k, v in entry.items()}}

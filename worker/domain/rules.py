@@ -32,6 +32,16 @@ class Facts:
     history: History | None
     last_offer_at: datetime | None
     now: datetime
+    record: AbandonerRecord | None = None  # the customer's recent record (read with history)
+
+
+@dataclass(frozen=True)
+class AbandonerRecord:
+    """A customer's record over the repeat-abandoner window (``SGR_REPEAT_WINDOW_DAYS``)."""
+
+    offers: int  # offers received (abandonment offers and counter-offers)
+    abandonments: int  # carts abandoned, besides the one being decided
+    redeemed: int  # codes redeemed
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,11 @@ class RuleConfig:
     max_discount_pct: float
     min_discount_pct: float
     policy_share_of_cap: float  # the rules engine's own offer: this share of the cap
+    repeat_window_days: float  # the repeat-abandoner rules look back this far (0: off)
+    repeat_lower_after: int  # this many offers in the window: cap x repeat_cap_factor (0: off)
+    repeat_cap_factor: float
+    repeat_refuse_after: int  # this many offers in the window: no offer (0: off)
+    repeat_redeem_abandons: int  # redeemed after this many abandonments: no offer (0: off)
 
 
 def facts_for(event: CartEvent, context: EventContext, now: datetime) -> Facts:
@@ -119,12 +134,40 @@ def cap_for(facts: Facts, cfg: RuleConfig) -> Decision:
     if facts.inventory == "low_stock":
         base *= cfg.low_stock_factor
         steps.append(f"low stock: x{cfg.low_stock_factor} -> {base:.1f}%")
+    refuse, factor, why = repeat_abandoner(facts.record, cfg)
+    if refuse:
+        steps.append(f"repeat abandoner: {why}")
+        return Decision(False, "repeat_abandoner", segment, 0.0, tuple(steps))
+    if factor < 1.0:
+        base *= factor
+        steps.append(f"repeat abandoner ({why}): x{factor} -> {base:.1f}%")
     cap = floor_to(max(0.0, min(base, headroom, cfg.max_discount_pct, margin_pct)))
     steps.append(f"cap {cap:.1f}% (never above headroom or {cfg.max_discount_pct:.0f}%)")
     if cap <= 0 or cap < cfg.min_discount_pct:
         reason = "margin_too_thin" if headroom < cfg.min_discount_pct else "cap_below_minimum"
         return Decision(False, reason, segment, cap, tuple(steps))
     return Decision(True, "eligible", segment, cap, tuple(steps))
+
+
+def repeat_abandoner(record: AbandonerRecord | None, cfg: RuleConfig) -> tuple[bool, float, str]:
+    """The repeat-abandoner rules on a customer's record: (refuse, cap factor at most 1, why).
+    Refused: ``repeat_refuse_after`` offers in the window, or a code redeemed in it after
+    ``repeat_redeem_abandons`` abandonments (abandoning on purpose); the cap lowered:
+    ``repeat_lower_after`` offers. A rule set to 0 is off; none ever raises a cap."""
+    if record is None or cfg.repeat_window_days <= 0:
+        return False, 1.0, ""
+    days = f"{cfg.repeat_window_days:g} days"
+    if cfg.repeat_refuse_after and record.offers >= cfg.repeat_refuse_after:
+        return True, 0.0, f"{record.offers} offers in {days}"
+    if (
+        cfg.repeat_redeem_abandons
+        and record.redeemed > 0
+        and record.abandonments >= cfg.repeat_redeem_abandons
+    ):
+        return True, 0.0, f"redeemed after {record.abandonments} abandonments in {days}"
+    if cfg.repeat_lower_after and record.offers >= cfg.repeat_lower_after:
+        return False, min(1.0, max(0.0, cfg.repeat_cap_factor)), f"{record.offers} offers in {days}"
+    return False, 1.0, ""
 
 
 def eligibility(facts: Facts, cfg: RuleConfig) -> str | None:

@@ -15,7 +15,7 @@ from worker.domain import rules
 from worker.domain.codes import new_offer_id
 from worker.domain.conversation import Turn
 from worker.domain.events import CartEvent
-from worker.domain.model import EventContext, Offer, Outcome
+from worker.domain.model import EventContext, Offer, Outcome, VoidNotice
 from worker.stopwatch import Stopwatch
 
 
@@ -26,6 +26,8 @@ class Written:
     outcome: Outcome
     offer: Offer | None = None
     turn: Turn | None = None
+    due: tuple[str, datetime] | None = None  # a decision scheduled: (event id, due time)
+    voids: tuple[VoidNotice, ...] = ()  # offers an order closed
 
 
 class AlreadyRecorded(Exception):

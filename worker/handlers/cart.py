@@ -10,22 +10,24 @@ meanwhile, or a live code of theirs means no new code.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import structlog
 
 from worker.deps import Deps, JobInfo
-from worker.domain import rules
+from worker.domain import recovery, rules
 from worker.domain.events import CartEvent, EventType
 from worker.domain.experiment import EligibleCart
 from worker.domain.lift import Group
-from worker.domain.model import EventContext, Offer, Outcome
+from worker.domain.model import EventContext, Offer, Outcome, VoidNotice
 from worker.domain.session import session_row
 from worker.engines.base import EngineError, EngineReply, OfferRequest
 from worker.engines.schemas import offer_schema
-from worker.handlers.base import Written, new_offer, record
+from worker.handlers.base import AlreadyRecorded, Written, new_offer, record
 from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.cart")
@@ -53,8 +55,14 @@ def gate(deps: Deps, facts: rules.Facts) -> str | None:
 
 
 def history(deps: Deps, event: CartEvent, facts: rules.Facts) -> rules.Facts:
-    """The facts with the customer's history (None for a new customer)."""
-    return replace(facts, history=deps.history.history(event.user_id))
+    """The facts with the customer's history (None for a new customer) and, when the
+    repeat-abandoner rules are on, their recent record in the hot store."""
+    facts = replace(facts, history=deps.history.history(event.user_id))
+    if deps.rules.repeat_window_days > 0:
+        since = facts.now - timedelta(days=deps.rules.repeat_window_days)
+        record = deps.hot.abandoner_stats(event.user_id, since, event.event_id)
+        facts = replace(facts, record=rules.AbandonerRecord(*record))
+    return facts
 
 
 def cap(deps: Deps, facts: rules.Facts) -> rules.Decision:
@@ -196,7 +204,9 @@ def record_experiment(
     cart counts whether or not its offer was committed), recorded with its cap; an order
     attributed to the customer's latest eligible cart within the attribution window."""
     if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
-        value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
+        given = event.order.value if event.order is not None else None
+        value = given if given is not None else event.cart.total if event.cart is not None else None
+        value = float(value) if value is not None else (observed.cart_value or 0.0)
         deps.hot.attribute_order(
             event.user_id, event.event_id, value, event.occurred_at, deps.attribution
         )
@@ -238,6 +248,7 @@ class CartPlan:
     decision: rules.Decision | None = None
     request: OfferRequest | None = None
     group: Group | None = None  # the experiment's group of an abandonment in it
+    due: bool = False  # the scheduled decision of an abandonment, taken at its due time
 
     @property
     def needs_engine(self) -> bool:
@@ -258,38 +269,169 @@ class CartPlan:
         runner's transaction), the rules asked again on what is now committed."""
         event, facts = self.event, self.facts
         offer, reason = self.checked.offer, self.checked.reason
-        applied = deps.hot.apply_event(state_params(event), facts.now)
-        observed = replace(
-            facts,
-            stale=applied is None,
-            session_status=applied.status if applied else facts.session_status,
-        )
-        late = recheck(deps, facts, observed, offer)
+        if self.due:  # the session was applied at arrival: read its newest state, committed
+            moved_on = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
+            late = moved_on or recheck(deps, facts, facts, offer)
+            observed = facts if moved_on is None else replace(facts, stale=True)
+        else:
+            applied = deps.hot.apply_event(state_params(event), facts.now)
+            observed = replace(
+                facts,
+                stale=applied is None,
+                session_status=applied.status if applied else facts.session_status,
+            )
+            late = recheck(deps, facts, observed, offer)
         if late is not None:
             offer, reason = None, late
         record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
         record_experiment(deps, event, self.group, self.decision, observed, offer)
+        if self.due:
+            deps.hot.mark_decided(event.event_id, deps.clock())
+        voids = close_offers(deps, event) if event.type is EventType.ORDER_COMPLETED else ()
         self.checked = Checked(offer, reason, self.checked.problems)
-        return Written(outcome_of(event, self.checked, watch), offer=offer)
+        return Written(outcome_of(event, self.checked, watch), offer=offer, voids=voids)
 
 
-def plan(deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch) -> CartPlan:
-    """The stages before the engine: facts, gate, history, cap, the engine's request."""
-    facts = rules.facts_for(event, ctx, deps.clock())
+def close_offers(deps: Deps, event: CartEvent) -> tuple[VoidNotice, ...]:
+    """An order (inside its write): the code it used is redeemed, the customer's other live
+    offers are voided (their notices for the outbox), and the order is kept for attribution."""
+    now = deps.clock()
+    order = event.order
+    code = order.code if order is not None else None
+    if code is not None:
+        deps.hot.redeem_for_order(code, event.user_id, now)
+    voids = deps.hot.void_for_order(event.event_id, event.user_id, code, now)
+    value = order.value if order is not None and order.value is not None else None
+    if value is None and event.cart is not None:
+        value = event.cart.total
+    deps.hot.record_order(
+        {
+            "event_id": event.event_id,
+            "order_id": order.order_id if order is not None else None,
+            "session_id": event.session_id,
+            "user_id": event.user_id,
+            "value": value,
+            "currency": (order.currency if order is not None else None)
+            or (event.cart.currency if event.cart is not None else None),
+            "code": code,
+            "occurred_at": event.occurred_at,
+        },
+        now,
+    )
+    for notice in voids:
+        log.info("offer_voided", offer_id=notice.offer_id, reason=notice.reason)
+    return tuple(voids)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)  # shortest repr: the contract reads it back as the same Decimal
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def stored_payload(event: CartEvent) -> str:
+    """The event as the schedule keeps it, read back by ``parse_event`` at due time."""
+    return json.dumps(event.model_dump(mode="python", exclude_none=True), default=_plain)
+
+
+@dataclass
+class SchedulePlan:
+    """An abandonment whose decision waits (docs/recovery.md): its write applies the session's
+    state now and records the decision's due time; the due job decides it later."""
+
+    event: CartEvent
+    facts: rules.Facts
+    due_at: datetime
+    deferred: str | None
+    watch: Stopwatch
+
+    @property
+    def needs_engine(self) -> bool:
+        return False
+
+    def ask(self, deps: Deps) -> None:
+        raise AssertionError("a scheduled decision asks no engine now")
+
+    def write(self, deps: Deps, job: JobInfo, watch: Stopwatch) -> Written:
+        event, facts = self.event, self.facts
+        applied = deps.hot.apply_event(state_params(event), facts.now)
+        if applied is None:  # a newer event of the session was committed meanwhile
+            reason = rules.gate(replace(facts, stale=True), deps.rules)
+            record(deps, event, job, watch, None, reason)
+            return Written(outcome_of(event, Checked(None, reason), watch))
+        scheduled = deps.hot.schedule_decision(
+            event.event_id, event.session_id, event.user_id, stored_payload(event),
+            event.occurred_at, self.due_at, self.deferred, facts.now,
+        )  # fmt: skip
+        if not scheduled:
+            raise AlreadyRecorded(event.event_id)
+        log.info("decision_scheduled", event_id=event.event_id, due_at=self.due_at.isoformat(),
+                 deferred=self.deferred)  # fmt: skip
+        outcome = Outcome(
+            event.event_id, "scheduled", self.deferred, timings=watch.ms, due_at=self.due_at
+        )
+        return Written(outcome, due=(event.event_id, self.due_at))
+
+
+# Refusals at arrival that time cannot change: decided at once, never scheduled.
+WAITABLE = (None, "offer_window")
+
+
+def plan(
+    deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch
+) -> CartPlan | SchedulePlan:
+    """The stages before the engine: facts, gate, history, cap, the engine's request. An
+    abandonment whose decision is due later (``SGR_OFFER_DELAY_MINUTES``, quiet hours) is
+    scheduled instead; at due time (``ctx`` says ``scheduled``: only a due job gets here with
+    it) it is decided on the session's newest state."""
+    now = deps.clock()
+    if ctx.outcome is not None and ctx.outcome.outcome == "scheduled":
+        return due_plan(deps, event, ctx, watch, now)
+    group = experiment_group(deps, event)
+    facts = rules.facts_for(event, ctx, now)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
+    watch.lap("state")
+    reason = gate(deps, facts)
+    if event.type is EventType.CART_ABANDONED and reason in WAITABLE and deps.recovery.active:
+        due, deferred = recovery.due_at(event.occurred_at, deps.recovery, event.timezone)
+        if due > now:
+            watch.lap("checks")
+            return SchedulePlan(event, facts, due, deferred, watch)
+    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), group=group))
+
+
+def due_plan(
+    deps: Deps, event: CartEvent, ctx: EventContext, watch: Stopwatch, now: datetime
+) -> CartPlan:
+    """A scheduled abandonment at its due time: no offer if the session moved on (an order, a
+    newer event); else the rules as at arrival, on the facts of now."""
+    verdict = recovery.at_due(event.event_id, ctx.session)
+    # the session as the abandonment left it (its own state is applied already)
+    facts = rules.facts_for(event, replace(ctx, outcome=None, session=None), now)
     group = experiment_group(deps, event)
     if group == "holdout":
         facts = held_out_facts(deps, event, facts)
     watch.lap("state")
-    out = CartPlan(event, facts, watch, Checked(None, gate(deps, facts)), group=group)
+    reason = verdict or gate(deps, facts)
+    out = CartPlan(event, facts, watch, Checked(None, reason), group=group, due=True)
+    return decide(deps, out)
+
+
+def decide(deps: Deps, out: CartPlan) -> CartPlan:
+    """The stages after the gate: history, cap, the engine's request."""
+    event, facts, watch = out.event, out.facts, out.watch
     if out.checked.reason is None:
         out.facts = facts = history(deps, event, facts)
         watch.lap("history")
         out.decision = decision = cap(deps, facts)
         if not decision.allowed:
             out.checked = Checked(None, decision.reason)
-        elif group == "holdout":
+        elif out.group == "holdout":
             out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
             out.request = offer_request(event, facts, decision, deps.rules)
