@@ -83,8 +83,18 @@ class Bridge:
         dead_letters: str | None = None,
         alerts: str | None = None,
         outcomes: Publisher | None = None,
+        rejected_max: int = 10_000,
+        max_attempts: int = 3,
+        result_ttl: int = 60,
+        failure_ttl: int = 86_400,
     ) -> None:
         self.client, self.key, self.rejected = client, key, rejected
+        self.rejected_max = rejected_max  # the rejected list keeps its newest this many
+        self.job_options = {
+            "max_attempts": max_attempts,
+            "result_ttl": result_ttl,
+            "failure_ttl": failure_ttl,
+        }
         if dead_letters is None or alerts is None or outcomes is None:
             settings = load_settings()
             keys = Keys.from_settings(settings)
@@ -135,7 +145,10 @@ class Bridge:
                 else:
                     poison.append((item, str(exc)))
         report = enqueue_events(
-            self.queue, [payload for _, _, payload in events], time_limits=self.time_limits
+            self.queue,
+            [payload for _, _, payload in events],
+            time_limits=self.time_limits,
+            **self.job_options,  # type: ignore[arg-type]
         )
         for position, error in report.rejected:
             index, item, payload = events[position]
@@ -146,6 +159,8 @@ class Bridge:
         for _, item, error in refused:
             text = item.decode("utf-8", "replace")[:4096]
             pipe.rpush(self.rejected, json.dumps({"payload": text, "error": error}))
+        if refused:  # bounded: the newest SGR_REJECTED_MAX stay
+            pipe.ltrim(self.rejected, -self.rejected_max, -1)
         pipe.execute()
         now = datetime.now(UTC)
         # before the processing list goes: a crash re-reads them, the markers keep them once

@@ -33,7 +33,7 @@ def enqueue_events(
     *,
     max_attempts: int = 3,
     job_timeout: int = 120,
-    result_ttl: int = 300,
+    result_ttl: int = 60,
     failure_ttl: int = 86_400,
     batch_size: int = 1,
     pipeline_size: int = 500,

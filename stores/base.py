@@ -30,6 +30,13 @@ class StoreUnavailable(RuntimeError):
     the store's path or URL (without credentials) and the cause."""
 
 
+class StoreTransient(StoreUnavailable):
+    """The store went away for a moment: its connection was closed (a restart, a failover,
+    ``pg_terminate_backend``), the server is starting up, or no connection came free in time.
+    Transient until proven otherwise: the caller waits and tries again (a worker retries its job
+    with backoff, the exporter answers ``sgr_up{source="hot_store"} 0``), it never stops for it."""
+
+
 class StoreMissing(StoreUnavailable):
     """The hot store does not exist and the caller may not create it (every command but
     ``sgr setup-data`` and ``sgr migrate``): nothing was created; the text says what to run."""

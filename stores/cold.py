@@ -61,3 +61,64 @@ def summary(path: Path | str) -> dict[str, float]:
         names = [d[0] for d in cur.description]
         row = cur.fetchone()
     return dict(zip(names, row or (), strict=False))
+
+
+# The archive (rows retention moved out of the hot store): each table's columns in the order of
+# sql/cold/archive_schema.sql, the last one ``archived_at``; tests/unit/test_retention.py checks
+# them against both hot stores' tables.
+ARCHIVE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "processed_events": (
+        "event_id", "session_id", "user_id", "type", "outcome", "reason", "offer_id", "error",
+        "attempts", "occurred_at", "enqueued_at", "started_at", "finished_at", "timings",
+    ),
+    "offers": (
+        "offer_id", "event_id", "session_id", "user_id", "currency", "cart_value", "margin",
+        "segment", "cap_pct", "discount_pct", "code", "expires_at", "engine", "model",
+        "reasoning", "message", "guardrail", "created_at", "published_at", "redeemed_at",
+    ),
+    "turns": (
+        "event_id", "session_id", "turn", "user_id", "message", "route", "reason", "reply",
+        "reasoning", "offer_id", "discount_pct", "cap_pct", "code", "engine", "model",
+        "problems", "created_at", "published_at",
+    ),
+    "offer_voids": ("offer_id", "superseded_by", "voided_at", "reason", "published_at"),
+}  # fmt: skip
+
+
+def _cell(value: object) -> object:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class Archive:
+    """The cold store's archive, opened for writing (DuckDB allows one writer: run retention
+    where the cold store lives, and not while a process reads it with SGR_HISTORY_SOURCE=duckdb)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"cold store {self.path} does not exist: run `sgr setup-data`")
+        self.conn = duckdb.connect(str(self.path))
+        self.conn.execute(sql("cold/archive_schema"))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def add(self, table: str, rows: list[dict[str, object]], archived_at: str) -> None:
+        """Keep ``rows`` of the hot store's ``table`` (a row kept before stays as it was)."""
+        if not rows:
+            return
+        columns = ARCHIVE_COLUMNS[table]
+        values = [[_cell(row[c]) for c in columns] + [archived_at] for row in rows]
+        marks = ", ".join("?" for _ in range(len(columns) + 1))
+        self.conn.execute("BEGIN TRANSACTION")
+        self.conn.executemany(
+            f"INSERT OR IGNORE INTO archived_{table} VALUES ({marks})",  # noqa: S608
+            values,
+        )
+        self.conn.execute("COMMIT")
+
+    def counts(self) -> dict[str, int]:
+        cur = self.conn.execute(sql("cold/archive_counts"))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone() or ()
+        return {n: int(v) for n, v in zip(names, row, strict=False)}

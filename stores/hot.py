@@ -19,22 +19,35 @@ _KEY_VALUE_DSN = re.compile(r"^\s*[a-z_]+\s*=", re.ASCII)
 
 
 def open_hot_store(
-    url: str, default_path: Path, *, migrate: bool = True, create: bool = True
+    url: str,
+    default_path: Path,
+    *,
+    migrate: bool = True,
+    create: bool = True,
+    timeouts: tuple[float, int] | None = None,
 ) -> SqlHotStore:
     """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
     ``default_path``), its schema migrated to this release's version unless ``migrate`` is
     False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied). Without
-    ``create``, a SQLite file that does not exist raises StoreMissing (nothing is made)."""
+    ``create``, a SQLite file that does not exist raises StoreMissing (nothing is made).
+    ``timeouts``: (longest wait for a connection or a lock, s; longest statement, ms), for a
+    reader that must answer in time (the metrics exporter); else the backend's defaults."""
     if url.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(url):
         from stores.postgres import PostgresHotStore  # psycopg is loaded only when chosen
 
-        return PostgresHotStore(url, migrate=migrate)
+        if timeouts is None:
+            return PostgresHotStore(url, migrate=migrate)
+        return PostgresHotStore(
+            url, migrate=migrate, connect_timeout_s=timeouts[0], statement_timeout_ms=timeouts[1]
+        )
     from stores.sqlite import SqliteHotStore
 
+    busy_ms = int(timeouts[0] * 1000) if timeouts is not None else 10_000
     if not url:
-        return SqliteHotStore(default_path, migrate=migrate, create=create)
+        return SqliteHotStore(default_path, busy_ms, migrate=migrate, create=create)
     if url.startswith("sqlite:///"):
-        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate, create=create)
+        path = Path(url.removeprefix("sqlite:///"))
+        return SqliteHotStore(path, busy_ms, migrate=migrate, create=create)
     accepted = "empty, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
     if "://" not in url:  # a bare path or other text: it may hold a password
         raise StoreConfigError(f"SGR_HOT_STORE_URL: not a URL ({accepted})")

@@ -126,6 +126,13 @@ class SqlHotStore(ABC):
         }
         return self._rows(self._text(folder, name), crossed)
 
+    def remove(self, name: str, keys: list[str]) -> int:
+        """Delete the rows of ``keys`` with ``sql/retention/delete_<name>.sql`` in one
+        transaction (retention, once the cold store holds them); how many left."""
+        with self.transaction():
+            params = {"keys": self._list_in(list(keys))}
+            return self._write(self._text("retention", f"delete_{name}"), params)
+
     def migrate(self) -> MigrationReport:
         """Apply the schema migrations this store lacks (store open does; so does
         ``sgr migrate``)."""

@@ -33,12 +33,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from stores.base import StoreUnavailable
+from stores.base import StoreTransient, StoreUnavailable
 from stores.hotstore import SqlHotStore
 from stores.sqlfiles import sql
 
 POOL_MAX = 4  # a worker process runs one job at a time; the reaper thread and tools take a few
 CONNECT_TIMEOUT_S = 10
+RECONNECT_TIMEOUT_S = 60.0
 # Errors of one transaction, not of the database: the job fails and RQ retries it.
 _RETRYABLE = (
     psycopg.errors.DeadlockDetected,
@@ -47,6 +48,13 @@ _RETRYABLE = (
     psycopg.errors.QueryCanceled,
     psycopg.errors.LockNotAvailable,
 )
+# Errors of the database being reachable but refusing us for good (wrong password, no such role
+# or database): fatal, a restart with the same settings gets the same answer. Every other
+# connection error (refused, closed by the server, ``the database system is starting up``, too
+# many connections, a pool timeout) is transient: the caller retries (stores.base.StoreTransient).
+_FATAL_SQLSTATES = frozenset({"28000", "28P01", "3D000"})
+# libpq's words for the same when connecting (psycopg gives no SQLSTATE before the session exists)
+_FATAL_WORDS = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
 # Times in UTC; a transaction left open by a host that froze or lost its network is ended by the
 # server after 30 s (no transaction here waits on anything but the database: the LLM is asked
 # before the commit), so its locks (a customer's offer window, a session's row) are not held on.
@@ -59,33 +67,54 @@ class PostgresHotStore(SqlHotStore):
     dialect: ClassVar[str] = "postgres"
     paramstyle: ClassVar[str] = "pyformat"
 
-    def __init__(self, url: str, pool_max: int = POOL_MAX, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_max: int = POOL_MAX,
+        *,
+        migrate: bool = True,
+        statement_timeout_ms: int | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         self.where = _where(url)
         self._local = threading.local()
         self._password = _password(url)
         try:
             # a first connection of its own: a server that is down or refuses is said at once,
             # in its own words (the pool only says it gave up after its timeout)
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True).close()
+            wait = max(1, round(connect_timeout_s))
+            psycopg.connect(url, connect_timeout=wait, autocommit=True).close()
+            options = SESSION_OPTIONS
+            if statement_timeout_ms is not None:
+                options += f" -c statement_timeout={int(statement_timeout_ms)}"
             self.pool = ConnectionPool(
                 url,
                 min_size=1,
                 max_size=pool_max,
-                kwargs={"autocommit": True, "row_factory": dict_row, "options": SESSION_OPTIONS},
-                timeout=CONNECT_TIMEOUT_S,
+                kwargs={
+                    "autocommit": True,
+                    "row_factory": dict_row,
+                    "options": options,
+                    "connect_timeout": wait,
+                },
+                timeout=connect_timeout_s,
+                # Refilling after the server went away backs off 1, 2, 4, ... s and gives up after
+                # this long (then a request grows the pool again): a minute keeps the longest
+                # wait after the server is back at about half a minute.
+                reconnect_timeout=RECONNECT_TIMEOUT_S,
                 open=False,
                 name="sgr-hot",
             )
-            self.pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            self.pool.open(wait=True, timeout=connect_timeout_s)
         except (psycopg.Error, PoolTimeout, OSError) as exc:
-            raise StoreUnavailable(f"hot store {self.where}: {self._scrub(exc)}") from None
+            raise self._error(exc, "") from None
         if not migrate:
             return
         try:
             self.migrate()
         except psycopg.Error as exc:
             self.pool.close()
-            raise StoreUnavailable(f"hot store {self.where}: {self._scrub(exc)}") from None
+            raise self._error(exc, "") from None
         except BaseException:
             self.pool.close()
             raise
@@ -94,32 +123,66 @@ class PostgresHotStore(SqlHotStore):
         text = " ".join(str(exc).split()) or type(exc).__name__
         return text.replace(self._password, "***") if self._password else text
 
+    def _error(self, exc: BaseException, what: str) -> StoreUnavailable:
+        """The error as the store's: fatal (``StoreUnavailable``) when the server refuses these
+        settings for good, else ``StoreTransient``."""
+        text = f"hot store {self.where}{what}: {self._scrub(exc)}"
+        said = str(exc)
+        if getattr(exc, "sqlstate", None) in _FATAL_SQLSTATES or any(
+            w in said for w in _FATAL_WORDS
+        ):
+            return StoreUnavailable(text)
+        return StoreTransient(text)
+
     def close(self) -> None:
         self.pool.close()
 
     # connections ------------------------------------------------------------------------------
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
-        """The database gone (down, restarting, unreachable, the pool exhausted) is the store
-        being unavailable, as a full disk is for SQLite: the worker stops taking jobs and the job
-        goes back to the queue. A deadlock or serialization failure is not: the job is retried."""
+        """The database gone (down, restarting, failed over, our connection closed, the pool
+        exhausted) is the store being unavailable for a moment (``StoreTransient``): the job is
+        retried with backoff and the worker goes on. A deadlock or serialization failure is one
+        transaction's: the job is retried by RQ. A store already mapped passes as it is."""
         try:
             yield
         except _RETRYABLE:
             raise
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StoreUnavailable(
-                f"hot store {self.where} unavailable: {self._scrub(exc)}"
-            ) from None
+        except StoreUnavailable:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise self._error(exc, " unavailable") from None
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection, checked before use (psycopg_pool's ``check_connection``: one
+        empty round trip): one the server closed while it sat in the pool (a restart, a failover,
+        ``pg_terminate_backend``) goes back to be replaced, and the next one is tried at once.
+        Not the pool's own ``check=``: on a failed check it sleeps 1, 2, 4, ... s within the one
+        request, which starves a job while connections keep being closed."""
+        for _ in range(self.pool.max_size + 1):
+            conn = self.pool.getconn()
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                self.pool.putconn(conn)  # found broken: the pool discards it and opens another
+                continue
+            try:
+                yield conn  # type: ignore[misc]
+            finally:
+                self.pool.putconn(conn)
+            return
+        raise StoreTransient(f"hot store {self.where} unavailable: every pooled connection broken")
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """The current transaction's connection, or one from the pool (autocommit) for a call."""
         current = getattr(self._local, "conn", None)
-        if current is not None:
-            yield current
+        if current is not None:  # a connection lost mid-transaction is the store's, not the event's
+            with self._unavailable():
+                yield current
             return
-        with self._unavailable(), self.pool.connection() as conn:
+        with self._unavailable(), self._pooled() as conn:
             yield conn  # type: ignore[misc]
 
     @contextmanager
@@ -127,7 +190,7 @@ class PostgresHotStore(SqlHotStore):
         """One transaction on one pooled connection; every call of this thread inside it uses it."""
         if getattr(self._local, "conn", None) is not None:
             raise RuntimeError("hot store: nested transaction")
-        with self._unavailable(), self.pool.connection() as conn, conn.transaction():
+        with self._unavailable(), self._pooled() as conn, conn.transaction():
             self._local.conn = conn
             try:
                 yield conn  # type: ignore[misc]
@@ -141,7 +204,7 @@ class PostgresHotStore(SqlHotStore):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             raise RuntimeError("hot store: savepoint outside a transaction")
-        with conn.transaction():  # nested: SAVEPOINT, RELEASE or ROLLBACK TO
+        with self._unavailable(), conn.transaction():  # nested: SAVEPOINT, RELEASE, ROLLBACK TO
             yield
 
     def _in_transaction(self) -> bool:
@@ -155,7 +218,7 @@ class PostgresHotStore(SqlHotStore):
         if self._in_transaction():  # already inside the caller's transaction
             yield
             return
-        with self._unavailable(), self.pool.connection() as conn, conn.transaction():
+        with self._unavailable(), self._pooled() as conn, conn.transaction():
             conn.execute(sql("hot/postgres/read_snapshot"))
             self._local.conn = conn
             try:

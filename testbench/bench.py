@@ -11,7 +11,10 @@
 4. with a real vLLM server (``--vllm-url``, or SGR_LLM_URL when it answers): the pipeline beside
    the same requests sent straight to vLLM by a plain HTTP client at the same concurrency:
    ``vllm_vs_direct``;
-5. ``worker_rss_mb``: resident memory (VmRSS) of the largest worker process after its run.
+5. ``worker_rss_mb``: resident memory (VmRSS) of the largest worker process after its run;
+6. ``exporter_scrape_s`` and ``exporter_peak_mb``: ``sgr metrics``' collector scraped in a
+   process of its own over a hot store of 1,000,000 recorded outcomes, on SQLite and on
+   PostgreSQL when one is at hand (``testbench/benchexporter.py``).
 
 Every event is an eligible abandoned cart of a distinct session (known customers, some new ones),
 so each one goes through every stage: state, history, engine, checks, commit and publication.
@@ -68,6 +71,8 @@ TARGETS = {
     "vllm_vs_direct": 0.9,
     "worker_rss_mb": 120,
     "api_vs_floor": 0.5,
+    "exporter_scrape_s": 0.5,
+    "exporter_peak_mb": 150,
 }
 
 
@@ -412,6 +417,14 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             conn = redis.Redis.from_url(server.url)
             info: Any = conn.info("server")
             result["machine"]["redis_server_version"] = info.get("redis_version")
+            if cfg.exporter_events:
+                from testbench.benchexporter import exporter_phase
+
+                _log().info("bench_phase", phase="exporter", events=cfg.exporter_events)
+                result.update(exporter_phase(cfg.exporter_events, root, server.url))
+            if cfg.exporter_only:
+                result["seconds"] = round(time.monotonic() - started, 1)
+                return result
             result["worker_class"] = cfg.worker_class
             result["workers"] = cfg.workers
             _log().info("bench_phase", phase="floor+rules", workers=cfg.workers)
@@ -482,10 +495,20 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 def _table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"sgr bench ({result['workers']} x {result['worker_class']})")
+    table = Table(title=f"sgr bench ({result.get('workers')} x {result.get('worker_class')})")
     table.add_column("measure", justify="left", overflow="fold")
     for column in ("rate /s", "compared with", "ratio", "target"):
         table.add_column(column, justify="right", no_wrap=True)
+    if result.get("exporter_scrape_s") is not None:
+        table.add_row(
+            f"exporter scrape s at {result['exporter_events']:,} events",
+            f"{result['exporter_scrape_s']:g}",
+            f"peak MiB {result['exporter_peak_mb']:g}",
+            "",
+            "<= 0.5 s, 150 MiB",
+        )
+    if result["config"].get("exporter_only"):
+        return table
     floor = result["rq_floor_per_s"]
     table.add_row("rq floor (no-op job)", f"{floor:g}", "", "", "")
     if result.get("rq_floor_fork_per_s"):
@@ -630,6 +653,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             False, help="Skip the rules batches that read history from DuckDB."
         ),
         log_level: str = typer.Option("INFO", help="Workers' log level."),
+        exporter_events: int | None = typer.Option(
+            None, help="Outcomes the exporter is scraped at (default 1,000,000; 0 = skip)."
+        ),
+        exporter_only: bool = typer.Option(False, help="Only the exporter phase."),
     ) -> None:
         """Measure the pipeline beside RQ's floor, a fixed-latency LLM edge and vLLM."""
         import json
@@ -647,7 +674,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "auto_vllm": not no_vllm,
             "compare_duckdb": not no_duckdb,
             "log_level": log_level,
+            "exporter_only": exporter_only,
         }
+        if exporter_events is not None:
+            overrides["exporter_events"] = exporter_events
         if rounds is not None:
             overrides["rounds"] = rounds
         if jobs is not None:

@@ -303,6 +303,8 @@ class BenchConfig:
     api_redeems: int = 2000  # redemptions (and as many floor requests) per hot-store backend
     api_backends: tuple[str, ...] = ("sqlite", "postgres")  # () = skip the API phase
     seed: int = 5
+    exporter_events: int = 1_000_000  # recorded outcomes the exporter is scraped at (0 = skip)
+    exporter_only: bool = False  # only the exporter phase (its fill takes about a minute)
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -317,5 +319,6 @@ class BenchConfig:
             "inflight_jobs": 2,
             "api_redeems": 400,
             "customers": 3000,
+            "exporter_events": 100_000,
         }
         return cls(**(base | overrides))

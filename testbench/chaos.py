@@ -34,11 +34,13 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -49,13 +51,13 @@ from rq import Queue, Retry, Worker
 
 from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, customers, event_stream
-from stores.base import HotStore
+from stores.base import HotStore, StoreTransient
 from stores.cold import write_history
 from stores.hot import open_hot_store
 from stores.sqlfiles import sql
 from stores.sync import sync_snapshot
 from testbench.fleet import Fleet
-from testbench.pgproc import fresh_database, postgres_server
+from testbench.pgproc import PostgresServer, fresh_database, postgres_server, terminate_backends
 from testbench.redisproc import RedisServer
 from testbench.standin_llm import StandInLLM
 from worker.deadletter import payload_event_id
@@ -84,6 +86,11 @@ FAULT_KINDS = (
     "redeem_during_turn",
     "delayed_decisions",
 )
+# With ``pg_faults``: PostgreSQL closes every connection, again and again for a while
+# (``pg_terminate_backend`` in a loop: what an administrator, a failover or a pooler does), and
+# restarts (the chaos run's own server, testbench/pgproc.py).
+PG_FAULT_KINDS = ("pg_terminate", "pg_restart")
+PG_TERMINATE_EVERY_S = 0.1
 PRICE = "This is too expensive, can you give me a better price please?"
 
 
@@ -108,6 +115,8 @@ class ChaosConfig:
     folders: int = 1  # data folders the workers are split among (more than 1 needs PostgreSQL)
     races: int = 20  # customers whose two events race on two sessions (turn+turn, abandon+turn)
     redeem_races: int = 8  # customers who redeem their code while their next turn is running
+    pg_faults: bool = False  # PostgreSQL faults on a server of the run's own (implies PostgreSQL)
+    pg_fault_window_s: float = 2.0  # how long connections keep being closed each time
     delay_s: float = 3.0  # SGR_OFFER_DELAY_MINUTES of the workers, in seconds (docs/recovery.md)
     delayed: int = 3  # fresh abandonments per wave whose decision waits; every other one ordered
 
@@ -115,7 +124,9 @@ class ChaosConfig:
         """What is wrong with this configuration, or None."""
         if not 1 <= self.folders <= self.workers:
             return f"--folders {self.folders}: from 1 to the number of workers ({self.workers})"
-        if self.folders > 1 and not self.hot_store_url:
+        if self.pg_faults and self.hot_store_url:
+            return "--pg-faults runs a PostgreSQL of its own (to restart it): no --hot-store-url"
+        if self.folders > 1 and not self.hot_store_url and not self.pg_faults:
             return (
                 f"--folders {self.folders} needs --hot-store-url (PostgreSQL): SQLite is one host's"
             )
@@ -237,6 +248,10 @@ class Chaos:
         self.killed: set[int] = set()
         self.sent: list[tuple[float, list[Any]]] = []  # (when, payloads) as enqueued
         self.resent = 0
+        self.exits: Counter[int] = Counter()  # exit statuses of workers that stopped on their own
+        self.pg: PostgresServer | None = None
+        self.pg_url = ""
+        self.pg_closed = 0  # connections closed by pg_terminate faults
         self.orders_due: list[tuple[float, dict[str, Any]]] = []  # delayed sessions' orders
         self.delayed_sent = 0
 
@@ -272,17 +287,32 @@ class Chaos:
             key = payload_event_id(payload, job_id, index)
             self.accepted[key] = self.accepted.get(key, 0) + 1
 
+    def _store(self, what: str, action: Callable[[], Any], limit_s: float = 60.0) -> Any:
+        """The run's own reads of the hot store, through PostgreSQL faults: tried again while
+        the store is away for a moment (its connections closed, the server restarting)."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                return action()
+            except StoreTransient as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.info("store_unavailable", during=what, error=str(exc)[:120])
+                time.sleep(0.2)
+
     def _offers(self) -> int:
-        return len(self.hot.query(sql("hot/reconcile_offers")))
+        return len(self._store("offers", lambda: self.hot.query(sql("hot/reconcile_offers"))))
 
     def _done(self) -> int:
-        return int(self.hot.query(sql("hot/count_outcomes"))[0]["n"])
+        rows = self._store("outcomes", lambda: self.hot.query(sql("hot/count_outcomes")))
+        return int(rows[0]["n"])
 
     def _supervise(self) -> None:
         """Replace workers that exited on their own (a supervisor's job, on each host)."""
         for fleet in self.fleets:
             for proc in list(fleet.procs):
                 if proc.poll() is not None and proc.pid not in self.killed:
+                    self.exits[int(proc.returncode)] += 1
                     fleet.procs.remove(proc)
                     fleet.spawn()
                     self.restarts += 1
@@ -302,6 +332,28 @@ class Chaos:
         if recent:
             self._enqueue(recent)
             self.resent += len(recent)
+
+    def _close_pg_connections(self) -> None:
+        """``pg_terminate_backend`` on every connection to the run's database, every
+        ``PG_TERMINATE_EVERY_S`` for ``pg_fault_window_s`` (in a thread: the run goes on)."""
+        log.warning("pg_terminate", window_s=self.cfg.pg_fault_window_s)
+
+        def loop() -> None:
+            until = time.monotonic() + self.cfg.pg_fault_window_s
+            while time.monotonic() < until:
+                try:
+                    self.pg_closed += terminate_backends(self.pg_url)
+                except Exception as exc:  # the server restarting meanwhile
+                    log.info("pg_terminate_failed", error=str(exc)[:120])
+                time.sleep(PG_TERMINATE_EVERY_S)
+
+        self._pg_thread = threading.Thread(target=loop, name="chaos-pg", daemon=True)
+        self._pg_thread.start()
+
+    def _restart_pg(self) -> None:
+        assert self.pg is not None
+        log.warning("pg_restart")
+        self.pg.restart()
 
     def _kill_busy_worker(self) -> bool:
         """SIGKILL a worker that is running a job; spawn its replacement. False if none busy."""
@@ -332,6 +384,10 @@ class Chaos:
         problem = cfg.problem()
         if problem:
             raise ValueError(problem)
+        if cfg.pg_faults:
+            with PostgresServer() as server, fresh_database(server.url, "sgr_chaos_") as url:
+                self.pg, self.pg_url = server, url
+                return self._run(url)
         if not cfg.hot_store_url:
             return self._run("")
         with fresh_database(cfg.hot_store_url, "sgr_chaos_", keep=cfg.keep) as url:
@@ -387,6 +443,8 @@ class Chaos:
             try:
                 self._drive(load, time.monotonic())  # max_time_s bounds the run, not the set-up
                 self._redeem_races(load)
+                self._supervise()
+                self.alive_at_end = sum(len(f.alive()) for f in self.fleets)
             finally:
                 for fleet in self.fleets:
                     fleet.stop(timeout_s=15)
@@ -412,6 +470,9 @@ class Chaos:
             (0.60, "worker_sigkill"),
             (0.72, "redis_restart"),
         ]
+        if cfg.pg_faults:
+            schedule += [(0.30, "pg_terminate"), (0.66, "pg_restart")]
+            schedule.sort()
         llm_off_at: float | None = None
         deadline = started + cfg.max_time_s
         while time.monotonic() < deadline:
@@ -437,6 +498,10 @@ class Chaos:
                     self.server.restart()
                 elif kind == "redis_crash":
                     self._crash_redis()
+                elif kind == "pg_terminate":
+                    self._close_pg_connections()
+                elif kind == "pg_restart":
+                    self._restart_pg()
                 elif kind in ("llm_timeout", "llm_error"):
                     self._llm("timeout" if kind == "llm_timeout" else "error500")
                     llm_off_at = now + cfg.fault_window_s
@@ -496,7 +561,7 @@ class Chaos:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             self._supervise()
-            found = self.hot.get_outcome(event_id)
+            found = self._store("outcome", lambda: self.hot.get_outcome(event_id))
             if found is not None:
                 return found
             time.sleep(0.02)
@@ -515,7 +580,12 @@ class Chaos:
                 self._enqueue([first])
                 load.valid.append(first)
                 prior = self._wait_outcome(first["event_id"])
-                offer = self.hot.get_offer(prior.offer_id) if prior and prior.offer_id else None
+                offer_id = prior.offer_id if prior else None
+                offer = (
+                    self._store("offer", partial(self.hot.get_offer, offer_id))
+                    if offer_id
+                    else None
+                )
                 at = datetime.now(UTC).isoformat()
                 second = race_event("customer_message", f"redeem-{r}-2", user, session, at, message="Still too much, please go lower.")  # fmt: skip
                 self._enqueue([second])
@@ -538,29 +608,32 @@ class Chaos:
             return False
         q = self.queue
         return bool(
-            self._retry(
+            self._store(
                 "drain check",
-                lambda: (
-                    q.count == 0
-                    and q.started_job_registry.count == 0
-                    and not self.hot.unpublished_offers(1)
-                    # offers a crash took off the stream are back (the reaper re-publishes them)
-                    and int(cast(int, q.connection.xlen(STREAM))) >= self._offers()
-                    # and so is every event's outcome
-                    and not self.hot.unpublished_outcomes(1)
-                    and int(cast(int, q.connection.xlen(OUTCOMES))) >= self._done()
+                lambda: self._retry(
+                    "drain check",
+                    lambda: (
+                        q.count == 0
+                        and q.started_job_registry.count == 0
+                        and not self.hot.unpublished_offers(1)
+                        # offers a crash took off the stream are back (the reaper re-publishes them)
+                        and int(cast(int, q.connection.xlen(STREAM))) >= self._offers()
+                        # and so is every event's outcome
+                        and not self.hot.unpublished_outcomes(1)
+                        and int(cast(int, q.connection.xlen(OUTCOMES))) >= self._done()
+                    ),
                 ),
             )
         )
 
     # --- the reconciliation ------------------------------------------------------------------
     def reconcile(self, load: Load, elapsed_s: float) -> dict[str, Any]:
-        outcomes = {r["event_id"]: dict(r) for r in self.hot.query(sql("hot/reconcile_outcomes"))}
-        offers = [dict(r) for r in self.hot.query(sql("hot/reconcile_offers"))]
-        sessions = {
-            r["session_id"]: r["last_event_id"]
-            for r in self.hot.query(sql("hot/reconcile_sessions"))
-        }
+        def rows(name: str) -> list[Any]:
+            return list(self._store(name, lambda: self.hot.query(sql(f"hot/{name}"))))
+
+        outcomes = {r["event_id"]: dict(r) for r in rows("reconcile_outcomes")}
+        offers = [dict(r) for r in rows("reconcile_offers")]
+        sessions = {r["session_id"]: r["last_event_id"] for r in rows("reconcile_sessions")}
         entries = self._retry("xrange", lambda: self.client.xrange(STREAM))
         on_stream = [  # offer entries (the stream carries negotiation replies too)
             fields[b"offer_id"].decode()
@@ -599,11 +672,15 @@ class Chaos:
             newest[e["session_id"]] = max(newest.get(e["session_id"], key), key)
         state_mismatch = sum(1 for s, (_, eid) in newest.items() if sessions.get(s) != eid)
         over_cap = sum(1 for o in offers if o["discount_pct"] > o["cap_pct"] + 1e-9)
-        delayed = {k: int(v) for k, v in self.hot.query(sql("hot/reconcile_scheduled"))[0].items()}
-        codes = [dict(r) for r in self.hot.query(sql("hot/reconcile_codes"))]
+        delayed = {k: int(v) for k, v in rows("reconcile_scheduled")[0].items()}
+        codes = [dict(r) for r in rows("reconcile_codes")]
         two_live_codes = sum(1 for c in codes if int(c["live_codes"]) > 1)
         after_redemption = sum(int(c["after_redemption"]) for c in codes)
-        faults = {kind: self.faults.get(kind, 0) for kind in FAULT_KINDS}
+        kinds = FAULT_KINDS + (PG_FAULT_KINDS if self.cfg.pg_faults else ())
+        faults = {kind: self.faults.get(kind, 0) for kind in kinds}
+        # a worker that stopped itself (0: RQ's own warm shutdown; 75: a fatal condition) rather
+        # than riding the fault out; RQ exits 1 when Redis vanishes mid-bookkeeping (restarted)
+        store_stops = self.exits.get(0, 0) + self.exits.get(75, 0)
         report: dict[str, Any] = {
             "accepted": len(self.accepted),
             "enqueued": sum(self.accepted.values()),
@@ -632,7 +709,11 @@ class Chaos:
                 "worker_restarts": self.restarts,
                 "resent_after_crash": self.resent,
                 "reran_events": sum(1 for o in outcomes.values() if o["attempts"] > 1),
+                "worker_exit_statuses": {str(k): n for k, n in sorted(self.exits.items())},
+                "pg_connections_closed": self.pg_closed,
             },
+            "workers_stopped_themselves": store_stops,
+            "workers_alive_at_end": getattr(self, "alive_at_end", 0),
             "elapsed_s": round(elapsed_s, 1),
         }
         report["ok"] = (
@@ -648,6 +729,8 @@ class Chaos:
             and delayed["undecided"] == 0
             and delayed["offer_after_order"] == 0
             and all(n >= 1 for n in faults.values())
+            and (store_stops == 0 or not self.cfg.pg_faults)
+            and getattr(self, "alive_at_end", 0) == self.cfg.workers
         )
         if delayed["decided_early"] or delayed["undecided"] or delayed["offer_after_order"]:
             report["delayed_rows"] = [
@@ -713,6 +796,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--batch", type=int, default=1, help="events per RQ job")
     parser.add_argument(
+        "--pg-faults",
+        action="store_true",
+        help="the hot store on a PostgreSQL server of the run's own, whose connections are all "
+        "closed again and again mid-run (pg_terminate_backend) and which restarts",
+    )
+    parser.add_argument(
         "--hot-store-url",
         default="",
         help="a PostgreSQL server (postgresql://...): the run's hot store is a new database on it; "
@@ -742,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.batch,
             hot_store_url=url,
             folders=args.folders,
+            pg_faults=args.pg_faults,
         )
 
     problem = config(

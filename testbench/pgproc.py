@@ -69,12 +69,22 @@ class PostgresServer:
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self._launch()
+
+    def _launch(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off "
             "-c max_connections=200 -c shared_buffers=64MB"
         )
         log = str(self.dir / "postgres.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def restart(self) -> None:
+        """A fast restart (``pg_ctl restart -m fast``): every connection is closed, the server is
+        down for a moment and comes back with its data (what a failover or an upgrade does to the
+        clients)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self._launch()  # pg_ctl restart would hand the server our stdout: start it as at first
 
     def stop(self) -> None:
         try:
@@ -102,6 +112,19 @@ def postgres_server() -> Iterator[str]:
         return
     with PostgresServer() as server:
         yield server.url
+
+
+def terminate_backends(url: str) -> int:
+    """Close every other connection to the database of ``url`` (``pg_terminate_backend``, what
+    an administrator, a failover or a restart does to clients); how many were closed."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as admin:
+        rows = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(rows[0]) if rows else 0
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import redis
 import structlog
 
-from stores.base import HotStore
+from stores.base import HotStore, StoreTransient
 from worker.domain.model import OutcomeNotice
 
 MAX_PAYLOAD_CHARS = 4096
@@ -232,8 +232,10 @@ def record(
     """Record a dead letter as the event's one outcome; False if the event already had one.
 
     The hot store first (the outcome's home); if it cannot be written, the Redis list still gets
-    the letter, marked ``store_failed``, so the outcome is never lost. Then ``sink`` publishes
-    the outcome (if Redis fails here, the outbox's next flush does: the record stays unmarked).
+    the letter, marked ``store_failed``, so the outcome is never lost. A store gone for a moment
+    (``StoreTransient``) is raised instead: the caller tries again once it is back, so that the
+    outcome lands where the reconciliation and the metrics look. Then ``sink`` publishes the
+    outcome (if Redis fails here, the outbox's next flush does: the record stays unmarked).
     """
     assert kind in ERROR_KINDS, kind
     event_id = payload_event_id(payload, job_id, index)
@@ -248,6 +250,8 @@ def record(
             finished_at=now,
             attempts=attempts,
         )
+    except StoreTransient:
+        raise
     except Exception as exc:  # the store is unwritable: the list is the durable place left
         log.error("dead_letter_store_failed", event_id=event_id, store_error=str(exc)[:300])
         letters.push(event_id, error, job_id, now, payload, store_failed=True)

@@ -4,25 +4,36 @@
 decisions that are due (docs/recovery.md); the guarantees around a run (bad
 input dead-lettered at once, a failed event retried with the job and dead-lettered with its own
 payload on the last attempt, a store that cannot be written stopping the worker with the job
-back on the queue, Redis riding out a restart) are written once, in ``_run``."""
+back on the queue, Redis riding out a restart) are written once, in ``_run``; a hot store that
+went away for a moment (``StoreTransient``) is waited for with backoff around the whole job
+(``_survives_store_outage``), and a fatal condition stops the worker with a non-zero status."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import structlog
 from rq import get_current_job
 from rq.job import Job
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
-from stores.base import StoreUnavailable
+from stores.base import StoreTransient, StoreUnavailable
 from worker import deadletter
 from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
@@ -31,6 +42,7 @@ from worker.reaper import Reaper, start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
 from worker.runtime import Runtime, build_runtime, install, installed, size_llm_timeout
+from worker.safejob import request_fatal_stop
 from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
@@ -38,6 +50,10 @@ REDIS_WAIT_S = 30.0
 MAX_CLAIMS_PER_ATTEMPT = (
     3  # a due decision claimed this many times per attempt becomes a dead letter
 )
+STORE_BACKOFF_FIRST_S = 0.1  # the first wait for a store that went away; doubled up to the next
+STORE_BACKOFF_MAX_S = 2.0
+START_RETRY_S = 5.0  # a process's first opening of its stores, retried this long
+T = TypeVar("T")
 
 
 def start_process(settings: Settings | None = None) -> Runtime:
@@ -57,29 +73,116 @@ def start_process(settings: Settings | None = None) -> Runtime:
 
 def for_job() -> Runtime:
     """The runtime a job runs with: this process's, started on the first job if none was. A
-    process that cannot start (bad settings, a hot store it cannot open) stops taking jobs."""
+    process that cannot start (bad settings, a hot store it cannot reach within
+    ``START_RETRY_S``) stops taking jobs and exits with status 75."""
     runtime = installed()
     if runtime is not None:
         return runtime
     try:
-        return start_process()
-    except (SettingsError, StoreUnavailable) as exc:
+        return retry_store(start_process, START_RETRY_S)
+    except SettingsError as exc:
         stop_worker(str(exc))
         raise
+    except StoreTransient as exc:
+        # never reached since it started: not an outage to wait out but a worker that cannot
+        # start; it stops (status 75) and its supervisor starts it again, as `sgr worker` does
+        raise StoreUnavailable(f"cannot start: {exc}") from None
 
 
-def stop_worker(reason: str) -> None:
-    """This worker cannot do its work (its store is unwritable, its settings are wrong): log the
-    reason once, give the current job its attempt back (RQ puts it back on the queue for a
-    healthy worker instead of burning its attempts here), and ask RQ for a warm shutdown."""
-    log.error("worker_stopping", error=redact_text(reason)[:500])
-    job = get_current_job()
+def _give_back_attempt(job: Job | None) -> None:
+    """The job's failure is not its events' fault: RQ requeues it without spending an attempt."""
     if job is not None:
         job.retries_left = (job.retries_left or 0) + 1
         with contextlib.suppress(Exception):
             job.save_meta()
+
+
+def stop_worker(reason: str) -> None:
+    """This worker cannot do its work (its store refuses it for good or is unwritable, its
+    settings are wrong): log the reason once, give the current job its attempt back (RQ puts it
+    back on the queue for a healthy worker instead of burning its attempts here), and ask RQ for a
+    warm shutdown, after which the worker exits with status 75 (``safejob.FATAL_EXIT_STATUS``),
+    so that a supervisor's ``Restart=on-failure`` starts it again."""
+    log.error("worker_stopping", error=redact_text(reason)[:500])
+    request_fatal_stop(reason)
+    job = get_current_job()
+    _give_back_attempt(job)
     if job is not None or os.environ.get("SGR_STOP_ON_FATAL") == "1":
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _store_retry_limit() -> float:
+    runtime = installed()
+    try:
+        settings = runtime.settings if runtime is not None else load_settings()
+    except SettingsError:
+        return 0.0  # the job's own start says why (for_job)
+    return min(settings.store_retry_s, settings.job_timeout_s / 2)  # within the job's time
+
+
+def _log_store_wait(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "store_unavailable_retrying",
+        attempt=state.attempt_number,
+        waited_s=round(state.seconds_since_start or 0.0, 2),
+        error=redact_text(str(exc))[:300],
+    )
+
+
+def retry_store(action: Callable[[], T], limit_s: float) -> T:
+    """``action()``, again with backoff while it raises ``StoreTransient``, for up to
+    ``limit_s``; then the last ``StoreTransient`` is raised."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(StoreTransient),
+        wait=wait_exponential_jitter(initial=STORE_BACKOFF_FIRST_S, max=STORE_BACKOFF_MAX_S),
+        stop=stop_after_delay(limit_s),
+        before_sleep=_log_store_wait,
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def _count_store_alert(name: str) -> None:
+    """One more ``name`` in the queue-alerts hash (``sgr_store_waits_total``,
+    ``sgr_store_requeues_total``); a figure, never worth failing the job for."""
+    runtime = installed()
+    if runtime is not None:
+        with contextlib.suppress(redis.RedisError):
+            runtime.client.hincrby(runtime.keys.queue_alerts, name, 1)
+
+
+def _survives_store_outage(func: Callable[..., T]) -> Callable[..., T]:
+    """A job function that outlives the hot store going away: the whole job is run again with
+    backoff while the store is unavailable for a moment (every step is idempotent by event id:
+    what committed replays, nothing is recorded twice), up to ``SGR_STORE_RETRY_S``; then the
+    job goes back to the queue with its attempt given back and the worker takes the next one. A
+    store that refuses this worker for good (``StoreUnavailable``) stops it, non-zero."""
+
+    @functools.wraps(func)
+    def job_function(*args: Any, **kwargs: Any) -> T:
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            return func(*args, **kwargs)
+
+        try:
+            result = retry_store(attempt, _store_retry_limit())
+        except StoreTransient as exc:
+            log.error("job_requeued_store_unavailable", error=redact_text(str(exc))[:300])
+            _give_back_attempt(get_current_job())
+            _count_store_alert("store_requeues")
+            raise
+        except StoreUnavailable as exc:
+            stop_worker(str(exc))
+            raise
+        if tries > 1:
+            _count_store_alert("store_waits")
+        return result
+
+    return job_function
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -152,23 +255,20 @@ def _run(
     publish): on a Redis error, wait for it to come back, then run again, which replays the
     committed outcomes and publishes them (a stock worker that hits a Redis outage while finishing
     a job exits; riding out a short restart here keeps it alive). A store that cannot be written
-    is not the events' fault: the worker stops and the job goes back to the queue."""
+    is not the events' fault: the job function handles it (``_survives_store_outage``)."""
     info = job_info(job, runtime.settings.max_attempts)
     if due:
         info = replace(info, due=True)
     concurrency = runtime.settings.llm_concurrency
     try:
-        try:
-            return run(events, runtime.deps, info, concurrency)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("redis_unavailable", error=str(exc)[:200])
-            _wait_for_redis(runtime.client, REDIS_WAIT_S)
-            return run(events, runtime.deps, info, concurrency)
-    except StoreUnavailable as exc:
-        stop_worker(str(exc))
-        raise
+        return run(events, runtime.deps, info, concurrency)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("redis_unavailable", error=str(exc)[:200])
+        _wait_for_redis(runtime.client, REDIS_WAIT_S)
+        return run(events, runtime.deps, info, concurrency)
 
 
+@_survives_store_outage
 def refuse(
     reason: str, func_name: str | None, raw: bytes | None, *args: Any, **kwargs: Any
 ) -> dict[str, Any]:
@@ -211,6 +311,7 @@ def _failed(
     return not last_attempt
 
 
+@_survives_store_outage
 def handle_event(payload: Any) -> dict[str, Any]:
     """Process one cart event; the RQ job's result is the outcome as a dict."""
     runtime = for_job()
@@ -233,6 +334,7 @@ def handle_event(payload: Any) -> dict[str, Any]:
     return result.as_dict()
 
 
+@_survives_store_outage
 def handle_batch(payloads: Any) -> dict[str, Any]:
     """Process up to N cart events and customer messages in one RQ job, each event to its own
     outcome, a session's events in the order given (the runner: one read and one write

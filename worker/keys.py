@@ -90,7 +90,8 @@ class Keys:
     def queue_alerts(self) -> str:
         """A hash of alert counters the queue side adds to: ``refused_jobs`` (jobs naming a
         function that is not one of the project's job functions), ``poison_items`` (undecodable
-        or unparsable items moved aside), by source (``poison_items:<list>``)."""
+        or unparsable items moved aside), by source (``poison_items:<list>``); ``store_waits`` (jobs
+        that waited for the hot store) and ``store_requeues`` (jobs requeued without it)."""
         return f"{self.prefix}:metrics:queue-alerts"
 
     @property

@@ -22,7 +22,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from stores.base import StoreUnavailable
 from stores.hot import open_hot_store
 from worker import rqcompat
 from worker.domain.timefmt import from_text
@@ -54,6 +55,9 @@ LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 OVERLAP_S = 120.0  # an outcome committed this long after its finished_at is still counted once
 BREAKER_FRESH_S = 60.0  # a worker that has not reported its breaker for this long is ignored
 FLUSH_S = 5.0  # how often a worker process adds its LLM figures to Redis
+FOLD_LIMIT = 50_000  # outcomes folded per scrape at most (a backlog is folded over a few)
+CONNECT_TIMEOUT_S = 3.0  # the exporter's waits for a store connection, and Redis's
+STATEMENT_TIMEOUT_MS = 5_000  # a scrape's statements (PostgreSQL), well within a 10 s scrape
 _PROBLEM = re.compile(r"^([a-z][a-z_]*)(?::|$)")
 
 
@@ -162,17 +166,40 @@ def _problems(error: str | None) -> list[str]:
 
 class StoreReader:
     """The hot store read for metrics, on whichever backend the settings name (its queries in
-    ``sql/metrics``, shared by the dialects)."""
+    ``sql/metrics``, shared by the dialects). Opened at the first read, and again at the next
+    read after it could not be (the server down when the exporter started); statements time out
+    after ``STATEMENT_TIMEOUT_MS`` and a connection wait after ``CONNECT_TIMEOUT_S``, so a scrape
+    never hangs on the store."""
 
     def __init__(self, settings: Settings) -> None:
-        self.store = open_hot_store(settings.hot_store_url.get_secret_value(), settings.hot_db)
-        self.where = self.store.where
+        self.settings = settings
+        self.store: Any = None
+        self.where = "hot store"
+        self.open()
+
+    def open(self) -> Any:
+        if self.store is None:
+            try:
+                self.store = open_hot_store(
+                    self.settings.hot_store_url.get_secret_value(),
+                    self.settings.hot_db,
+                    create=False,  # the exporter reads; it never makes a store
+                    timeouts=(CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS),
+                )
+                self.where = self.store.where
+            except StoreUnavailable as exc:  # answered as sgr_up{source="hot_store"} 0
+                log.warning("metrics_store_unavailable", error=str(exc)[:300])
+                return None
+        return self.store
 
     def rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.store.report("metrics", name, params)
+        store = self.open()
+        if store is None:
+            raise StoreUnavailable("hot store: not reachable")
+        return store.report("metrics", name, params)  # type: ignore[no-any-return]
 
-    def finished_since(self, since: datetime) -> list[dict[str, Any]]:
-        return self.rows("finished_since", {"since": since})
+    def finished_since(self, since: datetime, limit: int = 50_000) -> list[dict[str, Any]]:
+        return self.rows("finished_since", {"since": since, "limit": limit})
 
 
 def _time(value: Any) -> datetime | None:
@@ -182,7 +209,10 @@ def _time(value: Any) -> datetime | None:
 
 
 class FleetCollector:
-    """A prometheus_client collector: every scrape reads the hot store and Redis."""
+    """A prometheus_client collector: every scrape reads the hot store and Redis, each on its
+    own: a source that cannot be read (down, restarting, too slow) is ``sgr_up{source=...} 0``
+    with its figures left out, never a failed scrape; the next scrape tries it again (the
+    store's pool reconnects, redis-py reconnects)."""
 
     def __init__(self, settings: Settings, client: redis.Redis, store: StoreReader) -> None:
         self.settings, self.client, self.store = settings, client, store
@@ -191,7 +221,9 @@ class FleetCollector:
         self.stages = {s: Histogram(STAGE_BUCKETS) for s in (*LAP_STAGE.values(), "publish")}
         self.fallbacks: dict[str, int] = {}
         self.guardrail: dict[str, int] = {}
-        self.cursor = datetime(2000, 1, 1, tzinfo=UTC)
+        # the histograms count what finished while this exporter runs (a restart is a counter
+        # reset to Prometheus): the first scrape reads the last OVERLAP_S, never the history
+        self.cursor = datetime.now(UTC)
         self.seen: dict[str, datetime] = {}
 
     def describe(self) -> Iterable[Metric]:
@@ -201,7 +233,7 @@ class FleetCollector:
         """Fold the outcomes finished since the last scrape into the histograms, once each."""
         since = self.cursor - timedelta(seconds=OVERLAP_S)
         newest = self.cursor
-        for row in self.store.finished_since(since):
+        for row in self.store.finished_since(since, FOLD_LIMIT):
             event_id = row["event_id"]
             finished = _time(row["finished_at"])
             if event_id in self.seen or finished is None:
@@ -240,24 +272,52 @@ class FleetCollector:
         with self.lock:
             yield from self._collect()
 
+    def _source(
+        self, name: str, read: Callable[[datetime], Iterable[Metric]], now: datetime
+    ) -> tuple[list[Metric], bool, float]:
+        started = time.monotonic()
+        try:
+            return list(read(now)), True, time.monotonic() - started
+        except Exception as exc:  # down, restarting, timed out: this source's figures wait
+            log.warning(
+                "metrics_source_failed", source=name, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
+            return [], False, time.monotonic() - started
+
     def _collect(self) -> Iterator[Metric]:
         now = datetime.now(UTC)
+        up = GaugeMetricFamily(
+            "sgr_up", "Whether the exporter could read the source at this scrape", labels=["source"]
+        )
+        took = GaugeMetricFamily(
+            "sgr_scrape_source_seconds",
+            "Time this scrape spent reading the source",
+            labels=["source"],
+        )
+        for name, read in (("hot_store", self._hot_store), ("redis", self._redis)):
+            metrics, ok, seconds = self._source(name, read, now)
+            yield from metrics
+            up.add_metric([name], 1 if ok else 0)
+            took.add_metric([name], seconds)
+        yield up
+        yield took
+
+    def _hot_store(self, now: datetime) -> Iterator[Metric]:
         events = CounterMetricFamily(
             "sgr_events",
-            "Events by type and outcome (hot store)",
+            "Outcomes recorded, by event type, outcome and reason (hot store counters)",
             labels=["type", "outcome", "reason"],
         )
-        dead = 0
         for r in self.store.rows("event_counts"):
-            events.add_metric([r["type"], r["outcome"], r["reason"]], r["n"])
-            dead += r["n"] if r["outcome"] == "dead_letter" else 0
+            events.add_metric([r["type"], r["outcome"], r["reason"]], int(r["n"]))
         yield events
         offers = CounterMetricFamily(
-            "sgr_offers", "Offers by engine (hot store)", labels=["engine"]
+            "sgr_offers", "Offers recorded, by engine (hot store counters)", labels=["engine"]
         )
         for r in self.store.rows("offer_counts"):
-            offers.add_metric([r["engine"]], r["n"])
+            offers.add_metric([r["engine"]], int(r["n"]))
         yield offers
+        dead = int(self.store.rows("dead_letters")[0]["n"])
         yield GaugeMetricFamily("sgr_dead_letters", "Dead-letter outcomes in the hot store", dead)
         waiting = self.store.rows(
             "scheduled_counts", {"overdue_before": now - timedelta(minutes=1)}
@@ -294,8 +354,6 @@ class FleetCollector:
             guard.add_metric([check], n)
         yield guard
 
-        yield from self._redis(now)
-
     def _lift(self) -> Iterator[Metric]:
         """The running holdout experiment per group (docs/lift.md); nothing without one."""
         experiment = self.settings.experiment()
@@ -323,7 +381,20 @@ class FleetCollector:
         pipe.hgetall(self.keys.llm_metrics)
         pipe.hgetall(self.keys.breaker_states)
         pipe.hgetall(self.keys.queue_alerts)
-        depth, head, llm_raw, breakers, alerts_raw = pipe.execute()
+        pipe.info("memory")
+        pipe.scard(rqcompat.workers_key(self.keys.queue))
+        depth, head, llm_raw, breakers, alerts_raw, memory, workers = pipe.execute()
+        yield GaugeMetricFamily(
+            "sgr_workers", "RQ workers registered on the queue (alert on 0)", int(workers)
+        )
+        yield GaugeMetricFamily(
+            "sgr_redis_memory_used_bytes", "Redis used_memory", int(memory.get("used_memory", 0))
+        )
+        yield GaugeMetricFamily(
+            "sgr_redis_memory_max_bytes",
+            "Redis maxmemory (0: no limit; with noeviction, writes fail beyond it)",
+            int(memory.get("maxmemory", 0)),
+        )
         yield GaugeMetricFamily("sgr_queue_depth", "Jobs waiting on the queue", int(depth))
         age = 0.0
         if head is not None:
@@ -342,6 +413,17 @@ class FleetCollector:
             "sgr_refused_jobs",
             "Jobs naming a function that is not one of the project's job functions (an alert)",
             alerts.get("refused_jobs", 0),
+        )
+        yield CounterMetricFamily(
+            "sgr_store_waits",
+            "Jobs that waited for the hot store (it went away: restart, failover, closed "
+            "connections) and went on (an alert when it keeps rising)",
+            alerts.get("store_waits", 0),
+        )
+        yield CounterMetricFamily(
+            "sgr_store_requeues",
+            "Jobs put back on the queue after SGR_STORE_RETRY_S without the hot store (an alert)",
+            alerts.get("store_requeues", 0),
         )
         yield CounterMetricFamily(
             "sgr_poison_items",
@@ -374,6 +456,17 @@ class FleetCollector:
         )
 
 
+def exporter_redis(settings: Settings) -> redis.Redis:
+    """The exporter's Redis client: short timeouts, so a scrape says ``sgr_up{source="redis"} 0``
+    instead of hanging; it reconnects by itself at the next command."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
+
+
 def registry_for(settings: Settings, client: redis.Redis) -> Any:
     """A prometheus_client registry holding only the fleet's collector."""
     from prometheus_client import CollectorRegistry
@@ -381,3 +474,23 @@ def registry_for(settings: Settings, client: redis.Redis) -> Any:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(settings, client, StoreReader(settings)))
     return registry
+
+
+def exporter_app(registry: Any) -> Callable[..., Iterable[bytes]]:
+    """The exporter's WSGI app: ``/metrics`` (a scrape of the stores) and ``/healthz`` (the
+    process answers; no store is read: a cheap liveness and readiness probe)."""
+    from prometheus_client import make_wsgi_app
+
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        if path in ("/metrics", "/"):
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: /metrics or /healthz\n"]
+
+    return app

@@ -27,6 +27,8 @@ What this module adds, without changing how RQ runs jobs:
 - The outbox is flushed: offers, replies and outcomes committed but not yet on their stream are
   published, and those published in the last 15 minutes whose stream entry Redis lost (a crash)
   are published again.
+- Once a minute, the offers stream loses its entries older than ``SGR_OFFERS_STREAM_MAX_AGE_HOURS``
+  and the bridge's rejected list its oldest beyond ``SGR_REJECTED_MAX`` (``worker/retention.py``).
 
 It runs as a daemon thread in each worker process every ``SGR_REAP_INTERVAL_S`` seconds (started
 when the process's runtime is built: at once for ``sgr worker``, at its first job for a stock
@@ -57,6 +59,7 @@ import structlog
 from worker import deadletter, rqcompat
 from worker.deps import Deps
 from worker.keys import Keys
+from worker.retention import trim_redis
 from worker.rqcompat import DeserializationError, Execution, Job, JobStatus, NoSuchJobError
 from worker.runtime import Runtime
 from worker.safejob import SafeJob, SafeQueue, hash_bytes
@@ -70,6 +73,7 @@ REPUBLISH_WINDOW = timedelta(minutes=15)  # how far back the reaper checks the s
 # often anyway, not on every pass (the check reads every offer of the window).
 REPUBLISH_CHECK_EVERY_S = 300.0
 SWEPT_META = "sgr_swept"
+TRIM_EVERY_S = 60.0  # the offers stream by age and the rejected list by size (worker/retention.py)
 
 
 @dataclass
@@ -145,6 +149,7 @@ class Reaper:
         self.stuck_after_s = stuck_after_s
         self._redis_run_id: str | None = None
         self._checked_at = float("-inf")
+        self._trimmed_at = float("-inf")
 
     @property
     def deps(self) -> Deps:
@@ -258,6 +263,10 @@ class Reaper:
                 report.republished += self._republish_lost_replies(since)
                 report.republished += self.deps.outbox.republish_lost_outcomes(since)
                 self._redis_run_id, self._checked_at = run_id, time.monotonic()
+            if time.monotonic() - self._trimmed_at >= TRIM_EVERY_S:
+                settings, keys = self.runtime.settings, self.runtime.keys
+                trim_redis(self.client, keys, settings, self.deps.clock())
+                self._trimmed_at = time.monotonic()
         finally:
             # An expired lock is harmless: the next pass takes it again.
             with contextlib.suppress(redis.exceptions.LockError):

@@ -19,6 +19,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import JOB_ID_PATTERN, Job, JobStatus
 from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.worker import BaseWorker, SimpleWorker, Worker
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 __all__ = [
     "DeserializationError",
@@ -49,6 +50,7 @@ __all__ = [
     "started_entries",
     "started_job_ids",
     "worker_key",
+    "workers_key",
 ]
 
 
@@ -80,6 +82,12 @@ def job_key(job_id: str) -> str:
 def worker_key(worker_name: str) -> str:
     """The hash of one live worker; it expires when the worker stops heart-beating."""
     return BaseWorker.redis_worker_namespace_prefix + worker_name
+
+
+def workers_key(queue_name: str) -> str:
+    """The set of the keys of the workers registered on a queue (``rq:workers:<queue>``; a worker
+    leaves it when it stops, or when a reaper registers its death)."""
+    return str(WORKERS_BY_QUEUE_KEY % queue_name)
 
 
 def find_worker(client: redis.Redis, worker_name: str) -> BaseWorker | None:

@@ -58,6 +58,23 @@ from worker.settings import Settings, load_settings
 
 log = structlog.get_logger("sgr.safejob")
 
+# The status a worker exits with when it stopped itself on a fatal condition (settings it cannot
+# run with, a store that refuses it for good): EX_TEMPFAIL, not 0, so that a supervisor
+# (systemd ``Restart=on-failure``, Kubernetes, compose ``restart: on-failure``) starts it again.
+FATAL_EXIT_STATUS = 75
+_fatal: list[str] = []
+
+
+def request_fatal_stop(reason: str) -> None:
+    """Make this process's ``SafeWorker`` exit with ``FATAL_EXIT_STATUS`` once it stops."""
+    _fatal.append(reason)
+
+
+def fatal_stop_requested() -> str | None:
+    """The reason a fatal stop was requested in this process, if one was."""
+    return _fatal[0] if _fatal else None
+
+
 # The project's job functions: the only functions a SafeJob runs.
 JOB_FUNCTIONS = frozenset(
     {"worker.jobs.handle_event", "worker.jobs.handle_batch", "worker.jobs.handle_due"}
@@ -351,6 +368,18 @@ class SafeWorker(SimpleWorker):
             configure(json_logs=json_logs, level=logging_level)
             route_stdlib(json_logs=json_logs, level=logging_level)
         super().bootstrap(logging_level, *args, **kwargs)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """RQ's loop; a stop that ``request_fatal_stop`` asked for ends the process with
+        ``FATAL_EXIT_STATUS`` (RQ itself would exit 0, which ``Restart=on-failure`` ignores)."""
+        worked = bool(super().work(*args, **kwargs))
+        reason = fatal_stop_requested()
+        if reason is not None:
+            log.error(
+                "worker_exit_fatal", status=FATAL_EXIT_STATUS, error=redact_text(reason)[:300]
+            )
+            raise SystemExit(FATAL_EXIT_STATUS)
+        return worked
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         text = redact_text(format_exc_info(exc_info))

@@ -98,12 +98,41 @@ class Settings(BaseSettings):
         ),
     )
     offers_retention_hours: float = Field(
-        default=168.0,
+        default=24.0,
         gt=0,
         le=24 * 366,
         description=(
             "How long the per-offer 'published' marker keys live (they make publication "
-            "exactly-once)"
+            "exactly-once: needed from the stream entry to the hot store's `published_at`, and by "
+            "the reaper's 15-minute check for entries a Redis crash lost); about 90 bytes each, "
+            "the largest share of Redis at steady state (docs/operations.md#redis-memory), hours"
+        ),
+    )
+    offers_stream_max_age_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=24 * 366,
+        description=(
+            "Offers stream entries older than this are trimmed (`XTRIM MINID`, by each reaper "
+            "pass and `sgr retention run`; consumers must read within it), hours"
+        ),
+    )
+    retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        le=3660,
+        description=(
+            "Processed events, offers and turns older than this move to the cold store and leave "
+            "the hot store (`sgr retention run`); never sooner than the offer window, the event "
+            "age limit and the code validity allow, and never a live unredeemed offer "
+            "(docs/operations.md#retention); 0 = keep everything in the hot store, days"
+        ),
+    )
+    rejected_max: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "The bridge's rejected list keeps its newest this many entries (`LTRIM` on each push)"
         ),
     )
     publish_cap: bool = Field(
@@ -524,8 +553,20 @@ class Settings(BaseSettings):
             "seconds (0 = no reaper in workers)"
         ),
     )
+    store_retry_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long a job waits, retrying with backoff, for a hot store that went away (its "
+            "connections closed by a restart, a failover or `pg_terminate_backend`) before it "
+            "goes back to the queue with its attempt given back; the worker keeps running either "
+            "way (at most half of `SGR_JOB_TIMEOUT_S`, so that RQ never kills a waiting job), "
+            "seconds"
+        ),
+    )
     job_result_ttl_s: int = Field(
-        default=300,
+        default=60,
         ge=0,
         le=7 * 86_400,
         description=(

@@ -26,6 +26,8 @@ KEYS = (
     "api_redeem_per_s",
     "api_redeem_p99_ms",
     "api_vs_floor",
+    "exporter_scrape_s",
+    "exporter_peak_mb",
 )
 
 
@@ -54,6 +56,8 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
                 "sqlite",
                 "--api-redeems",
                 "200",
+                "--exporter-events",
+                "20000",
             ]
         )
     assert done.value.code == 0
@@ -65,6 +69,9 @@ def test_quick_bench_returns_every_key(capsys: pytest.CaptureFixture[str]) -> No
         result["pipeline_rules_per_s"] / result["rq_floor_per_s"], rel=0.01
     )
     assert set(result["llm_edge_efficiency"]) == {"1", "2"}
+    assert result["exporter_events"] == 20_000
+    assert all(v["sources_up"] for v in result["exporter_by_store"].values() if "scrape_s" in v)
+    assert 0 < result["exporter_scrape_s"] < 5
     assert all(0 < v <= 1.05 for v in result["llm_edge_efficiency"].values())
     # every event of the rules batches went the whole way (the batch phases share the window)
     assert result["rules_run"]["outcomes"].get("offer", 0) >= 80

@@ -58,6 +58,8 @@ def test_worker_keys_and_lookup(redis_client: redis.Redis) -> None:
     worker = SimpleWorker([queue(redis_client)], connection=redis_client)
     worker.register_birth()
     assert rqcompat.worker_key(worker.name) == worker.key
+    members = redis_client.smembers(rqcompat.workers_key(queue(redis_client).name))
+    assert members == {worker.key.encode()}  # the set sgr_workers counts
     found = rqcompat.find_worker(redis_client, worker.name)
     assert found is not None and found.pid == worker.pid and found.hostname == worker.hostname
     redis_client.delete(worker.key)

@@ -14,6 +14,7 @@ from worker.cli import (  # noqa: F401  (they register their commands)
     fleet,
     negotiate,
     ops,
+    retention,
 )
 from worker.cli.app import app, main
 

@@ -70,6 +70,13 @@ def chaos(
     batch: Annotated[int, typer.Option(help="Events per RQ job.")] = 1,
     max_time: Annotated[float, typer.Option(help="Overall time bound in seconds.")] = 240.0,
     keep: Annotated[bool, typer.Option(help="Keep the temporary folder (logs, stores).")] = False,
+    pg_faults: Annotated[
+        bool,
+        typer.Option(
+            help="Hot store on a PostgreSQL of the run's own: every connection closed again and "
+            "again mid-run, and a server restart; no worker may stop itself."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fault-injection run on its own redis-server, stand-in LLM and workers, then reconcile:
@@ -81,7 +88,13 @@ def chaos(
     configure(json_logs=True, level="WARNING")
     report = run_chaos(
         ChaosConfig(
-            events=events, workers=workers, seed=seed, max_time_s=max_time, keep=keep, batch=batch
+            events=events,
+            workers=workers,
+            seed=seed,
+            max_time_s=max_time,
+            keep=keep,
+            batch=batch,
+            pg_faults=pg_faults,
         )
     )
     print(json.dumps(report)) if as_json else out(report)

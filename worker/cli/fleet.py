@@ -3,11 +3,12 @@ that turns events pushed by any Redis client into RQ jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-import time
 from datetime import UTC, datetime
+from socketserver import ThreadingMixIn
 from typing import Annotated, Any
 
 import typer
@@ -27,32 +28,44 @@ def metrics_serve(
         bool, typer.Option(help="Print one scrape on stdout and exit (no server).")
     ] = False,
 ) -> None:
-    """Serve the fleet's metrics at http://HOST:PORT/metrics. One exporter per fleet: every
-    scrape reads the hot store and Redis, so counts equal the stores' whatever the number of
-    worker processes."""
-    from prometheus_client import generate_latest, start_http_server
+    """Serve the fleet's metrics at http://HOST:PORT/metrics, and /healthz (the exporter
+    answers; no store read: for probes). One exporter per fleet: every scrape reads the hot
+    store's counters and Redis, so counts equal the stores' whatever the number of worker
+    processes; a source it cannot read is sgr_up{source=...} 0, never a failed scrape."""
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    from worker.metrics import registry_for
+    from prometheus_client import generate_latest
+
+    from stores.base import StoreTransient
+    from worker.metrics import exporter_app, exporter_redis, registry_for
     from worker.runtime import open_store
 
     s = settings(metrics_port=port)
-    open_store(s).close()  # a data folder or store that is not there is said, never made
-    conn = redis_client(s)
-    conn.ping()
-    registry = registry_for(s, conn)
+    # a data folder or store that is not there is said, never made; one that is away for now is
+    # sgr_up{source="hot_store"} 0 until it is back
+    with contextlib.suppress(StoreTransient):
+        open_store(s).close()
+    registry = registry_for(s, exporter_redis(s))
     if once:
         print(generate_latest(registry).decode(), end="")
         return
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # one line per scrape is noise
+
     try:
-        start_http_server(s.metrics_port, addr=host, registry=registry)
+        server = make_server(
+            host, s.metrics_port, exporter_app(registry), Server, handler_class=QuietHandler
+        )
     except OSError as exc:
         fail(f"cannot listen on {host}:{s.metrics_port}: {exc.strerror or exc}")
-    print(f"sgr metrics: http://{host}:{s.metrics_port}/metrics", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+    print(f"sgr metrics: http://{host}:{s.metrics_port}/metrics (/healthz)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 def _alive(pid: int) -> bool:
@@ -156,6 +169,10 @@ def bridge(
         dead_letters=keys.dead_letters,
         alerts=keys.queue_alerts,
         outcomes=publisher(conn, s, keys),
+        rejected_max=s.rejected_max,
+        max_attempts=s.max_attempts,
+        result_ttl=s.job_result_ttl_s,
+        failure_ttl=s.job_failure_ttl_s,
     )
     try:
         totals = run.run(batch=batch, once=once)

@@ -38,11 +38,15 @@ def worker(
     the project's job functions run; poison items are moved aside. No RQ scheduler process is
     started: retries are requeued at once and need none (and a scheduler child would outlive a
     worker killed by a signal, holding the stores open)."""
+    from stores.base import StoreTransient
     from worker.jobs import start_process
-    from worker.safejob import SafeQueue, SafeWorker
+    from worker.safejob import FATAL_EXIT_STATUS, SafeQueue, SafeWorker
 
     s = settings(queue=queue)
-    runtime = start_process(s)
+    try:
+        runtime = start_process(s)
+    except StoreTransient as exc:  # not now: the supervisor starts it again (Restart=on-failure)
+        fail(str(exc), code=FATAL_EXIT_STATUS)
     runtime.client.ping()
     SafeWorker([SafeQueue(s.queue, connection=runtime.client)], connection=runtime.client).work(
         burst=burst, max_jobs=max_jobs, with_scheduler=False
@@ -270,7 +274,14 @@ def dead_letters_requeue(
             print(f"{letter.event_id}: payload was truncated when stored; use --payload FILE")
             continue
         hot.forget_dead_letter(letter.event_id)
-        enqueue_events(queue, [body], validate=False, max_attempts=s.max_attempts)
+        enqueue_events(
+            queue,
+            [body],
+            validate=False,
+            max_attempts=s.max_attempts,
+            result_ttl=s.job_result_ttl_s,
+            failure_ttl=s.job_failure_ttl_s,
+        )
         letters.remove(letter)
         done += 1
     hot.close()
