@@ -5,10 +5,10 @@ UV := python3 -m uv
 endif
 export UV_PYTHON ?= python3
 
-.PHONY: help uv sync demo test test-unit test-integration test-vllm lint typecheck redis-server vllm vllm-stop bench chaos loadgen docs docs-check
+.PHONY: help uv sync demo test test-unit test-integration test-vllm lint typecheck redis-server vllm vllm-stop bench chaos loadgen docs docs-check alerts
 
 help:
-	@echo "make demo | test | test-vllm | lint | typecheck | vllm | bench | chaos | docs"
+	@echo "make demo | test | test-vllm | lint | typecheck | alerts | vllm | bench | chaos | docs"
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -59,6 +59,11 @@ lint: sync
 
 typecheck: sync
 	$(UV) run mypy
+
+# The Prometheus alert rules and their unit tests (promtool: Debian package `prometheus`).
+alerts:
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts.test.yml
 
 # docs/configuration.md is generated from worker/settings.py (every field's description=).
 docs: sync

@@ -18,10 +18,13 @@ from stores.hotstore import SqlHotStore
 _KEY_VALUE_DSN = re.compile(r"^\s*[a-z_]+\s*=", re.ASCII)
 
 
-def open_hot_store(url: str, default_path: Path, *, migrate: bool = True) -> SqlHotStore:
+def open_hot_store(
+    url: str, default_path: Path, *, migrate: bool = True, create: bool = True
+) -> SqlHotStore:
     """Open the hot store at ``url`` (``sqlite:///path``, ``postgresql://...``, or empty for
     ``default_path``), its schema migrated to this release's version unless ``migrate`` is
-    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied)."""
+    False (``sgr migrate`` then calls ``migrate()`` itself, to report what it applied). Without
+    ``create``, a SQLite file that does not exist raises StoreMissing (nothing is made)."""
     if url.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(url):
         from stores.postgres import PostgresHotStore  # psycopg is loaded only when chosen
 
@@ -29,9 +32,9 @@ def open_hot_store(url: str, default_path: Path, *, migrate: bool = True) -> Sql
     from stores.sqlite import SqliteHotStore
 
     if not url:
-        return SqliteHotStore(default_path, migrate=migrate)
+        return SqliteHotStore(default_path, migrate=migrate, create=create)
     if url.startswith("sqlite:///"):
-        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate)
+        return SqliteHotStore(Path(url.removeprefix("sqlite:///")), migrate=migrate, create=create)
     accepted = "empty, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
     if "://" not in url:  # a bare path or other text: it may hold a password
         raise StoreConfigError(f"SGR_HOT_STORE_URL: not a URL ({accepted})")

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from stores.base import StoreUnavailable
+from stores.base import StoreMissing, StoreUnavailable
 from stores.hotstore import SqlHotStore
 from worker.domain.timefmt import from_text, to_text
 
@@ -35,10 +35,21 @@ class SqliteHotStore(SqlHotStore):
     paramstyle: ClassVar[str] = "named"
 
     def __init__(
-        self, path: Path | str, busy_timeout_ms: int = 10_000, *, migrate: bool = True
+        self,
+        path: Path | str,
+        busy_timeout_ms: int = 10_000,
+        *,
+        migrate: bool = True,
+        create: bool = True,
     ) -> None:
+        """Open (``create``: or create, with its folder) the SQLite file at ``path``; without
+        ``create`` a missing file raises StoreMissing and nothing is made."""
         self.path = Path(path)
         self.where = str(self.path)
+        if not create and not self.path.is_file():
+            raise StoreMissing(
+                f"no hot store at {self.path}: run `sgr setup-data` first (nothing was created)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(

@@ -15,8 +15,6 @@ from typing import Any
 
 from testbench.fleet import SIMPLE
 
-BENCH_SECRET = "sgr-bench-secret-0123456789"
-
 
 class BenchError(RuntimeError):
     pass
@@ -230,12 +228,14 @@ class Phase:
         self.dir.mkdir(parents=True)
         (self.dir / "cold.duckdb").symlink_to(self.cold_db)
         (self.dir / "history.sqlite").symlink_to(self.cold_db.with_name("history.sqlite"))
+        from stores.hot import open_hot_store
+
+        open_hot_store("", self.dir / "hot.sqlite").close()  # as `sgr setup-data` leaves it
 
     def env(self, log_level: str, **extra: str) -> dict[str, str]:
         return {
             "SGR_DATA_DIR": str(self.dir),
             "SGR_ENGINE": "policy",
-            "SGR_CODE_SECRET": BENCH_SECRET,
             "SGR_LOG_LEVEL": log_level,
             "SGR_OFFER_DELAY_MINUTES": "0",  # the bench measures decisions, not waiting
             "SGR_QUIET_HOURS": "",

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import secrets
 import shutil
 import signal
 import sys
@@ -369,7 +368,6 @@ class Chaos:
                 "SGR_LLM_BACKOFF_S": "0.05",
                 "SGR_BREAKER_FAILURES": "3",
                 "SGR_BREAKER_COOLDOWN_S": "1.0",
-                "SGR_CODE_SECRET": secrets.token_hex(16),
                 "SGR_REAP_INTERVAL_S": "1.0",
                 "SGR_JOB_TIMEOUT_S": "60",
                 "SGR_LOG_LEVEL": "WARNING",

@@ -218,8 +218,9 @@ def collect(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[dict[str, Any], list[EventRow]]:
-    """Read the stores (and the stream and failed registry, given a client) into a report."""
-    hot = open_hot_store(hot_url, hot_db)
+    """Read the stores (and the stream and failed registry, given a client) into a report; a
+    hot store that is not there is StoreMissing (a report creates nothing)."""
+    hot = open_hot_store(hot_url, hot_db, create=False)
     try:
         rows = load_rows(hot, since, until)
     finally:
@@ -327,11 +328,12 @@ def main(
     no_redis: Annotated[bool, typer.Option(help="Do not read the stream/registry.")] = False,
 ) -> None:
     """Report a run: throughput, latency percentiles, time per stage, errors and fallbacks."""
-    from worker.settings import Settings
+    from worker.runtime import require_data_dir
+    from worker.settings import load_settings
 
-    settings = Settings()
-    if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": data_dir})
+    settings = load_settings(**({} if data_dir is None else {"data_dir": data_dir}))
+    if not settings.hot_store_url.get_secret_value():
+        require_data_dir(settings)  # a report creates nothing: a typo is named, not made
     start = _when(since)
     if last is not None:
         start = datetime.now(UTC) - timedelta(seconds=last)

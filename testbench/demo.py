@@ -1,6 +1,10 @@
 """``sgr demo``: seed a data folder of its own, push a few hundred synthetic events under a Redis
-namespace of its own, drain the queue with a worker, and summarise what came out. Uses Redis when
-it answers, an in-process fakeredis if not.
+namespace of its own, drain the queue with a worker, and summarise what came out.
+
+It never touches a Redis it did not start: it runs a ``redis-server`` of its own on a free
+loopback port (stopped, its files removed, at the end), or an in-process fakeredis where no
+``redis-server`` is installed. ``SGR_REDIS_URL`` is not read; only an explicit ``--redis-url``
+makes it use another Redis (and then only keys under ``sgr-demo``).
 
 The demo never touches real data: its folder (``./demo-data`` by default) carries a marker file,
 and a folder without that marker that already holds stores is refused unless ``--force``. Its
@@ -11,9 +15,12 @@ never reach the real stream, and its runtime runs no reaper.
 from __future__ import annotations
 
 import random
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -23,6 +30,7 @@ from producers.enqueue import enqueue_events
 from producers.synthetic import StreamConfig, World, customers, event_stream, order_event
 from stores.cold import write_history
 from stores.sync import sync_snapshot
+from testbench.redisproc import RedisServer
 from worker.domain.lift import segment_of
 from worker.keys import Keys
 from worker.liftreport import lift_report, table
@@ -62,17 +70,39 @@ class DemoResult:
     samples: list[dict[str, Any]]
 
 
-def connect(settings: Settings) -> tuple[redis.Redis, str]:
-    """Redis at SGR_REDIS_URL if it answers, else an in-process fakeredis (said in the result)."""
-    where = redact_url(settings.redis_url)
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
-        client.ping()
-        return client, where
-    except redis.RedisError:
-        import fakeredis
+@dataclass(frozen=True)
+class DemoRedis:
+    client: redis.Redis
+    url: str | None  # None: in-process fakeredis
+    where: str  # what the summary says (credentials redacted)
 
-        return fakeredis.FakeRedis(), f"fakeredis (in-process; no Redis answered at {where})"
+
+@contextmanager
+def demo_redis(explicit_url: str | None = None) -> Iterator[DemoRedis]:
+    """The demo's Redis: ``explicit_url`` (it must answer), else a redis-server of the demo's own
+    (stopped and removed on the way out), else in-process fakeredis. Never ``SGR_REDIS_URL``."""
+    if explicit_url:
+        where = redact_url(explicit_url)
+        client = redis.Redis.from_url(explicit_url, socket_connect_timeout=2, socket_timeout=10)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise DemoRefused(f"cannot reach Redis at {where} (--redis-url): {exc}") from None
+        yield DemoRedis(client, explicit_url, f"{where} (--redis-url; keys under {NAMESPACE})")
+        return
+    if shutil.which("redis-server") is not None:
+        with RedisServer() as server:
+            client = redis.Redis.from_url(server.url)
+            try:
+                yield DemoRedis(
+                    client, server.url, f"a redis-server of its own ({server.url}, now stopped)"
+                )
+            finally:
+                client.close()
+        return
+    import fakeredis
+
+    yield DemoRedis(fakeredis.FakeRedis(), None, "fakeredis (in-process; no redis-server here)")
 
 
 DEMO_DIR = Path("demo-data")
@@ -100,9 +130,12 @@ def prepare_folder(folder: Path, force: bool) -> None:
     (folder / MARKER).write_text("made by `sgr demo`; its stores are replaced on each run\n")
 
 
-def demo_settings(settings: Settings, folder: Path) -> Settings:
+def demo_settings(settings: Settings, folder: Path, redis_url: str | None = None) -> Settings:
+    """The demo's settings: its folder, its namespace, its Redis (an unreachable placeholder for
+    fakeredis, so that nothing can reach the user's SGR_REDIS_URL)."""
     return settings.model_copy(
         update={
+            "redis_url": redis_url or "redis://127.0.0.1:1/0",
             "data_dir": folder,
             "hot_store_url": SecretStr(""),
             "queue": NAMESPACE,
@@ -111,13 +144,13 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
             "dead_letter_key": f"{NAMESPACE}:dead-letters",
             "key_prefix": NAMESPACE,
             "reap_interval_s": 0,
-            "offer_delay_minutes": 0,  # the demo shows decisions at once (docs/recovery.md)
-            "quiet_hours": "",
             # a holdout experiment of its own, so the demo ends with the lift report
             "holdout_pct": settings.holdout_pct or DEMO_HOLDOUT_PCT,
             "experiment_salt": settings.experiment_salt
             if settings.holdout_pct
             else SecretStr(DEMO_SALT),
+            "offer_delay_minutes": 0,  # the demo shows decisions at once (docs/recovery.md)
+            "quiet_hours": "",
         }
     )
 
@@ -129,7 +162,8 @@ DEMO_SALT = "sgr-demo-experiment"
 def simulate_orders(runtime: Runtime, world: World, seed: int = 5) -> list[dict[str, Any]]:
     """The simulated world's customers decide whether to order after their eligible abandonment
     (more often with a larger share of the cap offered); a treated customer who orders uses the
-    code. The orders come back as ``order_completed`` events, attributed like a shop's."""
+    code (``order.code``: redeemed with the order). The orders come back as ``order_completed``
+    events, attributed as a shop's are."""
     rng = random.Random(seed)
     hot, now = runtime.deps.hot, runtime.deps.clock()
     orders = []
@@ -137,15 +171,13 @@ def simulate_orders(runtime: Runtime, world: World, seed: int = 5) -> list[dict[
         segment = segment_of(cart["segment"])
         if not world.orders(rng, segment, float(cart["offered_pct"]), float(cart["cap_pct"])):
             continue
-        if cart["code"]:
-            with hot.transaction():
-                hot.redeem(cart["code"], now, cart["user_id"])
-        orders.append(
-            order_event(
-                cart["user_id"], cart["session_id"], now, float(cart["cart_value"]),
-                cart["currency"], rng,
-            )
+        order = order_event(
+            cart["user_id"], cart["session_id"], now, float(cart["cart_value"]),
+            cart["currency"], rng,
         )  # fmt: skip
+        if cart["code"]:  # the treated customer orders with the code
+            order["order"] = {"order_id": f"o-{order['event_id']}", "code": cart["code"]}
+        orders.append(order)
     return orders
 
 
@@ -158,16 +190,22 @@ def run_demo(
     customers_count: int = 5000,
     data_dir: Path | None = None,
     force: bool = False,
+    redis_url: str | None = None,
 ) -> DemoResult:
+    """The demo, on its own folder and its own Redis (``redis_url``: that one instead)."""
     folder = data_dir or DEMO_DIR
     prepare_folder(folder, force)
-    settings = demo_settings(settings, folder)
+    with demo_redis(redis_url) as own:
+        return _run(demo_settings(settings, folder, own.url), own, sessions, customers_count)
+
+
+def _run(settings: Settings, own: DemoRedis, sessions: int, customers_count: int) -> DemoResult:
+    folder, client, where = settings.data_dir, own.client, own.where
     write_history(settings.cold_db, customers(customers_count))
     sync_snapshot(settings.cold_db, settings.history_db)
-    client, where = connect(settings)
     keys = Keys.from_settings(settings)
     client.delete(keys.rq_queue_list, keys.offers_stream, keys.dead_letters, keys.store_failures)
-    runtime = install(build_runtime(settings, client))
+    runtime = install(build_runtime(settings, client, create_store=True))
     queue = Queue(settings.queue, connection=client)
     events = list(event_stream(StreamConfig(sessions=sessions, known_customers=customers_count)))
     # Batch jobs: a batch sends its eligible carts to the LLM at once (SGR_LLM_CONCURRENCY), so a
@@ -201,16 +239,12 @@ def run_demo(
         "largest_discount_pct": largest["discount_pct"] if largest else None,
         "its_cap_pct": largest["cap_pct"] if largest else None,
         "over_cap": figures["over_cap"],
-        # offer entries (the stream also carries void notices: an order closed an offer)
-        "published": sum(
-            1
-            for _id, f in cast(list[Any], client.xrange(keys.offers_stream))
-            if f.get(b"type", b"offer") == b"offer"
-        ),
-        "voided": sum(
-            1
-            for _id, f in cast(list[Any], client.xrange(keys.offers_stream))
-            if f.get(b"type") == b"void"
+        "published": len(  # offer entries (the stream also carries void notices)
+            [
+                entry
+                for _, entry in client.xrange(keys.offers_stream)  # type: ignore[union-attr]
+                if entry.get(b"type", b"offer") == b"offer"
+            ]
         ),
         "stream": keys.offers_stream,
         "unpublished": figures["unpublished"],

@@ -136,7 +136,7 @@ def run_eval(
         sync_snapshot(settings.cold_db, settings.history_db)
         import fakeredis  # nothing is published: the runtime only needs a client to wire
 
-        runtime = build_runtime(settings, fakeredis.FakeRedis())
+        runtime = build_runtime(settings, fakeredis.FakeRedis(), create_store=True)
         recorder = Recorder(runtime.deps.engine)
         model = recorder.engine.discover_model()
         deps = replace(runtime.deps, engine=recorder)

@@ -109,6 +109,7 @@ def data_dir(tmp_path: Path, cold_db: Path) -> Path:
     fresh hot store."""
     (tmp_path / "cold.duckdb").symlink_to(cold_db)
     (tmp_path / "history.sqlite").symlink_to(cold_db.with_name("history.sqlite"))
+    open_hot_store("", tmp_path / "hot.sqlite").close()  # workers open, never create, it
     return tmp_path
 
 

@@ -32,9 +32,9 @@ class Deps:
     offer_ttl: timedelta
     on_invalid_answer: str = "policy"
     new_code: Callable[[], str] = new_code
-    recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
     experiment: Experiment = NO_EXPERIMENT  # the holdout experiment (docs/lift.md)
     attribution: timedelta = timedelta(hours=72)  # an order's window back to its abandonment
+    recovery: RecoveryConfig = OFF  # the delay and quiet hours of abandonment decisions
 
 
 @dataclass(frozen=True)

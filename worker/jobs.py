@@ -26,7 +26,7 @@ from stores.base import StoreUnavailable
 from worker import deadletter
 from worker.deps import JobInfo
 from worker.domain.events import CartEvent, InvalidEvent, parse_event
-from worker.logs import configure
+from worker.logs import configure, route_stdlib
 from worker.reaper import Reaper, start_background
 from worker.redact import redact_text
 from worker.runner import Result, run
@@ -35,16 +35,16 @@ from worker.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("sgr.jobs")
 REDIS_WAIT_S = 30.0
-MAX_CLAIMS_PER_ATTEMPT = (
-    3  # a due decision claimed this many times per attempt becomes a dead letter
-)
+# A due decision claimed this many times per attempt, never decided, becomes a dead letter.
+MAX_CLAIMS_PER_ATTEMPT = 3
 
 
 def start_process(settings: Settings | None = None) -> Runtime:
     """Start a worker process: settings checked, logging set up, the runtime built and installed,
     the outbox flushed, the reaper thread started (unless ``SGR_REAP_INTERVAL_S=0``)."""
     settings = settings or load_settings()
-    configure(json_logs=True, level=settings.log_level)
+    configure(json_logs=settings.log_format == "json", level=settings.log_level)
+    route_stdlib(json_logs=settings.log_format == "json", level=settings.log_level)
     runtime = install(build_runtime(settings))
     published = runtime.deps.outbox.flush()
     if published:

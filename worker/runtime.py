@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 import structlog
 
-from stores.base import HotStore
+from stores.base import HotStore, StoreMissing
 from stores.history import HistorySnapshot, HistorySource
 from stores.hot import open_hot_store
 from worker.deadletter import DeadLetters
@@ -73,8 +73,29 @@ def publisher(client: redis.Redis, settings: Settings, keys: Keys) -> Publisher:
     )
 
 
-def open_store(settings: Settings) -> HotStore:
-    return open_hot_store(settings.hot_store_url.get_secret_value(), settings.hot_db)
+def require_data_dir(settings: Settings) -> None:
+    """The data folder exists, or StoreMissing naming SGR_DATA_DIR and the path (a typo there
+    must not silently make a new folder and an empty store)."""
+    if not settings.data_dir.is_dir():
+        raise StoreMissing(
+            f"SGR_DATA_DIR (or --data-dir): no data folder at {settings.data_dir}: run "
+            "`sgr setup-data` first, or fix the path (nothing was created)"
+        )
+
+
+def open_store(settings: Settings, *, create: bool = False) -> HotStore:
+    """The hot store the settings name. Only ``create`` (``sgr setup-data``, the demo) makes a
+    SQLite file (and its folder) that is not there; otherwise a missing one is StoreMissing,
+    naming the data folder or the URL, and nothing is left behind."""
+    url = settings.hot_store_url.get_secret_value()
+    if not create and not url:
+        require_data_dir(settings)
+        if not settings.hot_db.is_file():
+            raise StoreMissing(
+                f"no hot store at {settings.hot_db} (SGR_DATA_DIR={settings.data_dir}): run "
+                "`sgr setup-data` first (nothing was created)"
+            )
+    return open_hot_store(url, settings.hot_db, create=create)
 
 
 def open_history(settings: Settings) -> HistorySource:
@@ -109,15 +130,20 @@ def open_history(settings: Settings) -> HistorySource:
 
 
 def build_runtime(
-    settings: Settings, client: redis.Redis | None = None, history: HistorySource | None = None
+    settings: Settings,
+    client: redis.Redis | None = None,
+    history: HistorySource | None = None,
+    *,
+    create_store: bool = False,
 ) -> Runtime:
     """Open the stores, pick the engine, connect the publisher: the one wiring place (``history``
-    given: that source instead of the data folder's, e.g. none for ``sgr negotiate``)."""
+    given: that source instead of the data folder's, e.g. none for ``sgr negotiate``). The hot
+    store must exist (``sgr setup-data``) unless ``create_store`` (the demo's own folder)."""
     client = client if client is not None else redis_client(settings)
     keys = Keys.from_settings(settings)
     rules = settings.rule_config()
     clock = lambda: datetime.now(UTC)  # noqa: E731
-    hot = open_store(settings)
+    hot = open_store(settings, create=create_store)
     deps = Deps(
         hot=hot,
         history=history if history is not None else open_history(settings),
@@ -128,9 +154,9 @@ def build_runtime(
         clock=clock,
         offer_ttl=settings.offer_ttl,
         on_invalid_answer=settings.on_invalid_answer,
-        recovery=settings.recovery_config(),
         experiment=settings.experiment(),
         attribution=timedelta(hours=settings.attribution_hours),
+        recovery=settings.recovery_config(),
     )
     return Runtime(
         settings, keys, client, deps, DeadLetters(client, keys.dead_letters, keys.store_failures)

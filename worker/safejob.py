@@ -40,6 +40,7 @@ from rq.utils import import_attribute
 
 from worker.deadletter import MAX_DEPTH, DeadLetters, PoisonItem, depth, quarantine
 from worker.keys import Keys
+from worker.logs import configure, route_stdlib, routed_as_json
 from worker.redact import redact_text
 from worker.rqcompat import (
     DeserializationError,
@@ -289,6 +290,7 @@ class SafeWorker(SimpleWorker):
         names = [q.name if isinstance(q, Queue) else str(q) for q in listed]
         kwargs.update(job_class=SafeJob, queue_class=SafeQueue, serializer=SafeSerializer)
         settings = _settings()
+        self.settings = settings
         self.failure_ttl = settings.job_failure_ttl_s if settings else None
         if settings is not None:
             kwargs["default_result_ttl"] = settings.job_result_ttl_s
@@ -339,9 +341,25 @@ class SafeWorker(SimpleWorker):
             log.warning("due_move_failed", error=str(exc)[:200])
             return 0
 
+    def bootstrap(self, logging_level: str | None = "INFO", *args: Any, **kwargs: Any) -> None:
+        """RQ's start-up, with its lines routed through the project's logging first
+        (``SGR_LOG_FORMAT``, ``SGR_LOG_LEVEL``, whatever ``rq worker``'s own options said): its
+        own handlers would print coloured text on stdout and stderr."""
+        if self.settings is not None:
+            json_logs = self.settings.log_format == "json"
+            logging_level = self.settings.log_level
+            configure(json_logs=json_logs, level=logging_level)
+            route_stdlib(json_logs=json_logs, level=logging_level)
+        super().bootstrap(logging_level, *args, **kwargs)
+
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         text = redact_text(format_exc_info(exc_info))
-        self.log.error("Worker %s: job %s failed:\n%s", self.name, job.id, text)
+        if routed_as_json():  # one line: the traceback is a field
+            self.log.error(
+                "job failed", extra={"job_id": job.id, "worker": self.name, "traceback": text}
+            )
+        else:
+            self.log.error("Worker %s: job %s failed:\n%s", self.name, job.id, text)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def handle_job_failure(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.domain.events import TimeLimits
@@ -15,7 +19,32 @@ from worker.domain.recovery import QuietHours, RecoveryConfig, zone
 from worker.domain.rules import RuleConfig
 from worker.redact import redact, redact_url
 
-__all__ = ["Settings", "SettingsError", "load_settings", "redact_url"]  # redact_url: its old home
+__all__ = [
+    "NOT_SETTINGS",
+    "Settings",
+    "SettingsError",
+    "UnknownSetting",
+    "load_settings",
+    "redact_url",
+    "unknown_variables",
+]  # redact_url: its old home
+
+# ``SGR_`` variables that are not settings, yet legitimately set: the test suite's own, and the
+# scripts' and compose file's (each named where it is read). Any other unknown ``SGR_`` variable
+# is refused (``unknown_variables``): a misspelt setting must not be ignored in silence.
+NOT_SETTINGS_PREFIXES = ("SGR_TEST_",)  # tests/conftest.py, tests/vllm: SGR_TEST_REDIS_URL, ...
+NOT_SETTINGS = {
+    "SGR_STOP_ON_FATAL": "worker/jobs.py: stop the process when it cannot start (tests)",
+    "SGR_VLLM_VENV": "deploy/vllm/*.sh: the vLLM CPU venv",
+    "SGR_VLLM_RUN_DIR": "deploy/vllm/*.sh: pid and log files of the vLLM server",
+    "SGR_CACHE": "deploy/vllm/common.sh: the scripts' cache folder",
+    "SGR_WORKERS": "deploy/compose.yaml: worker replicas (read by compose, not by sgr)",
+    "SGR_IMAGE_TAG": "deploy/compose.yaml: the image tag (read by compose, not by sgr)",
+}
+# Settings of earlier releases, refused with what replaced them.
+RETIRED = {
+    "SGR_CODE_SECRET": "offer codes are random and stored in the hot store: remove it",
+}
 
 
 class Settings(BaseSettings):
@@ -367,6 +396,16 @@ class Settings(BaseSettings):
         max_length=64,
         description="The customers' IANA time zone when an event names none (quiet hours)",
     )
+    attribution_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 366,
+        description=(
+            "An order within this many hours of an offer, without its code, counts as "
+            "`converted` (attribution; docs/recovery.md), and of an eligible abandonment counts "
+            "for the lift report (docs/lift.md), hours"
+        ),
+    )
 
     # The event contract: how far occurred_at may be from the worker's clock
     event_max_age_hours: float = Field(
@@ -404,7 +443,17 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
-        description="Worker log level (JSON lines on stderr)",
+        description=(
+            "Worker log level, RQ's own lines included (`WARNING` quiets its per-job lines; "
+            "other libraries log from `WARNING` up)"
+        ),
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description=(
+            "How a worker writes its lines on stderr: `json` (one JSON object a line, RQ's lines "
+            "and tracebacks included, a traceback as a field) or `console` (readable, for people)"
+        ),
     )
     reap_interval_s: float = Field(
         default=5.0,
@@ -451,16 +500,35 @@ class Settings(BaseSettings):
             "characters): a new salt starts a new experiment"
         ),
     )
-    attribution_hours: float = Field(
-        default=72.0,
-        gt=0,
-        le=24 * 90,
-        description=(
-            "An order within this many hours of an eligible abandonment is attributed to it "
-            "(the lift report's conversion window); an offer followed by an order within it "
-            "without its code is `converted` (offer attribution, docs/recovery.md)"
-        ),
-    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        _check_url(value, ("redis", "rediss", "unix"), "redis://HOST:6379/0")
+        parts = urlsplit(value)
+        db = parts.path.strip("/")
+        if parts.scheme != "unix" and db and not db.isdigit():
+            raise ValueError(f"the database after the host must be a number, got {db[:20]!r}")
+        return value
+
+    @field_validator("hot_store_url")
+    @classmethod
+    def _hot_store_url(cls, value: SecretStr) -> SecretStr:
+        """A PostgreSQL URL psycopg could not parse (a port that is no number) is refused here,
+        naming SGR_HOT_STORE_URL (its value is a secret: never shown); other forms are checked
+        where the store is opened (``stores/hot.py``)."""
+        url = value.get_secret_value()
+        if url.startswith(("postgresql://", "postgres://")):  # no host: a local socket
+            _check_url(
+                url, ("postgresql", "postgres"), "postgresql://HOST:5432/DB", host_required=False
+            )
+        return value
+
+    @field_validator("llm_url")
+    @classmethod
+    def _llm_url(cls, value: str) -> str:
+        _check_url(value, ("http", "https"), "http://HOST:8000/v1")
+        return value
 
     @model_validator(mode="after")
     def _recovery_parses(self) -> Settings:
@@ -538,9 +606,59 @@ class Settings(BaseSettings):
         return self.data_dir / "history.sqlite"
 
 
+def _check_url(
+    value: str, schemes: tuple[str, ...], example: str, *, host_required: bool = True
+) -> None:
+    """A URL a client library can open: one of ``schemes``, a host, a numeric port. The error
+    never holds the URL's credentials (``load_settings`` shows the value redacted)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ValueError(f"not a URL a client can open: {exc} (e.g. {example} )") from None
+    if parts.scheme not in schemes:
+        listed = ", ".join(s + "://" for s in schemes)
+        raise ValueError(f"the scheme must be one of {listed} (e.g. {example} )")
+    if host_required and parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"no host in the URL (e.g. {example} )")
+
+
 class SettingsError(ValueError):
     """Settings that do not validate; each line names the variable (``SGR_ENGINE``) and never
-    echoes a secret's value."""
+    echoes a secret's value. ``code``: the exit status ``sgr`` ends with."""
+
+    code = 1
+
+
+class UnknownSetting(SettingsError):
+    """``SGR_`` variables that are no setting (a typo: ``SGR_HOT_STORE_URI``); exit status 2."""
+
+    code = 2
+
+
+def _known_names() -> list[str]:
+    return sorted(f"SGR_{name.upper()}" for name in Settings.model_fields)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``SGR_`` variable of ``environ`` (default: this process's) that is no
+    setting, naming the closest setting (``SGR_HOT_STORE_URI`` -> ``SGR_HOT_STORE_URL``)."""
+    environ = os.environ if environ is None else environ
+    known = _known_names()
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("SGR_") or upper in known or upper in NOT_SETTINGS:
+            continue
+        if upper.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        if upper in RETIRED:
+            found.append(f"{name} is no longer a setting: {RETIRED[upper]}")
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "no setting has a similar name"
+        found.append(f"{name} is not a setting: {hint}")
+    return found
 
 
 def _variable(loc: tuple[Any, ...]) -> str:
@@ -548,7 +666,11 @@ def _variable(loc: tuple[Any, ...]) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """The settings from the environment (and overrides), or SettingsError naming each variable."""
+    """The settings from the environment (and overrides), or SettingsError naming each variable
+    (UnknownSetting for ``SGR_`` variables that are no setting, checked first)."""
+    unknown = unknown_variables()
+    if unknown:
+        raise UnknownSetting("; ".join(unknown) + " (docs/configuration.md lists every setting)")
     try:
         settings = Settings()
         return (

@@ -15,7 +15,7 @@ import annotated_types as at
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from worker.settings import Settings
+from worker.settings import NOT_SETTINGS, NOT_SETTINGS_PREFIXES, RETIRED, Settings
 
 HEADER = """\
 # Configuration
@@ -28,7 +28,14 @@ Every process (workers, the reaper, the CLI, the exporter) reads one typed setti
 `worker.settings.Settings` (pydantic-settings), from environment variables prefixed `SGR_`. A value
 that does not validate stops the process with one line naming the variable (`SGR_ENGINE: Input
 should be 'auto', 'vllm' or 'policy' (got 'gpt')`); a secret's value is never echoed. Settings also
-refuse an LLM worst case (retries x timeout + backoff) longer than `SGR_JOB_TIMEOUT_S`.
+refuse an LLM worst case (retries x timeout + backoff) longer than `SGR_JOB_TIMEOUT_S`. A URL that
+no client could open (`SGR_REDIS_URL=localhost:6379`, a port that is no number) is refused the same
+way, its password redacted.
+
+An `SGR_` variable that is no setting stops every command with exit status 2 and one line naming
+the closest setting: `SGR_HOT_STORE_URI is not a setting: did you mean SGR_HOT_STORE_URL?` (a typo
+is never ignored in silence). The variables below the tables are not settings and are allowed. Only
+the environment is read: no `.env` file.
 """
 
 TABLE_HEAD = """| variable | type | default | meaning |
@@ -135,6 +142,16 @@ def render() -> str:
     parts = [HEADER]
     for heading, rows in groups.items():
         parts.append(f"\n## {heading}\n\n" + TABLE_HEAD + "\n".join(rows) + "\n")
+    parts.append(
+        "\n## `SGR_` variables that are not settings\n\n"
+        "Allowed beside the settings (any other is refused):\n\n| variable | read by |\n|---|---|\n"
+        + "".join(
+            f"| `{prefix}*` | the test suite (`tests/`) |\n" for prefix in NOT_SETTINGS_PREFIXES
+        )
+        + "".join(f"| `{name}` | {_cell(why)} |\n" for name, why in NOT_SETTINGS.items())
+        + "\nRetired settings, refused with what to do:\n\n| variable | instead |\n|---|---|\n"
+        + "".join(f"| `{name}` | {_cell(why)} |\n" for name, why in RETIRED.items())
+    )
     return "".join(parts)
 
 

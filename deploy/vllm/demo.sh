@@ -5,6 +5,7 @@
 # is installed and started (first run: minutes, for the install and the model build; a progress
 # line shows what it is doing), the demo runs against it, and the server is stopped at the end.
 # When no server can be had, the demo runs on the rules engine and says why, in plain words.
+# The demo runs on a redis-server of its own (never SGR_REDIS_URL's); `--redis-url URL` names another.
 # Env: DEMO_LLM=0 skips the model (rules engine); DEMO_LLM_SESSIONS (30: a 135M model on two
 # cores writes about one offer every few seconds); SGR_VLLM_RUN_DIR, VLLM_START_TIMEOUT.
 set -uo pipefail

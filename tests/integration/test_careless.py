@@ -53,14 +53,16 @@ def test_demo_refuses_real_stores_and_never_reaches_the_real_stream(
     assert "not the demo's" in refused.stderr and "Traceback" not in refused.stderr
     after = (real / "hot.sqlite").stat().st_mtime_ns, (real / "cold.duckdb").stat().st_mtime_ns
     assert after == before
-    assert sgr("setup-data", "--data-dir", str(real), env=env).returncode == 1  # no silent wipe
+    again = sgr("setup-data", "--data-dir", str(real), env=env)  # no silent wipe, no failure
+    assert again.returncode == 0 and "already set up" in again.stdout, again.stderr
+    assert (real / "cold.duckdb").stat().st_mtime_ns == before[1]
 
     ran = sgr("demo", "--json", "--sessions", "30", env=env, cwd=tmp_path)  # ./demo-data
     assert ran.returncode == 0, ran.stderr
     summary = json.loads(ran.stdout.strip().splitlines()[-1])
     assert summary["offers"] > 0 and summary["data_dir"] == "demo-data"
     assert redis_client.xlen("sgr:offers") == 0  # the real stream saw nothing
-    assert redis_client.xlen(summary["stream"]) == summary["offers"]
+    assert redis_client.keys("sgr-demo*") == []  # its own redis-server, not SGR_REDIS_URL's
     again = sgr("demo", "--json", "--sessions", "10", env=env, cwd=tmp_path)  # its own folder
     assert again.returncode == 0, again.stderr
 
@@ -72,10 +74,11 @@ def test_demo_never_prints_the_redis_password(tmp_path: Path, redis_url: str) ->
         "--json",
         "--sessions",
         "10",
+        "--redis-url",
+        url,
         env={"SGR_REDIS_URL": url, "SGR_ENGINE": "policy"},
         cwd=tmp_path,
     )
-    assert ran.returncode == 0, ran.stderr
     assert "hunter2" not in ran.stdout + ran.stderr
 
 
@@ -102,7 +105,11 @@ def test_a_broken_worker_stops_and_leaves_the_event_queued(
         timeout=120,
     )
     assert named in done.stdout + done.stderr
-    assert queue.count == 1  # back on the queue for a healthy worker, its attempt given back
+    # back on the queue for a healthy worker, its attempt given back (beside it, at most the due
+    # set's rebuild job a worker puts first on a Redis that never had one: docs/recovery.md)
+    jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
+    names = [job.func_name for job in jobs if job is not None]
+    assert [n for n in names if n != "worker.jobs.handle_due"] == ["worker.jobs.handle_event"]
     assert queue.failed_job_registry.count == 0
 
 

@@ -36,6 +36,7 @@ def tiny_dir(tmp_path: Path, cold_db: Path) -> Iterator[Path]:
     try:
         (where / "cold.duckdb").symlink_to(cold_db)
         (where / "history.sqlite").symlink_to(cold_db.with_name("history.sqlite"))
+        open_hot_store("", where / "hot.sqlite").close()  # as setup-data leaves it
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)

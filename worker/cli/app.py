@@ -152,4 +152,6 @@ def _fail_with(exc: Exception, debug: bool) -> NoReturn:
     from worker.redact import redact_text
 
     print(f"sgr: error: {redact_text(message)}", file=sys.stderr)
-    sys.exit(exc.code if isinstance(exc, UserError) else 1)
+    from worker.settings import SettingsError
+
+    sys.exit(exc.code if isinstance(exc, UserError | SettingsError) else 1)

@@ -4,14 +4,26 @@ tools) only when they run."""
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Annotated
 
 import typer
 
-from worker.cli.app import DataDir, app, out, settings
+from worker.cli.app import DataDir, app, fail, out, settings
 
 # Load testing: thin wrappers; each tool parses its own options (`sgr loadgen --help`).
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def needs_redis_server(command: str) -> None:
+    """``sgr chaos`` and ``sgr bench`` start a throwaway redis-server: where none is installed
+    (the worker image), one line says so before anything starts."""
+    if shutil.which("redis-server") is None:
+        fail(
+            f"`sgr {command}` starts a redis-server of its own, and none is installed here "
+            "(apt-get install redis-server; the worker image has none: run it where "
+            f"`make {command}` runs)"
+        )
 
 
 @app.command()
@@ -21,10 +33,18 @@ def demo(
     llm_url: Annotated[str | None, typer.Option(help="OpenAI-compatible URL, e.g. vLLM.")] = None,
     engine: Annotated[str | None, typer.Option(help="auto, vllm or policy.")] = None,
     force: Annotated[bool, typer.Option(help="Reuse a demo folder made before.")] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this Redis (keys under sgr-demo) instead of a redis-server of its own."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with the summary as JSON.")] = False,
 ) -> None:
     """Seed a demo data folder of its own, push a few hundred events under a Redis namespace of
-    its own, drain them with a worker, show offers and a summary. Never touches real stores."""
+    its own, drain them with a worker, show offers and a summary. Never touches real stores: it
+    starts a redis-server of its own (in-process fakeredis where none is installed) and never
+    reads SGR_REDIS_URL; only --redis-url makes it use another Redis."""
     from testbench.demo import DemoRefused, print_demo, run_demo
     from worker.cli.app import fail
     from worker.logs import configure
@@ -34,7 +54,7 @@ def demo(
         engine = "vllm"
     s = settings(llm_url=llm_url, engine=engine)
     try:
-        result = run_demo(s, sessions=sessions, data_dir=data_dir, force=force)
+        result = run_demo(s, sessions=sessions, data_dir=data_dir, force=force, redis_url=redis_url)
     except DemoRefused as exc:
         fail(str(exc))
     print_demo(result, to_stderr=as_json)
@@ -57,6 +77,7 @@ def chaos(
     from testbench.chaos import ChaosConfig, run_chaos
     from worker.logs import configure
 
+    needs_redis_server("chaos")
     configure(json_logs=True, level="WARNING")
     report = run_chaos(
         ChaosConfig(
@@ -98,4 +119,6 @@ def bench(ctx: typer.Context) -> None:
     --json). Options: sgr bench --help."""
     from testbench.bench import main as bench_main
 
+    if not {"--help", "-h"} & set(ctx.args):
+        needs_redis_server("bench")
     bench_main(ctx.args)

@@ -29,28 +29,40 @@ def setup_data(
     ] = False,
 ) -> None:
     """Generate synthetic customer history (DuckDB), its snapshot for workers, and the hot store
-    (SQLite). An existing data folder is left alone unless --force."""
+    (SQLite, or the schema in SGR_HOT_STORE_URL's database). Run again, it makes only what is
+    missing and keeps what is there (exit 0: "already set up"); --force replaces the cold store
+    and the SQLite hot store."""
     from producers.synthetic import customers as make_customers
     from stores.cold import summary, write_history
     from stores.sync import sync_snapshot
     from worker.runtime import open_store
 
     s = settings(data_dir)
-    existing = [p for p in (s.cold_db, s.hot_db) if p.exists()]
-    if existing and not force:
-        fail(
-            f"{', '.join(map(str, existing))} already exist: use --force to replace them "
-            "(the hot store's offers and codes are lost), or another --data-dir"
-        )
+    sqlite_hot = not s.hot_store_url.get_secret_value()
     if force:
-        for name in ("hot.sqlite", "hot.sqlite-wal", "hot.sqlite-shm"):
+        for name in ("hot.sqlite", "hot.sqlite-wal", "hot.sqlite-shm", "cold.duckdb"):
             (s.data_dir / name).unlink(missing_ok=True)
-    count = write_history(s.cold_db, make_customers(customers, seed))
-    snapshot = sync_snapshot(s.cold_db, s.history_db)
-    open_store(s).close()
-    out(f"cold store {s.cold_db}: {count} customers {summary(s.cold_db)}")
-    out(f"snapshot   {snapshot.path}: {snapshot.customers} customers")
-    out(f"hot store  {s.hot_db}: ready")
+    made = []
+    if not s.cold_db.exists():
+        count = write_history(s.cold_db, make_customers(customers, seed))
+        made.append(f"cold store {s.cold_db}: {count} customers {summary(s.cold_db)}")
+    if not s.history_db.exists() or made:
+        snapshot = sync_snapshot(s.cold_db, s.history_db)
+        made.append(f"snapshot   {snapshot.path}: {snapshot.customers} customers")
+    new_hot = sqlite_hot and not s.hot_db.exists()
+    hot = open_store(s, create=True)  # migrates an existing store to this release's schema
+    where = hot.where
+    hot.close()
+    if new_hot or not sqlite_hot and made:
+        made.append(f"hot store  {where}: ready")
+    if not made:  # one line, unwrapped: scripts and compose logs read it
+        print(
+            f"{s.data_dir} is already set up (cold store, snapshot, hot store {where}): nothing "
+            "to do; --force replaces the cold store and the SQLite hot store (offers are lost)"
+        )
+        return
+    for line in made:
+        out(line)
 
 
 @app.command()
@@ -76,8 +88,10 @@ def history_sync(data_dir: DataDir = None) -> None:
     """Copy the cold store's customer features (DuckDB) into the snapshot workers read. Run it
     after the cold store changes; running workers pick up the new snapshot within a second."""
     from stores.sync import sync_snapshot
+    from worker.runtime import require_data_dir
 
     s = settings(data_dir)
+    require_data_dir(s)
     if not s.cold_db.exists():
         fail(f"no cold store at {s.cold_db}: run `sgr setup-data`")
     info = sync_snapshot(s.cold_db, s.history_db)
@@ -89,8 +103,10 @@ def history_show(data_dir: DataDir = None) -> None:
     """When the snapshot was made, from what, and whether the cold store changed since."""
     from stores.history import snapshot_info
     from worker.domain.timefmt import to_text
+    from worker.runtime import require_data_dir
 
     s = settings(data_dir)
+    require_data_dir(s)
     info = snapshot_info(s.history_db)
     if info is None:
         fail(f"no snapshot at {s.history_db}: run `sgr history sync`")

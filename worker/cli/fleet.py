@@ -33,8 +33,10 @@ def metrics_serve(
     from prometheus_client import generate_latest, start_http_server
 
     from worker.metrics import registry_for
+    from worker.runtime import open_store
 
     s = settings(metrics_port=port)
+    open_store(s).close()  # a data folder or store that is not there is said, never made
     conn = redis_client(s)
     conn.ping()
     registry = registry_for(s, conn)

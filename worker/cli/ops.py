@@ -85,15 +85,15 @@ def status_figures(data_dir: Path | None = None) -> dict[str, Any]:
     from worker.settings import redact_url
 
     s = settings(data_dir)
-    keys = Keys.from_settings(s)
-    conn = redis_client(s)
-    queue = Queue(s.queue, connection=conn)
-    letters = DeadLetters(conn, keys.dead_letters, keys.store_failures)
-    hot = open_store(s)
+    hot = open_store(s)  # first: a data folder that is not there is said before Redis is asked
     try:
         figures = hot.summary()
     finally:
         hot.close()
+    keys = Keys.from_settings(s)
+    conn = redis_client(s)
+    queue = Queue(s.queue, connection=conn)
+    letters = DeadLetters(conn, keys.dead_letters, keys.store_failures)
     due = DueSet(conn, keys)
     soonest = due.next_due()
     snapshot = snapshot_info(s.history_db)

@@ -204,10 +204,9 @@ def record_experiment(
     cart counts whether or not its offer was committed), recorded with its cap; an order
     attributed to the customer's latest eligible cart within the attribution window."""
     if event.type is EventType.ORDER_COMPLETED and deps.experiment.active:
-        if event.order is not None and event.order.value is not None:
-            value = event.order.value  # the order block says what was paid
-        else:
-            value = event.cart.total if event.cart is not None else (observed.cart_value or 0.0)
+        given = event.order.value if event.order is not None else None
+        value = given if given is not None else event.cart.total if event.cart is not None else None
+        value = float(value) if value is not None else (observed.cart_value or 0.0)
         deps.hot.attribute_order(
             event.user_id, event.event_id, value, event.occurred_at, deps.attribution
         )
@@ -248,8 +247,8 @@ class CartPlan:
     checked: Checked = field(default_factory=lambda: Checked(None, None))
     decision: rules.Decision | None = None
     request: OfferRequest | None = None
-    due: bool = False  # the scheduled decision of an abandonment, taken at its due time
     group: Group | None = None  # the experiment's group of an abandonment in it
+    due: bool = False  # the scheduled decision of an abandonment, taken at its due time
 
     @property
     def needs_engine(self) -> bool:
@@ -273,7 +272,7 @@ class CartPlan:
         if self.due:  # the session was applied at arrival: read its newest state, committed
             moved_on = recovery.at_due(event.event_id, deps.hot.get_session(event.session_id))
             late = moved_on or recheck(deps, facts, facts, offer)
-            observed = replace(facts, stale=True) if moved_on else facts  # moved on: not eligible
+            observed = facts if moved_on is None else replace(facts, stale=True)
         else:
             applied = deps.hot.apply_event(state_params(event), facts.now)
             observed = replace(
@@ -287,9 +286,9 @@ class CartPlan:
         record(deps, event, job, watch, offer, reason, self.checked.problems)
         if offer is not None:
             deps.hot.insert_offer(offer)
+        record_experiment(deps, event, self.group, self.decision, observed, offer)
         if self.due:
             deps.hot.mark_decided(event.event_id, deps.clock())
-        record_experiment(deps, event, self.group, self.decision, observed, offer)
         voids = close_offers(deps, event) if event.type is EventType.ORDER_COMPLETED else ()
         self.checked = Checked(offer, reason, self.checked.problems)
         return Written(outcome_of(event, self.checked, watch), offer=offer, voids=voids)
@@ -398,19 +397,17 @@ def plan(
     now = deps.clock()
     if ctx.outcome is not None and ctx.outcome.outcome == "scheduled":
         return due_plan(deps, event, ctx, watch, now)
+    group = experiment_group(deps, event)
     facts = rules.facts_for(event, ctx, now)
+    if group == "holdout":
+        facts = held_out_facts(deps, event, facts)
+    watch.lap("state")
     reason = gate(deps, facts)
     if event.type is EventType.CART_ABANDONED and reason in WAITABLE and deps.recovery.active:
         due, deferred = recovery.due_at(event.occurred_at, deps.recovery, event.timezone)
-        if due > now:  # the experiment's group too is decided at due time
-            watch.lap("state")
+        if due > now:
             watch.lap("checks")
             return SchedulePlan(event, facts, due, deferred, watch)
-    group = experiment_group(deps, event)
-    if group == "holdout":
-        facts = held_out_facts(deps, event, facts)
-        reason = gate(deps, facts)
-    watch.lap("state")
     return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), group=group))
 
 
@@ -436,19 +433,20 @@ def due_plan(
         facts = held_out_facts(deps, event, facts)
     watch.lap("state")
     reason = verdict or gate(deps, facts)
-    return decide(deps, CartPlan(event, facts, watch, Checked(None, reason), due=True, group=group))
+    out = CartPlan(event, facts, watch, Checked(None, reason), group=group, due=True)
+    return decide(deps, out)
 
 
 def decide(deps: Deps, out: CartPlan) -> CartPlan:
     """The stages after the gate: history, cap, the engine's request."""
-    event, facts, watch, group = out.event, out.facts, out.watch, out.group
+    event, facts, watch = out.event, out.facts, out.watch
     if out.checked.reason is None:
         out.facts = facts = history(deps, event, facts)
         watch.lap("history")
         out.decision = decision = cap(deps, facts)
         if not decision.allowed:
             out.checked = Checked(None, decision.reason)
-        elif group == "holdout":
+        elif out.group == "holdout":
             out.checked = Checked(None, "holdout")  # the cap it would have had: lift_carts
         else:
             out.request = offer_request(event, facts, decision, deps.rules)
