@@ -449,7 +449,8 @@ class SqlHotStore(ABC):
     ) -> list[tuple[str, str, datetime, int]]:
         """Claim these due decisions for ``claimant`` (a job id) for ``lease_s`` seconds, in one
         transaction: ``(event_id, payload, due_at, claims so far)`` of those not decided and not
-        held by another live claim. A decision is claimed by one job at a time; its outcome is recorded once."""
+        held by another live claim. A decision is claimed by one job at a time; its outcome is
+        recorded once."""
         if not event_ids:
             return []
         params = {

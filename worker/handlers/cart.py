@@ -484,8 +484,7 @@ def plan(
     reason = gate(deps, facts)
     if event.type is EventType.CART_ABANDONED and reason in WAITABLE and deps.recovery.active:
         due, deferred = recovery.due_at(event.occurred_at, deps.recovery, event.timezone)
-        if due > now:  # the experiment's group too is decided at due time
-            watch.lap("state")
+        if due > now:
             watch.lap("checks")
             return SchedulePlan(event, facts, due, deferred, watch)
     group = experiment_group(deps, event)
