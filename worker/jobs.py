@@ -354,6 +354,7 @@ def handle_batch(payloads: Any) -> dict[str, Any]:
     return _batch(runtime, job, payloads)
 
 
+@_survives_store_outage
 def handle_due(event_ids: Any) -> dict[str, Any]:
     """Decide scheduled abandonments that are due (docs/recovery.md): the job claims them in the
     hot store (one transaction; a decision another live job holds, or one decided already, is
@@ -370,13 +371,9 @@ def handle_due(event_ids: Any) -> dict[str, Any]:
         restored, moved = Reaper(runtime).restore_due()
         return {"events": 0, "outcomes": {}, "failed": 0, "restored": restored, "moved": moved}
     claimant = job.id if job is not None else f"direct:{os.getpid()}"
-    try:
-        claimed = runtime.deps.hot.claim_due(
-            event_ids, claimant, runtime.deps.clock(), runtime.settings.claim_lease_s
-        )
-    except StoreUnavailable as exc:
-        stop_worker(str(exc))
-        raise
+    claimed = runtime.deps.hot.claim_due(  # a store away: the whole job again, with backoff
+        event_ids, claimant, runtime.deps.clock(), runtime.settings.claim_lease_s
+    )
     payloads = []
     for event_id, payload, _due, claims in claimed:
         if claims > MAX_CLAIMS_PER_ATTEMPT * runtime.settings.max_attempts:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -373,20 +373,13 @@ class FleetCollector:
                 families[n].add_metric([r["grp"]], float(r[n]))
         yield from families.values()
 
-    def _redis(self, now: datetime) -> Iterator[Metric]:
-        queue_key = self.keys.rq_queue_list
-        pipe = self.client.pipeline(transaction=False)
-        pipe.llen(queue_key)
-        pipe.lindex(queue_key, 0)
-        pipe.hgetall(self.keys.llm_metrics)
-        pipe.hgetall(self.keys.breaker_states)
-        pipe.hgetall(self.keys.queue_alerts)
-        pipe.info("memory")
-        pipe.scard(rqcompat.workers_key(self.keys.queue))
-        depth, head, llm_raw, breakers, alerts_raw, memory, workers = pipe.execute()
-        yield GaugeMetricFamily(
-            "sgr_workers", "RQ workers registered on the queue (alert on 0)", int(workers)
-        )
+    def _redis_memory(self) -> Iterator[Metric]:
+        """Redis's used and maximum memory (``INFO memory``); left out where INFO is not
+        allowed (some managed Redis services, fakeredis)."""
+        try:
+            memory = cast(dict[str, Any], self.client.info("memory"))
+        except redis.ResponseError:
+            return
         yield GaugeMetricFamily(
             "sgr_redis_memory_used_bytes", "Redis used_memory", int(memory.get("used_memory", 0))
         )
@@ -395,6 +388,27 @@ class FleetCollector:
             "Redis maxmemory (0: no limit; with noeviction, writes fail beyond it)",
             int(memory.get("maxmemory", 0)),
         )
+
+    def _redis(self, now: datetime) -> Iterator[Metric]:
+        queue_key = self.keys.rq_queue_list
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(queue_key)
+        pipe.lindex(queue_key, 0)
+        pipe.hgetall(self.keys.llm_metrics)
+        pipe.hgetall(self.keys.breaker_states)
+        pipe.hgetall(self.keys.queue_alerts)
+        pipe.scard(rqcompat.workers_key(self.keys.queue))
+        pipe.get(self.keys.store_failures)
+        depth, head, llm_raw, breakers, alerts_raw, workers, store_failures = pipe.execute()
+        yield GaugeMetricFamily(
+            "sgr_workers", "RQ workers registered on the queue (alert on 0)", int(workers)
+        )
+        yield CounterMetricFamily(
+            "sgr_store_failures",
+            "Dead letters that reached only the Redis list because the hot store failed (an alert)",
+            int(store_failures or 0),
+        )
+        yield from self._redis_memory()
         yield GaugeMetricFamily("sgr_queue_depth", "Jobs waiting on the queue", int(depth))
         age = 0.0
         if head is not None:

@@ -103,8 +103,6 @@ def test_worker_lives_through_every_connection_closed_mid_run(
             wait_for(
                 lambda: redis_client.xlen("sgr:offers") == n_offers, 20, "every offer published"
             )
-            # the jobs that waited for the store are counted (sgr_store_waits_total)
-            assert int(redis_client.hget("sgr:metrics:queue-alerts", "store_waits") or 0) >= 1
 
 
 @pytest.mark.slow
