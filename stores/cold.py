@@ -70,11 +70,13 @@ ARCHIVE_COLUMNS: dict[str, tuple[str, ...]] = {
     "processed_events": (
         "event_id", "session_id", "user_id", "type", "outcome", "reason", "offer_id", "error",
         "attempts", "occurred_at", "enqueued_at", "started_at", "finished_at", "timings",
+        "published_at", "error_kind",
     ),
     "offers": (
         "offer_id", "event_id", "session_id", "user_id", "currency", "cart_value", "margin",
         "segment", "cap_pct", "discount_pct", "code", "expires_at", "engine", "model",
         "reasoning", "message", "guardrail", "created_at", "published_at", "redeemed_at",
+        "redeemed_order_id",
     ),
     "turns": (
         "event_id", "session_id", "turn", "user_id", "message", "route", "reason", "reply",

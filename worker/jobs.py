@@ -51,7 +51,7 @@ REDIS_WAIT_S = 30.0
 MAX_CLAIMS_PER_ATTEMPT = 3
 STORE_BACKOFF_FIRST_S = 0.1  # the first wait for a store that went away; doubled up to the next
 STORE_BACKOFF_MAX_S = 2.0
-START_RETRY_S = 5.0  # a process's first opening of its stores, retried this long
+START_RETRY_S = 20.0  # a process's first opening of its stores, retried this long (a restart)
 T = TypeVar("T")
 
 
