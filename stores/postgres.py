@@ -22,6 +22,7 @@ This file holds the primitives only; the queries are ``stores/hotstore.py``'s, f
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,18 +156,21 @@ class PostgresHotStore(SqlHotStore):
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """A pooled connection, checked before use (psycopg_pool's ``check_connection``: one
-        empty round trip): one the server closed while it sat in the pool (a restart, a failover,
-        ``pg_terminate_backend``) goes back to be replaced, and the next one is tried at once.
-        Not the pool's own ``check=``: on a failed check it sleeps 1, 2, 4, ... s within the one
-        request, which starves a job while connections keep being closed."""
+        """A pooled connection, checked before use: one the server closed while it sat in the
+        pool (a restart, a failover, ``pg_terminate_backend``) goes back to be replaced, and the
+        next one is tried at once. The check costs no round trip while the connection is quiet
+        (``_quiet``); only one on which something arrived gets psycopg_pool's
+        ``check_connection`` (an empty round trip). Not the pool's own ``check=``: on a failed
+        check it sleeps 1, 2, 4, ... s within the one request, which starves a job while
+        connections keep being closed."""
         for _ in range(self.pool.max_size + 1):
             conn = self.pool.getconn()
-            try:
-                ConnectionPool.check_connection(conn)
-            except psycopg.Error:
-                self.pool.putconn(conn)  # found broken: the pool discards it and opens another
-                continue
+            if not _quiet(conn):
+                try:
+                    ConnectionPool.check_connection(conn)
+                except psycopg.Error:
+                    self.pool.putconn(conn)  # broken: the pool discards it and opens another
+                    continue
             try:
                 yield conn  # type: ignore[misc]
             finally:
@@ -255,6 +259,20 @@ class PostgresHotStore(SqlHotStore):
     @staticmethod
     def _list_in(values: list[str]) -> list[str]:
         return values
+
+
+def _quiet(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection is as its last answer left it: open, and nothing to read. An
+    idle autocommit connection (no LISTEN here) is sent nothing unasked but a server's goodbye:
+    the FATAL of ``pg_terminate_backend`` or of a shutdown, then the socket's end; either makes
+    it readable. One poll of the socket, no round trip (about 1 us against 75 us of CPU and 120
+    us of waiting for ``check_connection``, per statement of every request and job). A peer that
+    vanished without a word is found by neither check: the statement's own error says it."""
+    if conn.closed or conn.broken:
+        return False
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)
 
 
 def _where(url: str) -> str:

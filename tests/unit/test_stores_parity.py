@@ -309,3 +309,33 @@ def test_a_libpq_key_value_dsn_opens_postgresql(pg_database: str, tmp_path: Path
         assert not (tmp_path / "hot.sqlite").exists()
     finally:
         hot.close()
+
+
+def test_a_pooled_connection_the_server_closed_while_idle_is_replaced_without_a_failed_call(
+    pg_database: str,
+) -> None:
+    """The check before use is a poll of the socket, not a round trip: a connection ended by the
+    server while it sat in the pool (``pg_terminate_backend``: its FATAL, then the socket's end)
+    is seen as such and replaced, so the next calls succeed; an untouched one passes as quiet."""
+    import psycopg
+
+    from stores.postgres import PostgresHotStore, _quiet
+
+    hot = open_hot_store(pg_database, Path("unused"))
+    assert isinstance(hot, PostgresHotStore)
+    assert hot.record_outcome(event_id="q0", outcome="no_offer", finished_at=NOW)
+    idle = hot.pool.getconn()
+    assert _quiet(idle)
+    hot.pool.putconn(idle)
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _quiet(idle):
+        time.sleep(0.01)  # the server's goodbye is on its way
+    assert not _quiet(idle)
+    for n in range(1, 4):  # every call succeeds: none is sent on the dead connection
+        assert hot.record_outcome(event_id=f"q{n}", outcome="no_offer", finished_at=NOW)
+    hot.close()

@@ -43,12 +43,9 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         found = key_id(presented)
         key, retry = None, None
         if found is not None:  # one round trip: the key's record and this request's count
-            pipe = st.runtime.aclient.pipeline(transaction=False)
-            pipe.hget(st.ring.hash, found)
-            counted = st.limit.count(pipe, found, now)
-            answers = await pipe.execute()
-            key = st.ring.verify(presented, answers[0])
-            retry = st.limit.verdict(answers[1], now) if counted else None
+            record, count = await st.limit.lookup(st.ring.hash, found, now)
+            key = st.ring.verify(presented, record)
+            retry = st.limit.verdict(count, now)
         if key is None:  # never says which part was wrong, never echoes the key
             raise ApiProblem(
                 401, "the API key is unknown or revoked", kind="bad_key", headers=CHALLENGE

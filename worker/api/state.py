@@ -26,7 +26,7 @@ class ApiState:
         return cls(
             runtime,
             KeyRing(runtime.client, runtime.keys),
-            RateLimit(runtime.keys, s.api_rate_limit, s.api_rate_window_s),
+            RateLimit(runtime.aclient, runtime.keys, s.api_rate_limit, s.api_rate_window_s),
             metrics,
         )
 
