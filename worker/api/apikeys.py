@@ -25,6 +25,7 @@ import redis
 from worker.keys import Keys
 
 SCOPES = ("producer", "checkout", "admin")
+PARSED_MAX = 1024  # parsed key records kept by a process (a shop has a handful of keys)
 PREFIX = "sgrk"
 _KEY = re.compile(r"^sgrk_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
 
@@ -57,6 +58,7 @@ class KeyRing:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client, self.hash = client, keys.api_keys
+        self._parsed: dict[Any, ApiKey] = {}
 
     def create(self, scope: str, name: str, now: datetime) -> tuple[str, ApiKey]:
         """A new key (returned once, never stored) and its record."""
@@ -93,8 +95,17 @@ class KeyRing:
 
     def verify(self, presented: str, raw: Any) -> ApiKey | None:
         """``check`` on a record read elsewhere (``raw``: the hash's value for the key's id, in
-        the API's one Redis round trip with its rate count)."""
-        return _verified(presented, ApiKey(**json.loads(raw)) if raw else None)
+        the API's one Redis round trip with its rate count). The record is parsed once per
+        content (``_parsed``, keyed by the record's own bytes: a revocation is new bytes, so
+        nothing stale is ever answered), not at every request."""
+        if not raw:
+            return None
+        record = self._parsed.get(raw)
+        if record is None:
+            if len(self._parsed) >= PARSED_MAX:
+                self._parsed.clear()
+            record = self._parsed[raw] = ApiKey(**json.loads(raw))
+        return _verified(presented, record)
 
 
 def key_id(presented: str) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi import APIRouter, Body, Header, Path
 from fastapi.responses import JSONResponse
 
 from stores.base import HotStore
@@ -15,7 +15,7 @@ from worker.api.auth import Checkout
 from worker.api.idempotency import check_key, once, request_hash
 from worker.api.problems import MEDIA_TYPE, ApiProblem, FieldProblem, responses, short
 from worker.api.schemas import CodeOut, RedeemIn, VerifyIn
-from worker.api.state import ApiState, state
+from worker.api.state import ApiState
 from worker.domain.codes import InvalidCode
 from worker.redemption import Order, canonical, redeem_code, verify_code
 
@@ -97,11 +97,10 @@ def _canonical(code: str, given: VerifyIn | RedeemIn) -> str:
 )
 def verify(
     code: CodePath,
-    key: Checkout,
-    st: Annotated[ApiState, Depends(state)],
+    caller: Checkout,
     given: Annotated[VerifyIn | None, Body()] = None,
 ) -> JSONResponse:
-    given = given or VerifyIn()
+    given, st = given or VerifyIn(), caller.st
     text = _canonical(code, given)
     with st.runtime.stores.use() as hot:
         return reply(*answer("verify", hot, text, given, st))
@@ -116,13 +115,12 @@ def verify(
 def redeem(
     code: CodePath,
     given: RedeemIn,
-    key: Checkout,
-    st: Annotated[ApiState, Depends(state)],
+    caller: Checkout,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    text = _canonical(code, given)
+    text, st = _canonical(code, given), caller.st
     with st.runtime.stores.use() as hot:
-        return _redeem(hot, text, given, key.key_id, idempotency_key, st)
+        return _redeem(hot, text, given, caller.key.key_id, idempotency_key, st)
 
 
 def _redeem(

@@ -9,14 +9,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
 from producers.enqueue import enqueue_events
 from worker.api.auth import Producer
 from worker.api.problems import ApiProblem, FieldProblem, responses, short
 from worker.api.schemas import EventOutcome, EventsAccepted
-from worker.api.state import ApiState, state
+from worker.api.state import ApiState
 from worker.domain.events import InvalidEvent, parse_event
 from worker.redact import redact_text
 
@@ -117,10 +117,8 @@ async def _body(request: Request) -> bytes:
     responses=responses(401, 403, 413, 422, 429, 503),
     summary="Send one event or a list (all are enqueued, or none)",
 )
-async def post_events(
-    request: Request, key: Producer, st: Annotated[ApiState, Depends(state)]
-) -> EventsAccepted:
-    raw = await _body(request)
+async def post_events(request: Request, caller: Producer) -> EventsAccepted:
+    st, raw = caller.st, await _body(request)
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -146,10 +144,8 @@ async def post_events(
     responses=responses(401, 403, 404, 422, 429, 503),
     summary="The outcome recorded for an event (404 while none is)",
 )
-def get_event(
-    event_id: EventId, key: Producer, st: Annotated[ApiState, Depends(state)]
-) -> EventOutcome:
-    with st.runtime.stores.use() as hot:
+def get_event(event_id: EventId, caller: Producer) -> EventOutcome:
+    with caller.st.runtime.stores.use() as hot:
         record = hot.event_record(event_id)
     if record is None:
         raise ApiProblem(

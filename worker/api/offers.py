@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
 from stores.base import HotStore
 from worker.api.auth import Checkout
 from worker.api.problems import ApiProblem, FieldProblem, responses, short
 from worker.api.schemas import CustomerOffers, OfferOut, OfferStatus
-from worker.api.state import ApiState, state
 from worker.domain.model import Offer
 
 router = APIRouter(tags=["offers"])
@@ -43,8 +42,8 @@ def status_of(hot: HotStore, offer: Offer, now: datetime) -> OfferStatus:
     responses=responses(401, 403, 404, 422, 429, 503),
     summary="One offer, with its status (live, redeemed, expired, voided)",
 )
-def get_offer(offer_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(state)]) -> OfferOut:
-    with st.runtime.stores.use() as hot:
+def get_offer(offer_id: Ident, caller: Checkout) -> OfferOut:
+    with caller.st.runtime.stores.use() as hot:
         offer = hot.get_offer(offer_id)
         status = status_of(hot, offer, datetime.now(UTC)) if offer is not None else None
     if offer is None or status is None:
@@ -63,9 +62,7 @@ def get_offer(offer_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(st
     responses=responses(401, 403, 422, 429, 503),
     summary="A customer's live offers (none: an empty list)",
 )
-def customer_offers(
-    user_id: Ident, key: Checkout, st: Annotated[ApiState, Depends(state)]
-) -> CustomerOffers:
-    with st.runtime.stores.use() as hot:
+def customer_offers(user_id: Ident, caller: Checkout) -> CustomerOffers:
+    with caller.st.runtime.stores.use() as hot:
         offers = hot.live_offers(user_id, datetime.now(UTC))
     return CustomerOffers(user_id=user_id, offers=[offer_out(o, "live") for o in offers])

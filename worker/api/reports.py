@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from worker.api.auth import Admin
 from worker.api.problems import ApiProblem, FieldProblem, responses, short
-from worker.api.state import ApiState, state
 from worker.liftreport import lift_report
 
 router = APIRouter(tags=["reports"])
@@ -41,10 +40,9 @@ def _since(text: str | None) -> datetime | None:
     summary="The holdout experiment's lift: groups, the lift with its 95 % interval, segments",
 )
 def lift(
-    key: Admin,
-    st: Annotated[ApiState, Depends(state)],
+    caller: Admin,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    moment = _since(since)
+    moment, st = _since(since), caller.st
     with st.runtime.stores.use() as hot:
         return lift_report(hot, st.runtime.settings.experiment(), moment)
