@@ -85,6 +85,7 @@ class Bridge:
         outcomes: Publisher | None = None,
         rejected_max: int = 10_000,
         max_attempts: int = 3,
+        job_timeout: int = 120,
         result_ttl: int = 60,
         failure_ttl: int = 86_400,
     ) -> None:
@@ -92,6 +93,7 @@ class Bridge:
         self.rejected_max = rejected_max  # the rejected list keeps its newest this many
         self.job_options = {
             "max_attempts": max_attempts,
+            "job_timeout": job_timeout,
             "result_ttl": result_ttl,
             "failure_ttl": failure_ttl,
         }

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -45,6 +45,15 @@ NOT_SETTINGS = {
 RETIRED = {
     "SGR_CODE_SECRET": "offer codes are random and stored in the hot store: remove it",
 }
+
+
+class JobOptions(TypedDict):
+    """How an event's job is enqueued (``Settings.job_options``)."""
+
+    max_attempts: int
+    job_timeout: int
+    result_ttl: int
+    failure_ttl: int
 
 
 class Settings(BaseSettings):
@@ -726,6 +735,17 @@ class Settings(BaseSettings):
     def claim_lease_s(self) -> float:
         """How long a claim on a due decision holds (a job's longest run, and a minute)."""
         return float(self.job_timeout_s + 60)
+
+    def job_options(self) -> JobOptions:
+        """How every producer here enqueues (``enqueue_events``' keyword arguments): the API,
+        ``sgr produce``, ``sgr bridge`` and a dead letter's requeue, from ``SGR_MAX_ATTEMPTS``,
+        ``SGR_JOB_TIMEOUT_S``, ``SGR_JOB_RESULT_TTL_S`` and ``SGR_JOB_FAILURE_TTL_S``."""
+        return JobOptions(
+            max_attempts=self.max_attempts,
+            job_timeout=self.job_timeout_s,
+            result_ttl=self.job_result_ttl_s,
+            failure_ttl=self.job_failure_ttl_s,
+        )
 
     def time_limits(self) -> TimeLimits:
         return TimeLimits(

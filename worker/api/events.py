@@ -85,11 +85,8 @@ def _enqueue(st: ApiState, events: list[Any]) -> EventsAccepted:
     report = enqueue_events(
         st.runtime.queue,
         events,
-        max_attempts=s.max_attempts,
-        job_timeout=s.job_timeout_s,
-        result_ttl=s.job_result_ttl_s,
-        failure_ttl=s.job_failure_ttl_s,
         validate=False,  # validated above, all or none
+        **s.job_options(),
     )
     return EventsAccepted(accepted=report.accepted, count=len(report.accepted))
 

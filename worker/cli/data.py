@@ -180,13 +180,10 @@ def produce(
     report = enqueue_events(
         q,
         [payload for _, payload in numbered],
-        max_attempts=s.max_attempts,
-        job_timeout=s.job_timeout_s,
-        result_ttl=s.job_result_ttl_s,
-        failure_ttl=s.job_failure_ttl_s,
         validate=not no_validate,
         batch_size=batch,
         time_limits=s.time_limits(),
+        **s.job_options(),
     )
     err_lines = [(n, e) for n, e in not_json]
     for position, error in report.rejected:

@@ -170,9 +170,7 @@ def bridge(
         alerts=keys.queue_alerts,
         outcomes=publisher(conn, s, keys),
         rejected_max=s.rejected_max,
-        max_attempts=s.max_attempts,
-        result_ttl=s.job_result_ttl_s,
-        failure_ttl=s.job_failure_ttl_s,
+        **s.job_options(),
     )
     try:
         totals = run.run(batch=batch, once=once)

@@ -278,9 +278,7 @@ def dead_letters_requeue(
             queue,
             [body],
             validate=False,
-            max_attempts=s.max_attempts,
-            result_ttl=s.job_result_ttl_s,
-            failure_ttl=s.job_failure_ttl_s,
+            **s.job_options(),
         )
         letters.remove(letter)
         done += 1
