@@ -28,6 +28,7 @@ from rq import Queue
 from stores.base import HotStore, StoreMissing
 from stores.history import HistorySnapshot, HistorySource
 from stores.hot import open_hot_store
+from stores.hotstore import SqlHotStore
 from worker.deadletter import DeadLetters
 from worker.deps import Deps
 from worker.domain.copy import Catalogue, CatalogueError
@@ -94,7 +95,7 @@ def require_data_dir(settings: Settings) -> None:
         )
 
 
-def open_store(settings: Settings, *, create: bool = False) -> HotStore:
+def open_store(settings: Settings, *, create: bool = False) -> SqlHotStore:
     """The hot store the settings name. Only ``create`` (``sgr setup-data``, the demo) makes a
     SQLite file (and its folder) that is not there; otherwise a missing one is StoreMissing,
     naming the data folder or the URL, and nothing is left behind."""
@@ -344,10 +345,12 @@ class ApiRuntime:
 
 def build_api_runtime(settings: Settings, client: redis.Redis | None = None) -> ApiRuntime:
     """The API's wiring (the same settings, keys, Redis and hot store as a worker's); the schema
-    is migrated once here, before the first request."""
+    is migrated once here, before the first request. Like a worker it never creates the data
+    folder or the store: a missing one (a typo in SGR_DATA_DIR) is StoreMissing, not an empty
+    store whose every outcome is a 404 while the workers write theirs elsewhere."""
     client = client if client is not None else redis_client(settings)
     url = settings.hot_store_url.get_secret_value()
-    first = open_hot_store(url, settings.hot_db)  # migrations run now; a bad store says so
+    first = open_store(settings)  # migrations run now; a bad or missing store says so
     sqlite = first.dialect == "sqlite"
     first.close()
     return ApiRuntime(
@@ -356,5 +359,8 @@ def build_api_runtime(settings: Settings, client: redis.Redis | None = None) -> 
         client,
         redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30),
         Queue(settings.queue, connection=client),
-        ApiStores(lambda: open_hot_store(url, settings.hot_db, migrate=False), shared=sqlite),
+        ApiStores(
+            lambda: open_hot_store(url, settings.hot_db, migrate=False, create=False),
+            shared=sqlite,
+        ),
     )

@@ -99,6 +99,8 @@ def served(
         url = ""
         if request.param == "postgres":
             url = stack.enter_context(fresh_database(request.getfixturevalue("postgres_url")))
+        else:
+            open_hot_store("", data / "hot.sqlite").close()  # as `sgr setup-data` leaves it
         env = api_env(data, redis_url, url)
         first = stack.enter_context(ApiServer(env))
         second = stack.enter_context(ApiServer(env))

@@ -23,6 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from stores.hot import open_hot_store
 from testbench.apiproc import ApiServer
 from testbench.pgproc import fresh_database
 from worker.api.apikeys import KeyRing
@@ -54,6 +55,8 @@ def live_api(
         store = ""
         if request.param == "postgres":
             store = stack.enter_context(fresh_database(request.getfixturevalue("postgres_url")))
+        else:
+            open_hot_store("", data / "hot.sqlite").close()  # as `sgr setup-data` leaves it
         yield stack.enter_context(ApiServer(_env(redis_url, data, store)))
 
 

@@ -238,6 +238,25 @@ def test_a_worker_started_before_setup_data_leaves_nothing_behind(
     assert {"cold.duckdb", "history.sqlite", "hot.sqlite"} <= {p.name for p in tmp_path.iterdir()}
 
 
+def test_the_api_started_before_setup_data_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path
+) -> None:
+    """`sgr api` on a data folder that is not there (a typo) or holds no store creates neither:
+    an empty store of its own would answer 404 for every outcome the workers write elsewhere."""
+    from worker.runtime import build_api_runtime
+
+    typo = tmp_path / "dtaa"
+    monkeypatch.setenv("SGR_REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
+    for folder in (typo, tmp_path):
+        monkeypatch.setenv("SGR_DATA_DIR", str(folder))
+        with pytest.raises(StoreMissing, match="sgr setup-data"):
+            build_api_runtime(load_settings())
+        assert not typo.exists() and list(tmp_path.iterdir()) == []
+    code, _out, err = run(capsys, "api", "--port", "1")  # refused before it listens
+    assert code == 1 and "sgr setup-data" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------- setup-data again
 
 
