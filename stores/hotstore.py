@@ -495,16 +495,20 @@ class SqlHotStore(ABC):
         return out
 
     def record_order(self, row: dict[str, Any], now: datetime) -> bool:
-        """Keep an order_completed (its order block: id, value, currency, code) for attribution;
-        False if it was recorded already."""
-        params = row | {"occurred_at": self._time_in(row["occurred_at"]), "now": self._time_in(now)}
+        """Keep an order_completed (its order block: id, value, currency, code, and
+        ``code_refused``: why its code was not redeemed, if it was not) for attribution; False if
+        it was recorded already."""
+        params = {"code_refused": None} | row
+        params |= {"occurred_at": self._time_in(row["occurred_at"]), "now": self._time_in(now)}
         return self._w("insert_order", self._clean(params)) == 1
 
-    def redeem_for_order(self, code: str, user_id: str, now: datetime) -> bool:
-        """An order used this customer's ``code``: redeem it (False: not theirs, used, void or
-        expired)."""
-        params = {"code": code, "user_id": user_id, "now": self._time_in(now)}
-        return self._w("redeem_for_order", self._clean(params)) == 1
+    def get_order(self, event_id: str) -> dict[str, Any] | None:
+        """The order an ``order_completed`` left (``record_order``'s row, times as ``datetime``);
+        None if none was kept."""
+        row = self._one("get_order", {"event_id": event_id})
+        if row is None:
+            return None
+        return row | {k: self._time_out(row[k]) for k in ("occurred_at", "recorded_at")}
 
     def void_for_order(
         self, event_id: str, user_id: str, code: str | None, now: datetime

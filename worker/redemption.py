@@ -1,5 +1,6 @@
-"""Verifying and redeeming an offer code over a hot store: the one place both ``sgr codes`` and
-the HTTP API (``POST /v1/codes/{code}/verify|redeem``) get their answers from.
+"""Verifying and redeeming an offer code over a hot store: the one place ``sgr codes``, the HTTP
+API (``POST /v1/codes/{code}/verify|redeem``) and an ``order_completed``'s ``order.code``
+(``worker/handlers/cart.py``, ``close_offers``) get their answers from.
 
 An answer is a ``CodeAnswer`` (its ``as_json`` is what ``sgr codes --json`` prints and the API
 sends) or an ``InvalidCode`` whose ``kind`` says why (``failure_json``). Redemption is single-use
@@ -119,7 +120,7 @@ def redeem_code(
     the answer, or InvalidCode: why it is not usable, ``not_yours`` when it is another customer's,
     ``currency_mismatch``, ``order_used`` when the order already had a discount, ``redeemed``
     when another redemption won the race. ``own_transaction=False``: the caller's transaction is
-    open already (the API's, with its Idempotency-Key)."""
+    open already (the API's, with its Idempotency-Key; an order event's write)."""
     order_id = order.order_id if order is not None else None
     currency = order.currency if order is not None else None
     if order_id is not None and own_transaction:

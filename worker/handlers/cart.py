@@ -20,6 +20,7 @@ import structlog
 
 from worker.deps import Deps, JobInfo
 from worker.domain import claims, recovery, rules
+from worker.domain.codes import InvalidCode
 from worker.domain.copy import (
     CartFacts,
     Catalogue,
@@ -39,6 +40,7 @@ from worker.engines.catalogue import load_catalogue
 from worker.engines.prompts import churn_words, customer_words
 from worker.engines.schemas import offer_schema
 from worker.handlers.base import AlreadyRecorded, Written, new_offer, record
+from worker.redemption import Order, canonical, redeem_code
 from worker.stopwatch import Stopwatch
 
 log = structlog.get_logger("sgr.cart")
@@ -378,27 +380,36 @@ class CartPlan:
 
 
 def close_offers(deps: Deps, event: CartEvent) -> tuple[VoidNotice, ...]:
-    """An order (inside its write): the code it used is redeemed, the customer's other live
-    offers are voided (their notices for the outbox), and the order is kept for attribution."""
+    """An order (inside its write): the code it used is redeemed for it (``redeem_order_code``),
+    the customer's other live offers are voided (their notices for the outbox), and the order is
+    kept for attribution, with why its code was refused if it was."""
     now = deps.clock()
     order = event.order
-    code = order.code if order is not None else None
-    if code is not None:
-        deps.hot.redeem_for_order(code, event.user_id, now)
-    voids = deps.hot.void_for_order(event.event_id, event.user_id, code, now)
     value = order.value if order is not None and order.value is not None else None
     if value is None and event.cart is not None:
         value = event.cart.total
+    currency = (order.currency if order is not None else None) or (
+        event.cart.currency if event.cart is not None else None
+    )
+    order_id = order.order_id if order is not None else None
+    code = order.code if order is not None else None
+    refused: str | None = None
+    if code is not None:
+        code, refused = redeem_order_code(deps, event, code, Order(order_id, value, currency), now)
+    # a refused code is not the one the order used: it is closed with the customer's others
+    voids = deps.hot.void_for_order(
+        event.event_id, event.user_id, code if refused is None else None, now
+    )
     deps.hot.record_order(
         {
             "event_id": event.event_id,
-            "order_id": order.order_id if order is not None else None,
+            "order_id": order_id,
             "session_id": event.session_id,
             "user_id": event.user_id,
             "value": value,
-            "currency": (order.currency if order is not None else None)
-            or (event.cart.currency if event.cart is not None else None),
+            "currency": currency,
             "code": code,
+            "code_refused": refused,
             "occurred_at": event.occurred_at,
         },
         now,
@@ -406,6 +417,39 @@ def close_offers(deps: Deps, event: CartEvent) -> tuple[VoidNotice, ...]:
     for notice in voids:
         log.info("offer_voided", offer_id=notice.offer_id, reason=notice.reason)
     return tuple(voids)
+
+
+def redeem_order_code(
+    deps: Deps, event: CartEvent, code: str, order: Order, now: datetime
+) -> tuple[str, str | None]:
+    """Redeem the code an order used, in the event's transaction, as ``sgr codes redeem`` and the
+    API do (``worker/redemption.py``: the customer's, unexpired, not void, in the order's
+    currency, one discount per order id): the code (canonical when well-formed) and None, or the
+    refusal's kind (logged). A code redeemed already for this very order (over the API, say) is
+    no refusal: the order had its one discount."""
+    try:
+        code = canonical(code)
+        redeem_code(deps.hot, code, event.user_id, now, order, own_transaction=False)
+    except InvalidCode as exc:
+        state = deps.hot.code_state(code) if exc.kind != "malformed" else None
+        if (
+            exc.kind == "redeemed"
+            and state is not None
+            and order.order_id is not None
+            and state.redeemed_order_id == order.order_id
+            and state.user_id in (None, event.user_id)
+        ):
+            log.info("order_code_redeemed", event_id=event.event_id, order_id=order.order_id,
+                     offer_id=state.offer_id, already=True)  # fmt: skip
+            return code, None
+        # never the code itself in a log line (another customer's may still be live)
+        log.warning("order_code_refused", event_id=event.event_id, order_id=order.order_id,
+                    user_id=event.user_id, kind=exc.kind,
+                    offer_id=state.offer_id if state else None, currency=order.currency,
+                    offer_currency=state.currency if state else None)  # fmt: skip
+        return code, exc.kind
+    log.info("order_code_redeemed", event_id=event.event_id, order_id=order.order_id)
+    return code, None
 
 
 def _plain(value: Any) -> Any:
