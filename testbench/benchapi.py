@@ -4,9 +4,10 @@ the same server, side by side in one run.
 One ``sgr api`` process (started with its bench-only bare endpoint, ``/bench/floor/{code}``: the
 same uvicorn, FastAPI, body model, thread and JSON answer, none of the work) on the bench's Redis
 and a fresh hot store (SQLite in the bench's folder; PostgreSQL from testbench/pgproc.py when one
-is there). ``clients`` keep-alive connections (a small asyncio HTTP/1.1 client, so that the
-client costs little of the machine the server shares) send, round after round, first the floor's
-requests, then as many redemptions of distinct live codes (each a key check in Redis, a rate-limit
+is there). ``clients`` keep-alive connections, opened once and kept for the whole phase as a
+shop's HTTP client pool keeps them (a small asyncio HTTP/1.1 client, so that the client costs
+little of the machine the server shares), send, round after round, first the floor's requests,
+then as many redemptions of distinct live codes (each a key check in Redis, a rate-limit
 count, the code's read and the one UPDATE). ``api_vs_floor`` = redeems/s over floor requests/s
 (the median of the turns' ratios); ``api_redeem_p99_ms`` from every redemption's latency.
 """
@@ -50,41 +51,44 @@ def _offers(hot: Any, count: int, tag: str) -> list[tuple[str, str]]:
     return codes
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect(port: int, clients: int) -> list[Connection]:
+    return [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
+
+
 async def _drive(
-    port: int, key: str, requests: list[tuple[str, bytes]], clients: int
+    connections: list[Connection], key: str, requests: list[tuple[str, bytes]]
 ) -> tuple[float, list[float], dict[int, int]]:
-    """Send ``requests`` (path, JSON body) over ``clients`` keep-alive connections: the rate,
+    """Send ``requests`` (path, JSON body) over the open keep-alive ``connections``: the rate,
     each request's latency (s), the count of each status."""
     todo = list(reversed(requests))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while todo:
-                path, body = todo.pop()
-                head = (
-                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode()
-                start = time.perf_counter()
-                writer.write(head + body)
-                raw = await reader.readuntil(b"\r\n\r\n")
-                lines = raw.decode("latin-1").split("\r\n")
-                status = int(lines[0].split()[1])
-                length = next(
-                    int(h.split(":", 1)[1]) for h in lines if h.lower().startswith("content-length")
-                )
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - start)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            writer.close()
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while todo:
+            path, body = todo.pop()
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            start = time.perf_counter()
+            writer.write(head + body)
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            length = next(
+                int(h.split(":", 1)[1]) for h in lines if h.lower().startswith("content-length")
+            )
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(reader, writer) for reader, writer in connections))
     return len(requests) / (time.perf_counter() - start), latencies, statuses
 
 
@@ -142,7 +146,8 @@ def api_phase(
         ratios: list[float] = []
         latencies: list[float] = []
         wrong: dict[str, int] = {}
-        with ApiServer(env, floor=True) as server:
+        with ApiServer(env, floor=True) as server, asyncio.Runner() as runner:
+            connections = runner.run(_connect(server.port, clients))
 
             def turn(kind: str, batch: list[tuple[str, str]]) -> None:
                 route = "/bench/floor/{}" if kind == "floor" else "/v1/codes/{}/redeem"
@@ -150,7 +155,7 @@ def api_phase(
                     (route.format(code), json.dumps({"user_id": user}).encode())
                     for code, user in batch
                 ]
-                rate, lat, statuses = asyncio.run(_drive(server.port, key, requests, clients))
+                rate, lat, statuses = runner.run(_drive(connections, key, requests))
                 spent[kind] += len(requests) / rate
                 pair[kind] = rate
                 if kind == "redeem":
@@ -166,6 +171,8 @@ def api_phase(
                 for kind in ("floor", "redeem") if n % 2 == 0 else ("redeem", "floor"):
                     turn(kind, batch)  # each goes first every other time
                 ratios.append(pair["redeem"] / pair["floor"])
+            for _, writer in connections:
+                writer.close()
     floor, rate = len(codes) / spent["floor"], len(codes) / spent["redeem"]
     ordered = sorted(latencies)
     return {
