@@ -58,6 +58,12 @@ def refused(deps: Deps, event_id: str) -> str | None:
     return row["code_refused"]
 
 
+def attributed(deps: Deps, code: str) -> str:
+    rows = [r for r in deps.hot.attribution(24, NOW + timedelta(hours=1)) if r["code"] == code]
+    assert len(rows) == 1
+    return str(rows[0]["attribution"])
+
+
 def test_the_customers_code_is_redeemed_for_the_order_and_its_id_recorded(deps: Deps) -> None:
     code = offer(deps, "u1")
     logs = order(deps, "ev1", "u1", order_id="ord-1", currency="EUR", code=code.lower())
@@ -66,6 +72,7 @@ def test_the_customers_code_is_redeemed_for_the_order_and_its_id_recorded(deps: 
     row = deps.hot.get_order("ev1")
     assert row is not None and row["code"] == code and row["code_refused"] is None
     assert [e["event"] for e in logs] == ["order_code_redeemed"]
+    assert attributed(deps, code) == "redeemed"
     order(deps, "ev1", "u1", order_id="ord-1", currency="EUR", code=code)  # a replay: nothing more
     assert deps.hot.code_state(code) == state
 
@@ -101,6 +108,8 @@ def test_a_code_the_order_may_not_use_is_not_redeemed_and_the_refusal_is_kept(
     if case != "unknown" and case != "malformed":
         state = deps.hot.code_state(code)
         assert state is not None and state.redeemed_at is None
+    # the customer ordered without the discount: the offer converted, it was not redeemed
+    assert attributed(deps, mine) == "converted"
     # the order closes the customer's live offers, the refused code among them (not another's)
     mine_now = deps.hot.code_state(mine)
     assert mine_now is not None and mine_now.voided_at is not None

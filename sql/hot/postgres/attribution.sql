@@ -1,6 +1,7 @@
 -- Attribution per offer (docs/recovery.md; issue 23 builds on it): 'redeemed' when its code was
--- used (redeemed, or named by an order), 'converted' when the customer ordered within
--- :window_hours of the offer without the code, else 'not_converted' (final once window_closed).
+-- used (redeemed, or named by an order that redeemed it), 'converted' when the customer ordered
+-- within :window_hours of the offer without the code (or with it refused: orders.code_refused),
+-- else 'not_converted' (final once window_closed).
 -- The order counted is the first one after the offer; its value as the order block said (or
 -- NULL). Offers created since :since.
 WITH attributed AS (
@@ -8,12 +9,12 @@ WITH attributed AS (
            f.currency, f.created_at, f.redeemed_at,
            f.created_at + make_interval(secs => :window_hours * 3600.0) AS until_at,
            (SELECT r.event_id FROM orders AS r
-             WHERE r.user_id = f.user_id AND r.code = f.code
+             WHERE r.user_id = f.user_id AND r.code = f.code AND r.code_refused IS NULL
              ORDER BY r.occurred_at LIMIT 1) AS code_order,
            (SELECT r.event_id FROM orders AS r
              WHERE r.user_id = f.user_id AND r.occurred_at >= f.created_at
                AND r.occurred_at <= f.created_at + make_interval(secs => :window_hours * 3600.0)
-               AND (r.code IS NULL OR r.code <> f.code)
+               AND (r.code IS NULL OR r.code <> f.code OR r.code_refused IS NOT NULL)
              ORDER BY r.occurred_at LIMIT 1) AS other_order
     FROM offers AS f
     WHERE f.created_at >= :since
