@@ -35,9 +35,9 @@ class Caller:
 
 def require(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that lets through only a live key of ``scope`` (or admin) within its limit
-        (async, on the async Redis client: no thread is taken before the route's own; one round
-    trip that reads the key's record and counts the request, so a request with a well-formed but
-    wrong key is counted against that id too)."""
+    (async, on the async Redis client: no thread is taken before the route's own; one round trip
+    that reads the key's record and counts the request, so a request with a well-formed but wrong
+    key is counted against that id too)."""
 
     async def check(
         request: Request,
