@@ -60,7 +60,7 @@ class CodeAnswer:
             "status": self.status,
             "code": self.code,
             "offer_id": state.offer_id,
-            "discount_pct": state.discount_pct,
+            "discount_pct": float(state.discount_pct),  # 2.0, as the offers routes say
             "currency": state.currency,
             "user_id": state.user_id if state.user_id is not None else self.user_id,
             "expires_at": state.expires_at.isoformat(),
