@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.exceptions import RequestValidationError
 
 from stores.base import HotStore
 from stores.hot import open_hot_store
+from tests.conftest import event
+from worker.api.events import field_problems
 from worker.api.offers import offer_out
+from worker.api.problems import short, validation_problem
 from worker.api.schemas import TIME_PATTERN, CustomerOffers, EventOutcome, OfferOut
 from worker.domain.codes import new_code
+from worker.domain.events import InvalidEvent, parse_event
 from worker.domain.model import Offer
 from worker.redemption import redeem_code, verify_code
 
@@ -84,3 +89,51 @@ def test_every_time_the_api_answers_is_the_streams_form() -> None:
     assert all(re.match(pattern, v) for v in times.values()), times
     schema = OfferOut.model_json_schema(mode="serialization")["properties"]["expires_at"]
     assert schema["pattern"] == pattern and schema["format"] == "date-time"
+
+
+def refused(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(payload)
+    return [p.model_dump() for p in field_problems(0, info.value)]
+
+
+def test_a_refused_string_is_itself_and_a_number_its_json_text() -> None:
+    [kind] = refused(event("cart_abandonned", event_id="f-1"))
+    assert kind["field"] == "type" and kind["value"] == "cart_abandonned"  # not "'cart_abandonned'"
+    assert "got" not in kind["message"] and kind["event_id"] == "f-1"
+    [value] = refused(event(event_id="f-2", cart={"currency": "EUR", "value": -5, "margin": 0.2}))
+    assert (value["field"], value["value"]) == ("cart.value", "-5")
+    [margin] = refused(event(event_id="f-3", cart={"currency": "EUR", "value": 9, "margin": True}))
+    assert margin["value"] == "true"  # JSON's, not Python's True
+    [zone] = refused(event(event_id="f-4", timezone="Mars/Base"))
+    assert zone["value"] == "Mars/Base"
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(event(event_id="f-4", timezone="Mars/Base"))
+    assert info.value.errors[0].endswith("(got 'Mars/Base')")  # the contract's line as it was
+
+
+def test_short_cuts_the_text_not_a_repr() -> None:
+    assert short("x" * 100) == "x" * 80 + "... (100 chars)"
+    assert short(b"{bad") == "{bad"
+    assert [short(v) for v in (-5, 2.5, None, False, [1, "a"], {"a": 1})] == [
+        "-5", "2.5", "null", "false", '[1, "a"]', '{"a": 1}'
+    ]  # fmt: skip
+    assert short(list(range(100))).endswith("... (390 chars)")
+
+
+def test_fastapi_s_refusals_show_the_value_alike() -> None:
+    exc = RequestValidationError(
+        [
+            {"type": "string_type", "loc": ("body", "user_id"), "msg": "bad", "input": 5},
+            {
+                "type": "string_pattern_mismatch",
+                "loc": ("body", "order", "currency"),
+                "msg": "bad",
+                "input": "eur",
+            },
+            {"type": "missing", "loc": ("body", "user_id"), "msg": "Field required", "input": {}},
+        ]  # fmt: skip
+    )
+    problem = validation_problem(exc).body()
+    assert [e.get("value") for e in problem["errors"]] == ["5", "eur", None]  # None: left out
+    assert "(got eur)" in problem["detail"] and "(got 5)" in problem["detail"]
