@@ -295,8 +295,10 @@ class SqlHotStore(ABC):
     def _code_state(self, row: dict[str, Any]) -> CodeState:
         expires = self._time_out(row["expires_at"])
         assert expires is not None  # NOT NULL
+        # float(): SQLite's RETURNING (redeem_offer.sql) gives a REAL that holds a whole number
+        # as an int (2, where a SELECT gives 2.0); a percentage is a float on every path
         return CodeState(
-            row["offer_id"], row["discount_pct"], row["currency"], expires,
+            row["offer_id"], float(row["discount_pct"]), row["currency"], expires,
             self._time_out(row["redeemed_at"]), self._time_out(row.get("voided_at")),
             row.get("superseded_by"), row["user_id"], row["redeemed_order_id"],
         )  # fmt: skip

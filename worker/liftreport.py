@@ -10,6 +10,7 @@ from typing import Any
 from stores.base import HotStore
 from worker.domain import lift
 from worker.domain.experiment import Experiment
+from worker.domain.timefmt import to_text
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,8 +32,8 @@ def lift_report(
     )
     return {
         "experiment": experiment.id,
-        "started_at": started.isoformat() if started else None,
-        "since": since.isoformat() if since else None,
+        "started_at": to_text(started) if started else None,  # the API's one time form
+        "since": to_text(since) if since else None,
         **out,
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from stores.base import HotStore
 from worker.domain.codes import CodeState, InvalidCode, normalize, usable
+from worker.domain.timefmt import to_text
 
 # Every kind of refusal, in the order of `sgr codes`' exit statuses (1 = malformed, 2 = unknown...).
 KINDS = (
@@ -60,11 +61,11 @@ class CodeAnswer:
             "status": self.status,
             "code": self.code,
             "offer_id": state.offer_id,
-            "discount_pct": state.discount_pct,
+            "discount_pct": float(state.discount_pct),  # 2.0, as the offers routes say
             "currency": state.currency,
             "user_id": state.user_id if state.user_id is not None else self.user_id,
-            "expires_at": state.expires_at.isoformat(),
-            "redeemed_at": self.redeemed_at.isoformat() if self.redeemed_at else None,
+            "expires_at": to_text(state.expires_at),  # the API's and the streams' one form
+            "redeemed_at": to_text(self.redeemed_at) if self.redeemed_at else None,
             "order_id": self.order.order_id if self.order else None,
             "discount_amount": None,
         }

@@ -5,6 +5,7 @@ separate processes racing for one code."""
 from __future__ import annotations
 
 import multiprocessing
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -43,13 +44,15 @@ def api_env(data_dir: Path, redis_url: str, hot_store_url: str, **extra: str) ->
     return env | {"SGR_API_RATE_LIMIT": "100000"} | extra
 
 
-def store_offer(data_dir: Path, hot_store_url: str, user: str, currency: str = "EUR") -> Offer:
+def store_offer(
+    data_dir: Path, hot_store_url: str, user: str, currency: str = "EUR", pct: float = 6.0
+) -> Offer:
     now = datetime.now(UTC)
     code = new_code()
     offer = Offer(
         offer_id=f"o-{code[-9:]}", event_id=f"e-{code[-9:]}", session_id="s1", user_id=user,
         currency=currency, cart_value=120.0, margin=0.4, segment="mid", cap_pct=12.0,
-        discount_pct=6.0, code=code, expires_at=now + timedelta(hours=48), engine="policy",
+        discount_pct=pct, code=code, expires_at=now + timedelta(hours=48), engine="policy",
         model=None, reasoning={}, message="Hello", guardrail=None,
         created_at=now - timedelta(hours=1),
     )  # fmt: skip
@@ -184,6 +187,47 @@ def test_a_shop_sends_an_event_reads_its_outcome_and_redeems_its_code(
         assert hot.summary()["events"] == 3  # the event sent twice took effect once
     finally:
         hot.close()
+
+
+def raw(body: str, name: str) -> str:
+    """A value's JSON text as the answer's body carries it."""
+    found = re.search(rf'"{name}":\s*([^,}}]+)', body)
+    assert found, (name, body)
+    return found[1]
+
+
+def test_one_offer_reads_byte_for_byte_alike_on_every_route(
+    api: Served, redis_client: redis.Redis
+) -> None:
+    """A whole percentage and a time, as verify, redeem and both offers routes write them (redeem
+    said ``2`` on SQLite where the others said ``2.0``; the offers routes wrote ``Z``)."""
+    offer = store_offer(api.data_dir, api.hot_store_url, "u-form", pct=2.0)
+    key, _ = keyring(redis_client).create("checkout", "form", datetime.now(UTC))
+    with httpx.Client(base_url=api.url, timeout=10, headers=bearer(key)) as http:
+        one = http.get(f"/v1/offers/{offer.offer_id}")
+        listed = http.get("/v1/customers/u-form/offers")
+        valid = http.post(f"/v1/codes/{offer.code}/verify", json={"user_id": "u-form"})
+        done = http.post(f"/v1/codes/{offer.code}/redeem", json={"user_id": "u-form"})
+    answers = (one, listed, valid, done)
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    pct = {raw(a.text, "discount_pct") for a in answers}
+    expires = {raw(a.text, "expires_at") for a in answers}
+    assert pct == {"2.0"}, pct
+    assert expires == {'"' + offer.expires_at.isoformat(timespec="microseconds") + '"'}, expires
+    assert re.fullmatch(r'"[0-9T:.-]+\+00:00"', raw(done.text, "redeemed_at"))
+
+
+def test_a_refused_value_is_itself_not_its_repr(api: Served, redis_client: redis.Redis) -> None:
+    producer, _ = keyring(redis_client).create("producer", "", datetime.now(UTC))
+    typo = event("cart_abandonned", event_id="api-typo")
+    negative = event(event_id="api-neg", cart={"currency": "EUR", "value": -5, "margin": 0.2})
+    with httpx.Client(base_url=api.url, timeout=10, headers=bearer(producer)) as http:
+        got = http.post("/v1/events", json=[typo, negative])
+    assert got.status_code == 422, got.text
+    values = {(e["event_id"], e["field"]): e.get("value") for e in got.json()["errors"]}
+    assert values[("api-typo", "type")] == "cart_abandonned"  # not "'cart_abandonned'"
+    assert values[("api-neg", "cart.value")] == "-5"
+    assert "(got cart_abandonned)" in got.json()["detail"]
 
 
 def _redeem(url: str, key: str, code: str, user: str, start: Any, out: Any) -> None:
@@ -350,3 +394,4 @@ def test_a_delayed_decision_reads_scheduled_with_its_due_time(
     body = got.json()
     assert body["outcome"] == "scheduled" and body["user_id"] == "u000005"
     assert datetime.fromisoformat(body["due_at"]) == due
+    assert body["due_at"] == due.isoformat(timespec="microseconds")  # the streams' form, not Z

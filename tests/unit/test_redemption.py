@@ -3,6 +3,7 @@ refusal's kind, one discount per order, and the Idempotency-Key rows (migration 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,17 @@ def test_verify_then_redeem_once_with_the_order(hot: HotStore) -> None:
     other = offer(hot, "u1b")
     assert kind(lambda: redeem_code(hot, other, "u1b", NOW, Order("ord-1"))) == "order_used"
     assert redeem_code(hot, other, "u1b", NOW, Order("ord-2")).as_json()["order_id"] == "ord-2"
+
+
+def test_a_whole_percentage_is_a_float_in_verify_and_redeem_alike(hot: HotStore) -> None:
+    """SQLite's RETURNING gives a REAL holding a whole number as an int: the redeem answer said
+    ``"discount_pct": 2`` where verify and the offers routes said ``2.0``."""
+    code = offer(hot, "u6")
+    valid = json.dumps(verify_code(hot, code, "u6", NOW).as_json())
+    done = json.dumps(redeem_code(hot, code, "u6", NOW).as_json())
+    assert '"discount_pct": 8.0,' in valid and '"discount_pct": 8.0,' in done
+    state = hot.code_state(code)
+    assert state is not None and type(state.discount_pct) is float
 
 
 def test_each_refusal_has_its_kind(hot: HotStore) -> None:

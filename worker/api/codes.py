@@ -53,7 +53,11 @@ def refusal(exc: InvalidCode, code: str, given: VerifyIn | RedeemIn) -> tuple[in
         str(exc),
         kind=exc.kind,
         code=None if exc.kind == "malformed" else code,
-        errors=[FieldProblem(field=field, value=short(value), message=exc.kind)],
+        errors=[
+            FieldProblem(
+                field=field, value=None if value is None else short(value), message=exc.kind
+            )
+        ],
     )
     return problem.status, problem.body()
 

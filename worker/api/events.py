@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,7 +21,6 @@ from worker.redact import redact_text
 
 router = APIRouter(tags=["events"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
-_GOT = re.compile(r"^(?P<message>.*) \(got (?P<value>.*)\)$", re.DOTALL)
 # The request body's schema: the event's (docs/schemas/event.schema.json) or a list of them.
 EVENTS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -47,18 +45,18 @@ EventId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 def field_problems(index: int, exc: InvalidEvent) -> list[FieldProblem]:
-    """The contract's ``field: problem (got value)`` lines, one FieldProblem each."""
-    found = []
-    for line in exc.errors:
-        where, _, rest = line.partition(": ")
-        got = _GOT.match(rest)
-        message, value = (got["message"], got["value"]) if got else (rest, None)
-        found.append(
-            FieldProblem(
-                field=where, value=value, message=message, index=index, event_id=exc.event_id
-            )
+    """The contract's refused fields, one FieldProblem each, the value as sent (``short``: a
+    string as itself, a number as its JSON text), not the repr its ``(got ...)`` line shows."""
+    return [
+        FieldProblem(
+            field=f.field,
+            value=None if f.sent is None else short(f.sent[0]),
+            message=f.message,
+            index=index,
+            event_id=exc.event_id,
         )
-    return found
+        for f in exc.fields
+    ]
 
 
 def _enqueue(st: ApiState, events: list[Any]) -> EventsAccepted:
@@ -72,7 +70,8 @@ def _enqueue(st: ApiState, events: list[Any]) -> EventsAccepted:
             refused.extend(field_problems(index, exc))
     if refused:
         shown = "; ".join(
-            f"[{e.index}] {e.field}: {e.message}" + (f" (got {e.value})" if e.value else "")
+            f"[{e.index}] {e.field}: {e.message}"
+            + (f" (got {e.value})" if e.value is not None else "")
             for e in refused[:5]
         )
         raise ApiProblem(

@@ -8,6 +8,7 @@ redacted)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import redis
@@ -94,8 +95,23 @@ class ApiProblem(Exception):
         return JSONResponse(self.body(), self.status, self.headers, media_type=MEDIA_TYPE)
 
 
+def value_text(value: Any) -> str:
+    """A refused value as ``errors[].value`` shows it: a string as itself (no quotes), bytes
+    decoded, anything else as its JSON text (``-5``, ``2.5``, ``true``, ``null``, ``[1, 2]``,
+    ``{"a": 1}``), never Python's repr (``'x'``, ``True``, ``None``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):  # a key JSON cannot hold, a cycle, depth
+        return repr(value)
+
+
 def short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    """``value_text``, cut at ``limit`` characters (then the length is said)."""
+    text = value_text(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
@@ -109,7 +125,6 @@ def validation_problem(exc: RequestValidationError) -> ApiProblem:
         value = None if missing else short(given)
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if isinstance(given, bytes):  # a body FastAPI did not read as JSON
-            value = short(given.decode("utf-8", "replace"))
             message = "not a JSON object: send it with Content-Type: application/json"
         errors.append(FieldProblem(field=where, value=value, message=message))
     detail = "; ".join(

@@ -5,9 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from worker.domain.events import MAX_CART_VALUE, Ident
+from worker.domain.timefmt import to_text
+
+# Every time the API answers, in one RFC 3339 form: UTC, microseconds, ``+00:00``
+# (``2026-12-01T10:00:00.000000+00:00``), as the Redis streams' entries and the codes' answers
+# (``worker/redemption.py``) write it, so a shop parses one format (pydantic would write ``Z``
+# and drop zero microseconds).
+TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00$"
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(to_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_PATTERN}),
+]
 
 
 class EventsAccepted(BaseModel):
@@ -35,11 +47,11 @@ class EventOutcome(BaseModel):
     reply: str | None = Field(description="The reply of a customer_message turn")
     route: str | None = Field(description="The route a customer_message turn took")
     turn: int | None
-    occurred_at: datetime | None
-    enqueued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    due_at: datetime | None = Field(
+    occurred_at: Timestamp | None
+    enqueued_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    due_at: Timestamp | None = Field(
         default=None,
         description="A delayed decision's due time (SGR_OFFER_DELAY_MINUTES, quiet hours)",
     )
@@ -61,10 +73,10 @@ class OfferOut(BaseModel):
     currency: str
     cart_value: float
     message: str
-    expires_at: datetime
-    created_at: datetime
-    published_at: datetime | None
-    redeemed_at: datetime | None
+    expires_at: Timestamp
+    created_at: Timestamp
+    published_at: Timestamp | None
+    redeemed_at: Timestamp | None
 
 
 class CustomerOffers(BaseModel):
@@ -106,8 +118,8 @@ class CodeOut(BaseModel):
     discount_pct: float
     currency: str
     user_id: str | None
-    expires_at: datetime
-    redeemed_at: datetime | None
+    expires_at: Timestamp
+    redeemed_at: Timestamp | None
     order_id: str | None
     discount_amount: float | None = Field(description="cart_value x discount_pct, when given")
 

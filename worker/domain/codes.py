@@ -18,6 +18,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from worker.domain.timefmt import to_text
+
 PREFIX = "SGR"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 LENGTH = 12
@@ -86,14 +88,14 @@ def usable(code: str, state: CodeState | None, now: datetime) -> CodeState:
         raise InvalidCode(f"unknown code {code}: no offer was made with it", "unknown")
     if state.redeemed_at is not None:
         raise InvalidCode(
-            f"code {code} was already redeemed at {state.redeemed_at.isoformat()}", "redeemed"
+            f"code {code} was already redeemed at {to_text(state.redeemed_at)}", "redeemed"
         )
     if state.voided_at is not None:
         raise InvalidCode(
             f"code {code} was replaced by a later offer ({state.superseded_by or 'unknown'}) at "
-            f"{state.voided_at.isoformat()}",
+            f"{to_text(state.voided_at)}",
             "voided",
         )
     if now >= state.expires_at:
-        raise InvalidCode(f"code {code} expired at {state.expires_at.isoformat()}", "expired")
+        raise InvalidCode(f"code {code} expired at {to_text(state.expires_at)}", "expired")
     return state

@@ -232,13 +232,29 @@ class CartEvent(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class FieldError:
+    """One refused field of an event: where it is, what is wrong and, when the line names it,
+    the value sent (``sent``: a 1-tuple, so that a JSON null sent reads apart from no value)."""
+
+    field: str
+    message: str
+    sent: tuple[Any] | None = None
+
+    def line(self) -> str:
+        """The contract's ``field: problem (got value)`` line (the value as Python writes it)."""
+        got = "" if self.sent is None else f" (got {_short(self.sent[0])})"
+        return f"{self.field}: {self.message}{got}"
+
+
 class InvalidEvent(ValueError):
     """A payload that is not a valid cart event; the text names each field and value."""
 
-    def __init__(self, errors: list[str], event_id: str | None = None) -> None:
-        self.errors = errors
+    def __init__(self, fields: list[FieldError], event_id: str | None = None) -> None:
+        self.fields = fields  # the values as sent: the HTTP API's errors[] (worker/api/events.py)
+        self.errors = [f.line() for f in fields]
         self.event_id = event_id
-        super().__init__("invalid cart event: " + "; ".join(errors))
+        super().__init__("invalid cart event: " + "; ".join(self.errors))
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -249,9 +265,9 @@ def _short(value: Any, limit: int = 60) -> str:
     return text[:limit] + "..." + size
 
 
-def describe(error: ValidationError) -> list[str]:
-    """Turn pydantic's errors into 'field: problem (got value)' lines."""
-    lines = []
+def describe(error: ValidationError) -> list[FieldError]:
+    """Turn pydantic's errors into refused fields ('field: problem (got value)' lines)."""
+    found = []
     for err in error.errors():
         loc = [str(p) for p in err["loc"]]
         if err["type"] in (
@@ -261,9 +277,9 @@ def describe(error: ValidationError) -> list[str]:
             loc.append(str(err.get("ctx", {}).get("field", "")))
         field = ".".join(loc) or "<event>"
         plain = err["type"] in ("missing", CART_DISAGREES, CART_ABOVE_LIMIT)
-        got = "" if plain else f" (got {_short(err.get('input'))})"
-        lines.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{got}")
-    return lines
+        message = err["msg"].removeprefix("Value error, ")
+        found.append(FieldError(field, message, None if plain else (err.get("input"),)))
+    return found
 
 
 @dataclass(frozen=True)
@@ -286,7 +302,7 @@ def parse_event(
         if isinstance(payload, str | bytes):
             event = CartEvent.model_validate_json(payload)
         elif not isinstance(payload, dict):
-            raise InvalidEvent([f"<event>: expected a JSON object (got {_short(payload)})"])
+            raise InvalidEvent([FieldError("<event>", "expected a JSON object", (payload,))])
         else:
             event = CartEvent.model_validate(payload)
     except ValidationError as exc:
@@ -294,12 +310,9 @@ def parse_event(
     if now is not None and limits is not None:
         got = event.occurred_at.isoformat()
         if event.occurred_at > now + limits.max_skew:
-            raise InvalidEvent(
-                [f"occurred_at: is in the future by more than {limits.max_skew} (got {got!r})"],
-                event_id,
-            )
+            ahead = f"is in the future by more than {limits.max_skew}"
+            raise InvalidEvent([FieldError("occurred_at", ahead, (got,))], event_id)
         if event.occurred_at < now - limits.max_age:
-            raise InvalidEvent(
-                [f"occurred_at: is older than {limits.max_age} (got {got!r})"], event_id
-            )
+            old = f"is older than {limits.max_age}"
+            raise InvalidEvent([FieldError("occurred_at", old, (got,))], event_id)
     return event
