@@ -61,7 +61,7 @@ class CodeAnswer:
             "status": self.status,
             "code": self.code,
             "offer_id": state.offer_id,
-            "discount_pct": float(state.discount_pct),  # 2.0, as the offers routes say
+            "discount_pct": state.discount_pct,  # a float from the store (_code_state)
             "currency": state.currency,
             "user_id": state.user_id if state.user_id is not None else self.user_id,
             "expires_at": to_text(state.expires_at),  # the API's and the streams' one form
