@@ -150,3 +150,21 @@ def test_one_discount_per_order_between_the_api_and_the_order_path(deps: Deps) -
     assert hot.order_redeemed("ord-4") == fourth
     fifth = offer(deps, "u4")
     assert kind(lambda: redeem_code(hot, fifth, "u4", NOW, Order("ord-4"))) == "order_used"
+
+
+def test_a_batch_of_orders_keeps_single_use_and_one_discount_per_order(deps: Deps) -> None:
+    """The batch path (several events in one job) redeems through the same place: two orders
+    naming one code in one batch give one redemption; the second order's refusal is kept."""
+    code = offer(deps, "u1")
+    batch = [
+        parse_event(event("order_completed", event_id=f"bev{n}", user="u1", session=f"bs{n}",
+                          order={"value": 50.0, "order_id": f"bord-{n}", "currency": "EUR",
+                                 "code": code}))
+        for n in (1, 2)
+    ]  # fmt: skip
+    outcomes = run(batch, deps)
+    assert len(outcomes) == 2
+    state = deps.hot.code_state(code)
+    assert state is not None and state.redeemed_order_id == "bord-1"
+    assert (refused(deps, "bev1"), refused(deps, "bev2")) == (None, "redeemed")
+    assert deps.hot.order_redeemed("bord-2") is None
